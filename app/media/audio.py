@@ -1,0 +1,103 @@
+"""Decode any audio or video file PyAV can open to 16 kHz mono float32.
+
+Decoding streams: ``iter_audio`` yields blocks as they are resampled, so a
+three-hour file never sits whole in memory unless the caller asks for it with
+``decode_audio``. Every failure is a ``MediaError`` with one line a person can
+act on.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+
+
+class MediaError(Exception):
+    """A media file that cannot be used; the message is one line for the user."""
+
+
+def _open(path: str | os.PathLike):
+    import av
+
+    p = Path(path)
+    if not p.exists():
+        raise MediaError(f"file not found: {p}")
+    if p.is_dir():
+        raise MediaError(f"expected a file, got a folder: {p}")
+    if p.stat().st_size == 0:
+        raise MediaError(f"file is empty: {p.name}")
+    try:
+        return av.open(str(p), mode="r")
+    except av.error.InvalidDataError:
+        raise MediaError(f"not an audio or video file (or damaged beyond reading): {p.name}") from None
+    except (av.error.FFmpegError, OSError) as e:
+        raise MediaError(f"cannot open {p.name}: {e}") from None
+
+
+def iter_audio(path: str | os.PathLike, block_seconds: float = 30.0) -> Iterator[np.ndarray]:
+    """Yield 16 kHz mono float32 blocks of about ``block_seconds`` each."""
+    import av
+
+    name = Path(path).name
+    container = _open(path)
+    try:
+        if not container.streams.audio:
+            raise MediaError(f"no audio track in {name}")
+        stream = container.streams.audio[0]
+        stream.thread_type = "AUTO"
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        block = int(block_seconds * SAMPLE_RATE)
+        pending: list[np.ndarray] = []
+        n_pending = 0
+        got_any = False
+        try:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    a = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+                    pending.append(a)
+                    n_pending += len(a)
+                    got_any = True
+                    while n_pending >= block:
+                        buf = np.concatenate(pending)
+                        yield buf[:block]
+                        pending, n_pending = [buf[block:]], len(buf) - block
+            for out in resampler.resample(None):
+                a = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+                pending.append(a)
+                n_pending += len(a)
+                got_any = True
+        except av.error.FFmpegError as e:
+            if not got_any:
+                raise MediaError(f"cannot decode the audio of {name}: {e}") from None
+            # A truncated file: keep what decoded, which is what a player would play.
+        if not got_any:
+            raise MediaError(f"no decodable audio in {name}")
+        if n_pending:
+            yield np.concatenate(pending)
+    finally:
+        container.close()
+
+
+def decode_audio(path: str | os.PathLike) -> np.ndarray:
+    """The whole audio track as one 16 kHz mono float32 array."""
+    blocks = list(iter_audio(path))
+    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+
+
+def write_wav(path: str | os.PathLike, samples: np.ndarray, rate: int = SAMPLE_RATE) -> Path:
+    """Write mono float samples as 16-bit PCM WAV (the stdlib wave module)."""
+    import wave
+
+    p = Path(path)
+    pcm = (np.clip(np.asarray(samples, np.float32), -1.0, 1.0) * 32767).astype("<i2")
+    with wave.open(str(p), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    return p

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Set up and run the benchmarks (not part of the test suite). Results print as
+# ratios measured side by side in one run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --test
+.venv/bin/python -m pip install -q -e ".[bench]"
+for b in bench/engine_overhead.py bench/prefix_reuse.py; do
+  echo "== $b"
+  .venv/bin/python "$b" "$@"
+done

@@ -1,0 +1,36 @@
+"""The benchmarks still run (on the tiny model, a few tokens): they must not rot.
+
+The real figures come from `scripts/bench.sh` with Gemma 3 270M.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(script, *args):
+    p = subprocess.run([sys.executable, f"bench/{script}", "--json", *args], cwd=ROOT, capture_output=True,
+                       text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_engine_overhead_bench_runs(tiny_model):
+    r = _run("engine_overhead.py", "--model", str(tiny_model.model), "--tokens", "32", "--rounds", "2")
+    assert set(r["tokens_per_s"]) == {"raw", "engine", "host"} and r["engine_vs_raw"] > 0
+
+
+@pytest.mark.slow
+def test_prefix_reuse_bench_runs(tiny_model):
+    r = _run("prefix_reuse.py", "--model", str(tiny_model.model), "--transcript-tokens", "1500",
+             "--rounds", "1")
+    assert r["prompt_tokens"] > 1000 and r["followup_evaluated_tokens"] < 100
