@@ -6,12 +6,24 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import llama_cpp  # noqa: F401  before numpy: see app/engine/__init__.py
 import numpy as np
 import pytest
 
 # Nothing a test does may reach the user's real data, settings or hub cache.
 for var in ("MINUTELY_MODEL", "MINUTELY_MMPROJ", "HF_TOKEN"):
     os.environ.pop(var, None)
+
+
+# MINUTELY_TEST_GPU_LAYERS=-1 runs the engine tests with every layer offloaded
+# (on a machine with a GPU build of llama.cpp); the default is the CPU.
+GPU_LAYERS = int(os.environ.get("MINUTELY_TEST_GPU_LAYERS", "0"))
+
+
+def engine_config(n_ctx: int = 8192):
+    from app.engine.engine import EngineConfig
+
+    return EngineConfig(n_ctx=n_ctx, n_threads=1, n_gpu_layers=GPU_LAYERS)
 
 
 @pytest.fixture(autouse=True)
@@ -43,9 +55,9 @@ def tiny_model(tmp_path_factory) -> TinyModel:
 @pytest.fixture(scope="session")
 def engine(tiny_model):
     """One loaded Engine for the session (tests that depend on its cache reset it)."""
-    from app.engine.engine import Engine, EngineConfig
+    from app.engine.engine import Engine
 
-    e = Engine(tiny_model.model, tiny_model.mmproj, EngineConfig(n_ctx=8192, n_threads=1))
+    e = Engine(tiny_model.model, tiny_model.mmproj, engine_config(8192))
     yield e
     e.close()
 

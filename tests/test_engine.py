@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from app.engine.engine import Engine, EngineConfig
+from app.engine.engine import Engine
 from app.engine.errors import ContextOverflow, EngineError
 from app.engine.messages import Audio, Image, Message
 from app.media.audio import MediaError, write_wav
-from tests.conftest import tone, transcript
+from tests.conftest import engine_config, tone, transcript
 
 
 def test_loads_with_audio_and_vision(engine):
@@ -188,20 +188,20 @@ def test_identical_prompt_twice_gives_the_same_answer(engine):
 
 
 def test_context_overflow_is_a_clear_error(tiny_model):
-    with Engine(tiny_model.model, tiny_model.mmproj, EngineConfig(n_ctx=256, n_threads=1)) as e:
+    with Engine(tiny_model.model, tiny_model.mmproj, engine_config(256)) as e:
         with pytest.raises(ContextOverflow, match="context"):
             e.chat([Message.user(transcript(40))], max_tokens=4)
         assert e.chat([Message.user("short")], max_tokens=2).generated_tokens == 2
 
 
 def test_generation_stops_at_the_end_of_the_context(tiny_model):
-    with Engine(tiny_model.model, tiny_model.mmproj, EngineConfig(n_ctx=256, n_threads=1)) as e:
+    with Engine(tiny_model.model, tiny_model.mmproj, engine_config(256)) as e:
         r = e.chat([Message.user("go")], max_tokens=1000, ignore_eos=True)
         assert r.finish_reason == "length" and r.prompt_tokens + r.generated_tokens <= 256
 
 
 def test_text_only_engine_refuses_media(tiny_model):
-    with Engine(tiny_model.model, None, EngineConfig(n_ctx=512, n_threads=1)) as e:
+    with Engine(tiny_model.model, None, engine_config(512)) as e:
         assert e.chat([Message.user("hi")], max_tokens=3).generated_tokens == 3
         with pytest.raises(EngineError, match="mmproj"):
             e.chat([Message.user(Audio(tone(1.0)), "hi")], max_tokens=3)

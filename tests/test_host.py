@@ -9,14 +9,14 @@ import threading
 import pytest
 from PIL import Image as PILImage
 
-from app.engine.engine import Engine, EngineConfig
+from app.engine.engine import Engine
 from app.engine.errors import EngineCrashed, ModelError
 from app.engine.host import EngineHost
 from app.engine.messages import Audio, Image, Message
-from tests.conftest import tone
+from tests.conftest import engine_config, tone
 from tests.fixtures import tiny_model as tm
 
-CFG = EngineConfig(n_ctx=8192, n_threads=1)
+CFG = engine_config(8192)
 
 
 @pytest.fixture

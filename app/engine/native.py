@@ -49,9 +49,16 @@ def install() -> None:
     with _lock:
         if _installed:
             return
+        import os
+
         import llama_cpp
         import llama_cpp.mtmd_cpp as mtmd
 
+        if os.environ.get("MINUTELY_LLAMA_LOG") == "stderr":
+            # debugging aid: leave llama.cpp's own logging to stderr in place
+            llama_cpp.llama_backend_init()
+            _installed = True
+            return
         _callback = llama_cpp.llama_log_callback(_on_log)
         llama_cpp.llama_log_set(_callback, ctypes.c_void_p(0))
         mtmd.mtmd_log_set(_callback, ctypes.c_void_p(0))
