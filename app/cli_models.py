@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 from .cli import EXIT_OK, UsageError
+from .fsutil import atomic_copy
 
 
 def _gb(n: float) -> str:
-    return f"{n / 1e9:.1f} GB"
+    """A size for people: 1.5 MB, 812 MB, 7.3 GB."""
+    if n >= 1e9:
+        return f"{n / 1e9:.1f} GB"
+    if n >= 1e7:
+        return f"{n / 1e6:.0f} MB"
+    return f"{n / 1e6:.1f} MB"
 
 
 def run_models(args) -> int:
@@ -143,8 +147,8 @@ def models_import(args) -> int:
         free = shutil.disk_usage(dest).free
         if free < need:
             raise UsageError(f"not enough disk space to copy: need {_gb(need)}, {_gb(free)} free")
-        model = _atomic_copy(model, dest / model.name)
-        mmproj = _atomic_copy(mmproj, dest / mmproj.name)
+        model = atomic_copy(model, dest / model.name)
+        mmproj = atomic_copy(mmproj, dest / mmproj.name)
     else:
         model, mmproj = model.resolve(), mmproj.resolve()
     s = Settings.load()
@@ -152,18 +156,3 @@ def models_import(args) -> int:
     s.save()
     print(f"imported ({'copied' if args.copy else 'referenced'}): {model}\n{' ' * 22}{mmproj}")
     return EXIT_OK
-
-
-def _atomic_copy(src: Path, dst: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=".part-", dir=str(dst.parent))
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return dst

@@ -11,13 +11,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
 from . import paths
+from .fsutil import atomic_write_text
 
 log = logging.getLogger("minutely.settings")
 
@@ -64,22 +63,8 @@ class Settings:
         return cls(**kw)
 
     def save(self, path: Path | None = None) -> None:
-        path = path or paths.settings_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
         data = json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
-        fd, tmp = tempfile.mkstemp(prefix=".settings-", dir=str(path.parent))
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(data + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        atomic_write_text(path or paths.settings_path(), data + "\n")
 
     def engine_config(self):
         from .engine.engine import EngineConfig

@@ -154,3 +154,35 @@ def test_the_offline_guard_really_blocks(tmp_path):
     p = subprocess.run([sys.executable, "-m", "tests.offline_guard", str(script)], cwd=ROOT,
                        env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
     assert "OFFLINE-GUARD BLOCKED" in p.stderr and "refused:" in p.stdout
+
+
+def test_models_download_resumes_and_configures_the_model(_private_home, tmp_path):
+    """`models download NAME` against the loopback hub, under the offline guard."""
+    from tests.fixtures.tiny_model import MMPROJ_NAME, MODEL_NAME, write_pair
+    from tests.hub import FakeHub
+
+    model, mmproj = write_pair(tmp_path / "src")
+    files = {MODEL_NAME: model.read_bytes(), MMPROJ_NAME: mmproj.read_bytes()}
+    with FakeHub(files=files) as hub:
+        (_private_home / "models").mkdir(parents=True)
+        (_private_home / "models" / "catalogue.json").write_text(json.dumps({"format": 1, "models": [{
+            "name": "tiny", "title": "Tiny Gemma 4", "repo": hub.repo, "revision": "main",
+            "model_file": MODEL_NAME, "mmproj_file": MMPROJ_NAME, "model_size": len(files[MODEL_NAME]),
+            "mmproj_size": len(files[MMPROJ_NAME]), "ram_gb": 0.1}]}))
+        env = {"HF_ENDPOINT": hub.url}
+        hub.cut_after_bytes = 400_000
+        p = run("models", "download", "tiny", env_extra=env, guard=True)
+        assert p.returncode == 3 and "Traceback" not in p.stderr
+        last = p.stderr.strip().splitlines()[-1]  # after the progress lines, one error line
+        assert last.startswith("minutely: error: ") and "resume" in last
+        p = run("models", "download", "tiny", env_extra=env, guard=True)
+        assert p.returncode == 0, p.stderr
+        assert "OFFLINE-GUARD BLOCKED" not in p.stderr
+        assert any(r.range and r.range != "bytes=0-" for r in hub.gets("cdn"))
+    settings = json.loads((_private_home / "settings.json").read_text())
+    assert Path(settings["model_path"]).read_bytes() == files[MODEL_NAME]
+    p = run("ask", "hi", "--max-tokens", "2", "--threads", "1", "--ctx", "1024")
+    assert p.returncode == 0, p.stderr
+    p = run("models", "download", "nonesuch")
+    assert_one_line_error(p, 3)
+    assert "unknown model" in p.stderr

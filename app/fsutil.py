@@ -1,0 +1,36 @@
+"""Atomic file writes: a crash or a full disk mid-write never leaves half a file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+
+def _atomic(dest: Path, fill: Callable[[str], None]) -> Path:
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}-", suffix=".part", dir=str(dest.parent))
+    os.close(fd)
+    try:
+        fill(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return dest
+
+
+def atomic_write_text(dest: Path, text: str) -> Path:
+    return _atomic(dest, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def atomic_copy(src: Path, dest: Path) -> Path:
+    return _atomic(dest, lambda tmp: shutil.copyfile(src, tmp))
