@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     mi.add_argument("mmproj")
     mi.add_argument("--copy", action="store_true", help="copy into the data folder instead of referencing")
 
+    from .cli_sessions import add_parser as add_sessions_parser
+
+    add_sessions_parser(sub)
+
     ask = sub.add_parser("ask", help="ask the model a question, with images and audio")
     ask.add_argument("question")
     ask.add_argument("--image", action="append", default=[], metavar="FILE")
@@ -160,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
             from .cli_models import run_models
 
             return run_models(args)
+        if args.command == "sessions":
+            from .cli_sessions import run_sessions
+
+            return run_sessions(args)
         ap.error(f"unknown command {args.command}")
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

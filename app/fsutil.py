@@ -9,6 +9,16 @@ from pathlib import Path
 from typing import Callable
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# read once, at import: os.umask() briefly changes a process-wide setting
+_UMASK = _read_umask()
+
+
 def _atomic(dest: Path, fill: Callable[[str], None]) -> Path:
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -16,6 +26,8 @@ def _atomic(dest: Path, fill: Callable[[str], None]) -> Path:
     os.close(fd)
     try:
         fill(tmp)
+        # mkstemp makes 0600; the file gets the permissions a normal write would give
+        os.chmod(tmp, 0o666 & ~_UMASK)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, dest)

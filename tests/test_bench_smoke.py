@@ -34,3 +34,10 @@ def test_prefix_reuse_bench_runs(tiny_model):
     r = _run("prefix_reuse.py", "--model", str(tiny_model.model), "--transcript-tokens", "1500",
              "--rounds", "1")
     assert r["prompt_tokens"] > 1000 and r["followup_evaluated_tokens"] < 100
+
+
+@pytest.mark.slow
+def test_library_bench_runs(tmp_path):
+    r = _run("library.py", "--sessions", "20", "--segments", "50", "--big", "500", "--rounds", "1",
+             "--keep", str(tmp_path / "lib"))
+    assert r["segments"] == 20 * 50 + 500 and r["hits"]["common word"] > 0 and r["hits"]["no hit"] == 0

@@ -1,0 +1,433 @@
+"""The library: sessions and everything they hold, in one SQLite file.
+
+``Library.open()`` is the one place the file is checked, migrated and (if
+damaged) set aside; ``lib.connect()`` gives another connection to the same file
+for another thread (a background job), since a SQLite connection belongs to the
+thread that made it. Multi-row writes run in one transaction, so a reader in
+another thread sees all of a change or none of it.
+
+Media files live under ``<data folder>/media/<session id>/``; rows store their
+paths relative to the data folder.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import sqlite_utils
+
+from .db import DB_NAME, LibraryError, NotFound, connect, open_database
+from .models import (JOB_STATES, SESSION_KINDS, SESSION_STATES, ActionItem, ChatMessage, Job, Media,
+                     SearchHit, Segment, Session, SessionDetail, Speaker, Summary, VoiceProfile)
+from .search import search as _search
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _fields(cls) -> set[str]:
+    return set(cls.__dataclass_fields__)
+
+
+class Library:
+    def __init__(self, conn: sqlite3.Connection, data_dir: Path, notice: str | None = None):
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        self.data_dir = Path(data_dir)
+        self.notice = notice  # one line to show the user once (a damaged library set aside)
+        self._depth = 0
+
+    # -- opening ------------------------------------------------------------
+    @classmethod
+    def open(cls, data_dir: str | Path | None = None) -> "Library":
+        if data_dir is None:
+            from app.paths import data_dir as default_dir
+
+            data_dir = default_dir()
+        data_dir = Path(data_dir)
+        opened = open_database(data_dir / DB_NAME)
+        return cls(opened.conn, data_dir, opened.notice)
+
+    @property
+    def path(self) -> Path:
+        return self.data_dir / DB_NAME
+
+    def connect(self) -> "Library":
+        """Another connection to the same library, for use in another thread."""
+        return Library(connect(self.path), self.data_dir)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Library":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside happen together or not at all (nesting joins the outer one)."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self.conn.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self.conn.execute("COMMIT")
+
+    # -- small helpers ------------------------------------------------------
+    def _insert(self, table: str, row: dict[str, Any]) -> int:
+        cols = ", ".join(f'"{c}"' for c in row)
+        marks = ", ".join("?" for _ in row)
+        cur = self.conn.execute(f'INSERT INTO "{table}" ({cols}) VALUES ({marks})', list(row.values()))
+        return int(cur.lastrowid)
+
+    def _update(self, table: str, pk: int, row: dict[str, Any]) -> None:
+        if not row:
+            return
+        sets = ", ".join(f'"{c}" = ?' for c in row)
+        cur = self.conn.execute(f'UPDATE "{table}" SET {sets} WHERE id = ?', [*row.values(), pk])
+        if cur.rowcount == 0:
+            raise NotFound(f"no {table[:-1].replace('_', ' ')} {pk}")
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return list(self.db.query(sql, params))
+
+    def _one(self, table: str, pk: int, what: str) -> dict[str, Any]:
+        rows = self._rows(f'SELECT * FROM "{table}" WHERE id = ?', (pk,))
+        if not rows:
+            raise NotFound(f"no {what} {pk}")
+        return rows[0]
+
+    # -- sessions -----------------------------------------------------------
+    def create_session(self, title: str, kind: str, *, source: str | None = None,
+                       status: str = "new", language: str | None = None,
+                       created: str | None = None) -> Session:
+        if kind not in SESSION_KINDS:
+            raise LibraryError(f"unknown session kind '{kind}'")
+        sid = self._insert("sessions", {"title": title, "kind": kind, "source": source, "status": status,
+                                        "language": language, "created": created or now_iso(),
+                                        "updated": now_iso()})
+        return self.get_session(sid)
+
+    def get_session(self, session_id: int) -> Session:
+        return Session(**self._one("sessions", session_id, "session"))
+
+    def sessions(self, limit: int | None = None, offset: int = 0) -> list[Session]:
+        sql = "SELECT * FROM sessions ORDER BY created DESC, id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
+        return [Session(**r) for r in self._rows(sql)]
+
+    def update_session(self, session_id: int, **changes: Any) -> Session:
+        allowed = {"title", "status", "duration", "language", "source"}
+        bad = set(changes) - allowed
+        if bad:
+            raise LibraryError(f"cannot change {', '.join(sorted(bad))} of a session")
+        if "status" in changes and changes["status"] not in SESSION_STATES:
+            raise LibraryError(f"unknown session status '{changes['status']}'")
+        self._update("sessions", session_id, {**changes, "updated": now_iso()})
+        return self.get_session(session_id)
+
+    def delete_session(self, session_id: int) -> None:
+        """Delete the session, everything it holds, and its media folder."""
+        self.get_session(session_id)
+        with self.transaction():
+            self.conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+        folder = self.media_dir(session_id, create=False)
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def session_detail(self, session_id: int) -> SessionDetail:
+        with self._read():
+            return SessionDetail(self.get_session(session_id), self.speakers(session_id),
+                                 self.segments(session_id), self.summaries(session_id),
+                                 self.action_items(session_id), self.media(session_id))
+
+    @contextmanager
+    def _read(self) -> Iterator[None]:
+        """One consistent snapshot for several SELECTs (WAL: never blocks a writer)."""
+        if self._depth or self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
+
+    # -- speakers and voice profiles ----------------------------------------
+    def ensure_speaker(self, session_id: int, label: str) -> Speaker:
+        self.conn.execute("INSERT OR IGNORE INTO speakers (session_id, label) VALUES (?, ?)",
+                          (session_id, label))
+        return self.speaker(session_id, label)
+
+    def speaker(self, session_id: int, label: str) -> Speaker:
+        rows = self._rows("SELECT * FROM speakers WHERE session_id = ? AND label = ?", (session_id, label))
+        if not rows:
+            raise NotFound(f"session {session_id} has no speaker '{label}'")
+        return Speaker(**rows[0])
+
+    def speakers(self, session_id: int) -> list[Speaker]:
+        return [Speaker(**r) for r in
+                self._rows("SELECT * FROM speakers WHERE session_id = ? ORDER BY id", (session_id,))]
+
+    def rename_speaker(self, session_id: int, label: str, name: str | None) -> Speaker:
+        sp = self.speaker(session_id, label)
+        self._update("speakers", sp.id, {"name": (name or "").strip() or None})
+        return self.speaker(session_id, label)
+
+    def merge_speakers(self, session_id: int, label: str, into_label: str) -> Speaker:
+        """Give all of ``label``'s segments to ``into_label`` and remove ``label``."""
+        src, dst = self.speaker(session_id, label), self.speaker(session_id, into_label)
+        with self.transaction():
+            self.conn.execute("UPDATE segments SET speaker_id = ? WHERE speaker_id = ?", (dst.id, src.id))
+            self.conn.execute("DELETE FROM speakers WHERE id = ?", (src.id,))
+        return dst
+
+    def link_speaker_profile(self, speaker_id: int, profile_id: int | None) -> None:
+        self._update("speakers", speaker_id, {"profile_id": profile_id})
+
+    def add_voice_profile(self, name: str, embedding: bytes | None, samples: int = 1) -> VoiceProfile:
+        emb = embedding.tobytes() if hasattr(embedding, "tobytes") else embedding
+        pid = self._insert("voice_profiles", {"name": name, "embedding": emb, "samples": samples,
+                                              "created": now_iso(), "updated": now_iso()})
+        return self.voice_profile(pid)
+
+    def update_voice_profile(self, profile_id: int, **changes: Any) -> VoiceProfile:
+        if "embedding" in changes and hasattr(changes["embedding"], "tobytes"):
+            changes["embedding"] = changes["embedding"].tobytes()
+        bad = set(changes) - {"name", "embedding", "samples"}
+        if bad:
+            raise LibraryError(f"cannot change {', '.join(sorted(bad))} of a voice profile")
+        self._update("voice_profiles", profile_id, {**changes, "updated": now_iso()})
+        return self.voice_profile(profile_id)
+
+    def voice_profile(self, profile_id: int) -> VoiceProfile:
+        return VoiceProfile(**self._one("voice_profiles", profile_id, "voice profile"))
+
+    def voice_profiles(self) -> list[VoiceProfile]:
+        return [VoiceProfile(**r) for r in self._rows("SELECT * FROM voice_profiles ORDER BY name")]
+
+    def delete_voice_profile(self, profile_id: int) -> None:
+        self.conn.execute("DELETE FROM voice_profiles WHERE id = ?", (profile_id,))
+
+    # -- segments -----------------------------------------------------------
+    def add_segments(self, session_id: int, segments: Iterable[dict[str, Any]]) -> list[int]:
+        """Insert segments ({start, end, text, speaker?, language?}) in one transaction;
+        the session's duration grows to cover them."""
+        ids = []
+        with self.transaction():
+            end_max = 0.0
+            for s in segments:
+                label = s.get("speaker")
+                sp_id = self.ensure_speaker(session_id, label).id if label else None
+                start, end = float(s["start"]), float(s["end"])
+                if end < start or start < 0:
+                    raise LibraryError(f"a segment cannot run from {start:.2f}s to {end:.2f}s")
+                ids.append(self._insert("segments", {
+                    "session_id": session_id, "start": start, "end": end,
+                    "speaker_id": sp_id, "text": s.get("text", ""), "language": s.get("language")}))
+                end_max = max(end_max, end)
+            self.conn.execute("UPDATE sessions SET duration = MAX(duration, ?), updated = ? WHERE id = ?",
+                              (end_max, now_iso(), session_id))
+        return ids
+
+    def add_segment(self, session_id: int, start: float, end: float, text: str,
+                    speaker: str | None = None, language: str | None = None) -> Segment:
+        (sid,) = self.add_segments(session_id, [{"start": start, "end": end, "text": text,
+                                                 "speaker": speaker, "language": language}])
+        return self.segment(sid)
+
+    _SEGMENT_SQL = """SELECT g.id, g.session_id, g.start, g."end", g.text, g.speaker_id, g.language,
+                             COALESCE(s.name, s.label) AS speaker
+                      FROM segments g LEFT JOIN speakers s ON s.id = g.speaker_id"""
+
+    def segment(self, segment_id: int) -> Segment:
+        rows = self._rows(self._SEGMENT_SQL + " WHERE g.id = ?", (segment_id,))
+        if not rows:
+            raise NotFound(f"no segment {segment_id}")
+        return Segment(**rows[0])
+
+    def segments(self, session_id: int, start: float | None = None, end: float | None = None) -> list[Segment]:
+        sql, params = self._SEGMENT_SQL + " WHERE g.session_id = ?", [session_id]
+        if start is not None:
+            sql += ' AND g."end" > ?'
+            params.append(start)
+        if end is not None:
+            sql += " AND g.start < ?"
+            params.append(end)
+        cur = self.conn.execute(sql + " ORDER BY g.start, g.id", params)
+        return [Segment(*row[:5], speaker_id=row[5], language=row[6], speaker=row[7]) for row in cur]
+
+    def update_segment(self, segment_id: int, **changes: Any) -> Segment:
+        bad = set(changes) - {"text", "start", "end", "language", "speaker_id"}
+        if bad:
+            raise LibraryError(f"cannot change {', '.join(sorted(bad))} of a segment")
+        self._update("segments", segment_id, changes)
+        return self.segment(segment_id)
+
+    def delete_segments(self, session_id: int, after: float | None = None) -> int:
+        """Remove a session's segments (those starting at or after ``after``)."""
+        sql, params = "DELETE FROM segments WHERE session_id = ?", [session_id]
+        if after is not None:
+            sql += " AND start >= ?"
+            params.append(after)
+        return self.conn.execute(sql, params).rowcount
+
+    # -- media --------------------------------------------------------------
+    def media_dir(self, session_id: int, create: bool = True) -> Path:
+        d = self.data_dir / "media" / str(int(session_id))
+        if create:
+            d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def relative(self, path: str | Path) -> str:
+        """A path as the database stores it: relative to the data folder."""
+        p = Path(path)
+        if p.is_absolute():
+            try:
+                p = p.resolve().relative_to(self.data_dir.resolve())
+            except ValueError:
+                raise LibraryError(f"media must live in the data folder: {path}") from None
+        if ".." in p.parts:
+            raise LibraryError(f"media path leaves the data folder: {path}")
+        return p.as_posix()
+
+    def absolute(self, media: Media | str) -> Path:
+        return self.data_dir / (media.path if isinstance(media, Media) else media)
+
+    def add_media(self, session_id: int, path: str | Path, kind: str, offset: float = 0.0, *,
+                  width: int | None = None, height: int | None = None, size: int | None = None) -> Media:
+        rel = self.relative(path)
+        if size is None and self.absolute(rel).exists():
+            size = self.absolute(rel).stat().st_size
+        mid = self._insert("media", {"session_id": session_id, "offset": float(offset), "path": rel,
+                                     "kind": kind, "width": width, "height": height, "bytes": size,
+                                     "created": now_iso()})
+        return Media(**self._one("media", mid, "media item"))
+
+    def media(self, session_id: int, kind: str | None = None) -> list[Media]:
+        sql, params = 'SELECT * FROM media WHERE session_id = ?', [session_id]
+        if kind:
+            sql += " AND kind = ?"
+            params.append(kind)
+        return [Media(**r) for r in self._rows(sql + ' ORDER BY "offset", id', params)]
+
+    # -- summaries, action items, chat ---------------------------------------
+    def add_summary(self, session_id: int, template: str, text: str = "", model: str | None = None) -> Summary:
+        sid = self._insert("summaries", {"session_id": session_id, "template": template, "text": text,
+                                         "model": model, "created": now_iso()})
+        return Summary(**self._one("summaries", sid, "summary"))
+
+    def update_summary(self, summary_id: int, text: str) -> None:
+        self._update("summaries", summary_id, {"text": text})
+
+    def summaries(self, session_id: int) -> list[Summary]:
+        return [Summary(**r) for r in self._rows(
+            "SELECT * FROM summaries WHERE session_id = ? ORDER BY created, id", (session_id,))]
+
+    def add_action_item(self, session_id: int, text: str, owner: str | None = None, due: str | None = None,
+                        summary_id: int | None = None) -> ActionItem:
+        aid = self._insert("action_items", {"session_id": session_id, "text": text, "owner": owner,
+                                            "due": due, "summary_id": summary_id, "done": 0})
+        return self._action(aid)
+
+    def _action(self, aid: int) -> ActionItem:
+        r = self._one("action_items", aid, "action item")
+        return ActionItem(**{**r, "done": bool(r["done"])})
+
+    def set_action_done(self, item_id: int, done: bool = True) -> ActionItem:
+        self._update("action_items", item_id, {"done": int(bool(done))})
+        return self._action(item_id)
+
+    def action_items(self, session_id: int) -> list[ActionItem]:
+        return [ActionItem(**{**r, "done": bool(r["done"])}) for r in self._rows(
+            "SELECT * FROM action_items WHERE session_id = ? ORDER BY id", (session_id,))]
+
+    def add_chat_message(self, session_id: int, role: str, content: str,
+                         attachments: list[Any] | None = None) -> ChatMessage:
+        mid = self._insert("chat_messages", {"session_id": session_id, "role": role, "content": content,
+                                             "attachments": json.dumps(attachments or []),
+                                             "created": now_iso()})
+        return self._chat(self._one("chat_messages", mid, "chat message"))
+
+    @staticmethod
+    def _chat(r: dict[str, Any]) -> ChatMessage:
+        return ChatMessage(**{**r, "attachments": json.loads(r["attachments"] or "[]")})
+
+    def chat(self, session_id: int) -> list[ChatMessage]:
+        return [self._chat(r) for r in self._rows(
+            "SELECT * FROM chat_messages WHERE session_id = ? ORDER BY id", (session_id,))]
+
+    # -- jobs ---------------------------------------------------------------
+    def create_job(self, kind: str, session_id: int | None = None, resume: dict | None = None) -> Job:
+        jid = self._insert("jobs", {"kind": kind, "session_id": session_id, "state": "queued",
+                                    "created": now_iso(), "updated": now_iso(),
+                                    "resume": json.dumps(resume or {})})
+        return self.job(jid)
+
+    def job(self, job_id: int) -> Job:
+        r = self._one("jobs", job_id, "job")
+        return Job(**{**r, "resume": json.loads(r["resume"] or "{}")})
+
+    def jobs(self, states: Sequence[str] | None = None, session_id: int | None = None) -> list[Job]:
+        sql, params = "SELECT id FROM jobs WHERE 1", []
+        if states:
+            sql += f" AND state IN ({', '.join('?' for _ in states)})"
+            params += list(states)
+        if session_id is not None:
+            sql += " AND session_id = ?"
+            params.append(session_id)
+        return [self.job(r[0]) for r in self.conn.execute(sql + " ORDER BY id", params)]
+
+    def update_job(self, job_id: int, *, state: str | None = None, progress: float | None = None,
+                   error: str | None = None, resume: dict | None = None) -> Job:
+        row: dict[str, Any] = {"updated": now_iso()}
+        if state is not None:
+            if state not in JOB_STATES:
+                raise LibraryError(f"unknown job state '{state}'")
+            row["state"] = state
+            if state == "running":
+                row["started"] = now_iso()
+            if state in ("done", "failed", "cancelled", "interrupted"):
+                row["finished"] = now_iso()
+        if progress is not None:
+            row["progress"] = max(0.0, min(1.0, float(progress)))
+        if error is not None:
+            row["error"] = error
+        if resume is not None:
+            row["resume"] = json.dumps(resume)
+        self._update("jobs", job_id, row)
+        return self.job(job_id)
+
+    def mark_interrupted(self) -> list[Job]:
+        """At start: jobs left 'running' by a process that died are 'interrupted'."""
+        running = self.jobs(["running"])
+        for j in running:
+            self.update_job(j.id, state="interrupted", error="Minutely stopped while this job ran")
+        return [self.job(j.id) for j in running]
+
+    # -- search -------------------------------------------------------------
+    def search(self, query: str, limit: int = 50, highlight: tuple[str, str] = ("[", "]"),
+               session_id: int | None = None) -> list[SearchHit]:
+        return _search(self.conn, query, limit=limit, highlight=highlight, session_id=session_id)
+

@@ -1,0 +1,147 @@
+"""Plain records the library returns (no Qt, no SQL): what exports and the UI consume."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SESSION_KINDS = ("recording", "file", "dictation")
+SESSION_STATES = ("new", "recording", "transcribing", "ready", "failed")
+JOB_STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+
+
+@dataclass
+class Session:
+    id: int
+    title: str
+    created: str                 # ISO 8601 UTC, e.g. 2026-11-24T07:58:00Z
+    kind: str                    # recording / file / dictation
+    status: str = "new"
+    duration: float = 0.0        # seconds
+    source: str | None = None    # the imported file, if any
+    language: str | None = None
+    updated: str | None = None
+
+
+@dataclass
+class Speaker:
+    id: int
+    session_id: int
+    label: str                   # stable label from diarization: S1, S2, ...
+    name: str | None = None      # display name the user gave
+    profile_id: int | None = None
+
+    @property
+    def display(self) -> str:
+        return self.name or self.label
+
+
+@dataclass
+class Segment:
+    id: int
+    session_id: int
+    start: float                 # seconds from the session start
+    end: float
+    text: str
+    speaker_id: int | None = None
+    speaker: str | None = None   # display name (or label) of the speaker, filled by queries
+    language: str | None = None
+
+
+@dataclass
+class Media:
+    id: int
+    session_id: int
+    offset: float                # seconds from the session start
+    path: str                    # relative to the data folder
+    kind: str                    # screenshot / frame / audio / video
+    width: int | None = None
+    height: int | None = None
+    bytes: int | None = None
+    created: str | None = None
+
+
+@dataclass
+class Summary:
+    id: int
+    session_id: int
+    template: str
+    text: str
+    model: str | None = None
+    created: str | None = None
+
+
+@dataclass
+class ActionItem:
+    id: int
+    session_id: int
+    text: str
+    owner: str | None = None
+    due: str | None = None
+    done: bool = False
+    summary_id: int | None = None
+
+
+@dataclass
+class ChatMessage:
+    id: int
+    session_id: int
+    role: str
+    content: str
+    attachments: list[Any] = field(default_factory=list)
+    created: str | None = None
+
+
+@dataclass
+class VoiceProfile:
+    id: int
+    name: str
+    embedding: bytes | None = None   # float32 vector
+    samples: int = 0
+    created: str | None = None
+    updated: str | None = None
+
+
+@dataclass
+class Job:
+    id: int
+    kind: str
+    state: str
+    session_id: int | None = None
+    progress: float = 0.0
+    error: str | None = None
+    created: str | None = None
+    started: str | None = None
+    finished: str | None = None
+    updated: str | None = None
+    resume: dict[str, Any] = field(default_factory=dict)  # what a restart needs
+
+
+@dataclass
+class SearchHit:
+    session_id: int
+    session_title: str
+    source: str                  # "segment", "title" or "summary"
+    snippet: str                 # with the highlight markers asked for
+    offset: float | None = None  # seconds into the session (segments)
+    segment_id: int | None = None
+    speaker: str | None = None
+    rank: float = 0.0
+
+
+@dataclass
+class SessionDetail:
+    """Everything about one session, as exports and the session view need it."""
+    session: Session
+    speakers: list[Speaker]
+    segments: list[Segment]
+    summaries: list[Summary] = field(default_factory=list)
+    action_items: list[ActionItem] = field(default_factory=list)
+    media: list[Media] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=2)

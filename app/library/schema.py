@@ -1,0 +1,161 @@
+"""The library's schema as numbered migration steps (``PRAGMA user_version``).
+
+Each step is SQL run in one transaction together with the version bump, so a
+failing step leaves the database exactly as it was. Steps are only ever
+appended: a released step is never edited.
+
+1. The core: sessions, speakers, voice profiles, segments, media.
+2. What understanding and jobs need: summaries, action items, chat messages,
+   jobs; and full-text search (FTS5, external content, kept in sync by
+   triggers) over segment text, session titles and summaries, backfilled from
+   rows a version-1 library already holds.
+"""
+
+from __future__ import annotations
+
+STEP_1 = """
+CREATE TABLE sessions (
+    id        INTEGER PRIMARY KEY,
+    title     TEXT NOT NULL DEFAULT '',
+    created   TEXT NOT NULL,
+    updated   TEXT,
+    kind      TEXT NOT NULL CHECK (kind IN ('recording', 'file', 'dictation')),
+    status    TEXT NOT NULL DEFAULT 'new'
+              CHECK (status IN ('new', 'recording', 'transcribing', 'ready', 'failed')),
+    duration  REAL NOT NULL DEFAULT 0 CHECK (duration >= 0),
+    source    TEXT,
+    language  TEXT
+);
+CREATE INDEX sessions_created ON sessions (created);
+
+CREATE TABLE voice_profiles (
+    id        INTEGER PRIMARY KEY,
+    name      TEXT NOT NULL,
+    embedding BLOB,
+    samples   INTEGER NOT NULL DEFAULT 0,
+    created   TEXT NOT NULL,
+    updated   TEXT
+);
+
+CREATE TABLE speakers (
+    id         INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    label      TEXT NOT NULL,
+    name       TEXT,
+    profile_id INTEGER REFERENCES voice_profiles (id) ON DELETE SET NULL,
+    UNIQUE (session_id, label)
+);
+
+CREATE TABLE segments (
+    id         INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    start      REAL NOT NULL CHECK (start >= 0),
+    "end"      REAL NOT NULL,
+    speaker_id INTEGER REFERENCES speakers (id) ON DELETE SET NULL,
+    text       TEXT NOT NULL DEFAULT '',
+    language   TEXT,
+    CHECK ("end" >= start)
+);
+CREATE INDEX segments_session_start ON segments (session_id, start);
+CREATE INDEX segments_speaker ON segments (speaker_id);
+
+CREATE TABLE media (
+    id         INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    "offset"   REAL NOT NULL DEFAULT 0,
+    path       TEXT NOT NULL,
+    kind       TEXT NOT NULL CHECK (kind IN ('screenshot', 'frame', 'audio', 'video', 'image')),
+    width      INTEGER,
+    height     INTEGER,
+    bytes      INTEGER,
+    created    TEXT NOT NULL
+);
+CREATE INDEX media_session_offset ON media (session_id, "offset");
+"""
+
+STEP_2_TEMPLATE = """
+CREATE TABLE summaries (
+    id         INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    template   TEXT NOT NULL,
+    text       TEXT NOT NULL DEFAULT '',
+    model      TEXT,
+    created    TEXT NOT NULL
+);
+CREATE INDEX summaries_session ON summaries (session_id, created);
+
+CREATE TABLE action_items (
+    id         INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    summary_id INTEGER REFERENCES summaries (id) ON DELETE SET NULL,
+    text       TEXT NOT NULL,
+    owner      TEXT,
+    due        TEXT,
+    done       INTEGER NOT NULL DEFAULT 0 CHECK (done IN (0, 1))
+);
+CREATE INDEX action_items_session ON action_items (session_id);
+
+CREATE TABLE chat_messages (
+    id          INTEGER PRIMARY KEY,
+    session_id  INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    role        TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),
+    content     TEXT NOT NULL DEFAULT '',
+    attachments TEXT NOT NULL DEFAULT '[]',
+    created     TEXT NOT NULL
+);
+CREATE INDEX chat_messages_session ON chat_messages (session_id, id);
+
+CREATE TABLE jobs (
+    id         INTEGER PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    session_id INTEGER REFERENCES sessions (id) ON DELETE CASCADE,
+    state      TEXT NOT NULL DEFAULT 'queued'
+               CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled', 'interrupted')),
+    progress   REAL NOT NULL DEFAULT 0,
+    error      TEXT,
+    created    TEXT NOT NULL,
+    started    TEXT,
+    finished   TEXT,
+    updated    TEXT,
+    resume     TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX jobs_state ON jobs (state);
+CREATE INDEX jobs_session ON jobs (session_id);
+
+{fts}
+-- rows written by a version-1 library become searchable
+INSERT INTO segments_fts (segments_fts) VALUES ('rebuild');
+INSERT INTO sessions_fts (sessions_fts) VALUES ('rebuild');
+"""
+
+
+
+def _fts(table: str, column: str) -> str:
+    """An external-content FTS5 index over ``table.column`` and the triggers that keep
+    it in sync. (Part of released step 2: its output must never change.)"""
+    return f"""
+CREATE VIRTUAL TABLE {table}_fts USING fts5 (
+    {column}, content='{table}', content_rowid='id', tokenize='unicode61 remove_diacritics 2',
+    prefix='2 3');
+CREATE TRIGGER {table}_ai AFTER INSERT ON {table} BEGIN
+    INSERT INTO {table}_fts (rowid, {column}) VALUES (new.id, new.{column});
+END;
+CREATE TRIGGER {table}_ad AFTER DELETE ON {table} BEGIN
+    INSERT INTO {table}_fts ({table}_fts, rowid, {column}) VALUES ('delete', old.id, old.{column});
+END;
+CREATE TRIGGER {table}_au AFTER UPDATE OF {column} ON {table} BEGIN
+    INSERT INTO {table}_fts ({table}_fts, rowid, {column}) VALUES ('delete', old.id, old.{column});
+    INSERT INTO {table}_fts (rowid, {column}) VALUES (new.id, new.{column});
+END;
+"""
+
+
+STEP_2 = STEP_2_TEMPLATE.replace(
+    "{fts}", _fts("segments", "text") + _fts("sessions", "title") + _fts("summaries", "text"))
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, STEP_1),
+    (2, STEP_2),
+]
+
+LATEST = MIGRATIONS[-1][0]
