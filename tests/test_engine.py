@@ -215,3 +215,27 @@ def test_message_dicts_and_roles(engine):
         Message("robot", ["hi"])
     with pytest.raises(EngineError, match="no messages"):
         engine.chat([], max_tokens=3)
+
+
+def test_batch_of_conversations_matches_one_by_one(engine):
+    convs = [[Message.user("Transcribe this audio.", Audio(tone(1 + i * 0.7, 180 + 40 * i)))] for i in range(6)]
+    batch = engine.chat_batch(convs, max_tokens=24, ignore_eos=True)
+    single = [engine.chat(c, max_tokens=24, ignore_eos=True) for c in convs]
+    assert [r.generated_tokens for r in batch] == [24] * 6
+    assert [r.media_tokens for r in batch] == [r.media_tokens for r in single]
+    # the same greedy answers (a wrong sequence or position would change all of them;
+    # batched float sums may flip a rare near-tie of the random model)
+    assert sum(a.text == b.text for a, b in zip(batch, single)) >= 5
+    # the shared instruction was evaluated once and copied to the other sequences
+    assert batch[0].reused_tokens == 0 and all(r.reused_tokens > 5 for r in batch[1:4])
+    # and the engine's chat still works afterwards
+    assert engine.chat([Message.user("hi")], max_tokens=3, ignore_eos=True).generated_tokens == 3
+
+
+def test_batch_too_big_for_the_context_is_split(tiny_model):
+    with Engine(tiny_model.model, tiny_model.mmproj, engine_config(1024)) as e:
+        convs = [[Message.user("Transcribe.", Audio(tone(6.0, 200 + 30 * i)))] for i in range(4)]
+        rs = e.chat_batch(convs, max_tokens=60, ignore_eos=True)  # 4 x ~230 cells > 1024
+        assert [r.generated_tokens for r in rs] == [60] * 4
+        with pytest.raises(ContextOverflow):
+            e.chat_batch([[Message.user("x", Audio(tone(60.0)))]], max_tokens=10)

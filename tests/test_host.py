@@ -101,3 +101,9 @@ def test_close_stops_the_child(tiny_model):
     assert not h.alive
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_host_batch(host):
+    convs = [[Message.user("Transcribe.", Audio(tone(1.0 + i)))] for i in range(3)]
+    rs = host.chat_batch(convs, max_tokens=5, ignore_eos=True)
+    assert [r.media_tokens for r in rs] == [[25], [50], [75]] and all(r.generated_tokens == 5 for r in rs)

@@ -17,7 +17,6 @@ One Engine is a single-owner resource: calls are serialised by a lock.
 
 from __future__ import annotations
 
-import codecs
 import ctypes
 import json
 import threading
@@ -31,6 +30,7 @@ from .errors import ContextOverflow, EngineError, ModelError
 from .gguf_check import MODEL_ARCH, check_pair
 from .messages import IMAGE_TOKENS_MIN, Audio, Image, Message, as_messages, clamp_image_tokens
 from .prompt import Media, Prompt, Unit, audio_bitmap, image_bitmap, render, tokenize_multimodal
+from .textout import TextOut
 
 
 @dataclass
@@ -41,6 +41,7 @@ class EngineConfig:
     n_batch: int = 2048         # also n_ubatch: an image is never split (>= 1120)
     full_swa_cache: bool = True  # needed to reuse a prefix longer than the sliding window
     image_tokens: int | None = None  # default per-image budget (70-1120); None: model default
+    n_parallel: int = 4         # sequences decoded together by chat_batch (shared KV cache)
 
     def threads(self) -> int:
         if self.n_threads > 0:
@@ -164,7 +165,10 @@ class Engine:
         cp.n_ctx = self.config.n_ctx
         cp.n_batch = n_batch
         cp.n_ubatch = n_batch
-        cp.n_seq_max = 1
+        self.n_parallel = max(1, self.config.n_parallel)
+        cp.n_seq_max = self.n_parallel
+        # one KV buffer for all sequences: a single chat can still use the whole context
+        cp.kv_unified = True
         threads = self.config.threads()
         cp.n_threads = threads
         cp.n_threads_batch = threads
@@ -219,6 +223,13 @@ class Engine:
     def chat(self, messages: Iterable[Message | dict], options: GenerateOptions | None = None,
              **kw) -> Reply:
         return self.stream(messages, options, **kw).consume()
+
+    def chat_batch(self, conversations: Iterable[Iterable[Message | dict]],
+                   options: GenerateOptions | None = None, **kw) -> list[Reply]:
+        """Answer several conversations at once as parallel sequences (see batch.py)."""
+        from .batch import chat_batch
+
+        return chat_batch(self, conversations, options, **kw)
 
     def stream(self, messages: Iterable[Message | dict], options: GenerateOptions | None = None,
                **kw) -> Stream:
@@ -488,11 +499,7 @@ class Engine:
 
     def _generate(self, sampler, o: GenerateOptions, reply: Reply) -> Iterator[str]:
         llama = self._llama
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        text = ""
-        emitted = 0
-        hold = max((len(s) for s in o.stop), default=0)
-        stopped = False
+        out = TextOut(o.stop)
         b = self._batch.batch
         t_start = time.perf_counter()
         reply.finish_reason = "length"
@@ -507,27 +514,13 @@ class Engine:
             reply.generated_tokens += 1
             if reply.generated_tokens == 1:
                 reply.time_to_first_token = reply.prompt_seconds + time.perf_counter() - t_start
-            text += decoder.decode(self._piece_bytes(tok))
-            if o.stop:
-                cut = min((i for i in (text.find(s, max(0, emitted - hold)) for s in o.stop) if i >= 0),
-                          default=-1)
-                if cut >= 0:
-                    text = text[:cut]
-                    if cut > emitted:
-                        yield text[emitted:cut]
-                    emitted = len(text)
-                    reply.finish_reason = "stop"
-                    stopped = True
-                    break
-                safe = max(emitted, len(text) - hold + 1)
-            else:
-                safe = len(text)
-            if safe > emitted:
-                yield text[emitted:safe]
-                emitted = safe
-            if reply.generated_tokens >= o.max_tokens:
+            piece = out.add(self._piece_bytes(tok))
+            if piece:
+                yield piece
+            if out.stopped:
+                reply.finish_reason = "stop"
                 break
-            if self._n_past + 1 >= self.n_ctx:
+            if reply.generated_tokens >= o.max_tokens or self._n_past + 1 >= self.n_ctx:
                 break
             b.n_tokens = 1
             b.token[0] = tok
@@ -541,10 +534,10 @@ class Engine:
                 raise EngineError(f"llama_decode failed while generating ({rc})")
             self._cached.append(tok)
             self._n_past += 1
-        text += decoder.decode(b"", final=True)
-        if not stopped and len(text) > emitted:
-            yield text[emitted:]
-        reply.text = text
+        piece = out.finish()
+        if piece:
+            yield piece
+        reply.text = out.text
         reply.generate_seconds = time.perf_counter() - t_start
 
 

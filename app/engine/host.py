@@ -61,6 +61,8 @@ def _child_main(conn, cancel, model, mmproj, config, chat_template, require_arch
                 for piece in s:
                     conn.send(("piece", piece))
                 conn.send(("done", s.reply))
+            elif kind == "batch":
+                conn.send(("done", engine.chat_batch(req[1], req[2])))
             elif kind == "count":
                 conn.send(("done", engine.count_tokens(req[1], req[2])))
             elif kind == "reset":
@@ -269,6 +271,13 @@ class EngineHost:
             if msg[0] == "error":
                 raise self._error(msg)
             return msg[1]
+
+    def chat_batch(self, conversations, options: GenerateOptions | None = None, **kw) -> list[Reply]:
+        """Several conversations at once (parallel sequences in the child's context)."""
+        convs = [as_messages(c) for c in conversations]
+        opts = _options(options, kw)
+        self._cancel.clear()
+        return self._call("batch", convs, opts)
 
     def count_tokens(self, messages: Iterable[Message | dict], image_tokens: int | None = None) -> int:
         return self._call("count", as_messages(messages), image_tokens)

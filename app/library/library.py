@@ -206,6 +206,33 @@ class Library:
     def link_speaker_profile(self, speaker_id: int, profile_id: int | None) -> None:
         self._update("speakers", speaker_id, {"profile_id": profile_id})
 
+    def set_speaker_voice(self, speaker_id: int, embedding, name: str | None = None,
+                          profile_id: int | None = None) -> None:
+        row: dict[str, Any] = {"embedding": embedding.astype("<f4").tobytes()
+                               if hasattr(embedding, "astype") else embedding}
+        if name is not None:
+            row["name"] = name
+        if profile_id is not None:
+            row["profile_id"] = profile_id
+        self._update("speakers", speaker_id, row)
+
+    def segment_embeddings(self, session_id: int) -> list[tuple[int, float, float, bytes | None]]:
+        """(segment id, start, end, embedding bytes) in time order: what diarization needs."""
+        return [tuple(r) for r in self.conn.execute(
+            'SELECT id, start, "end", embedding FROM segments WHERE session_id = ? ORDER BY start, id',
+            (session_id,))]
+
+    def assign_speakers(self, session_id: int, labels: dict[int, str]) -> None:
+        """Set each segment's speaker (segment id -> label), creating speakers as needed,
+        and drop speakers no segment refers to any more."""
+        with self.transaction():
+            ids = {label: self.ensure_speaker(session_id, label).id for label in set(labels.values())}
+            self.conn.executemany("UPDATE segments SET speaker_id = ? WHERE id = ? AND session_id = ?",
+                                  [(ids[lab], gid, session_id) for gid, lab in labels.items()])
+            self.conn.execute("""DELETE FROM speakers WHERE session_id = ? AND id NOT IN
+                                 (SELECT DISTINCT speaker_id FROM segments WHERE session_id = ?
+                                  AND speaker_id IS NOT NULL)""", (session_id, session_id))
+
     def add_voice_profile(self, name: str, embedding: bytes | None, samples: int = 1) -> VoiceProfile:
         emb = embedding.tobytes() if hasattr(embedding, "tobytes") else embedding
         pid = self._insert("voice_profiles", {"name": name, "embedding": emb, "samples": samples,
@@ -243,9 +270,11 @@ class Library:
                 start, end = float(s["start"]), float(s["end"])
                 if end < start or start < 0:
                     raise LibraryError(f"a segment cannot run from {start:.2f}s to {end:.2f}s")
+                emb = s.get("embedding")
                 ids.append(self._insert("segments", {
                     "session_id": session_id, "start": start, "end": end,
-                    "speaker_id": sp_id, "text": s.get("text", ""), "language": s.get("language")}))
+                    "speaker_id": sp_id, "text": s.get("text", ""), "language": s.get("language"),
+                    "embedding": emb.astype("<f4").tobytes() if hasattr(emb, "astype") else emb}))
                 end_max = max(end_max, end)
             self.conn.execute("UPDATE sessions SET duration = MAX(duration, ?), updated = ? WHERE id = ?",
                               (end_max, now_iso(), session_id))

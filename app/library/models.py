@@ -31,6 +31,7 @@ class Speaker:
     label: str                   # stable label from diarization: S1, S2, ...
     name: str | None = None      # display name the user gave
     profile_id: int | None = None
+    embedding: bytes | None = None  # float32 centroid of the speaker's voice in this session
 
     @property
     def display(self) -> str:
@@ -141,7 +142,10 @@ class SessionDetail:
     media: list[Media] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        for sp in d["speakers"]:
+            sp.pop("embedding", None)  # binary voice data stays in the library
+        return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=2)

@@ -9,6 +9,9 @@ appended: a released step is never edited.
    jobs; and full-text search (FTS5, external content, kept in sync by
    triggers) over segment text, session titles and summaries, backfilled from
    rows a version-1 library already holds.
+3. Voices: a speaker embedding per segment (what diarization clusters, kept so
+   an interrupted transcription resumes without re-reading audio) and per
+   speaker (the centroid a voice profile is saved from).
 """
 
 from __future__ import annotations
@@ -153,9 +156,15 @@ END;
 STEP_2 = STEP_2_TEMPLATE.replace(
     "{fts}", _fts("segments", "text") + _fts("sessions", "title") + _fts("summaries", "text"))
 
+STEP_3 = """
+ALTER TABLE segments ADD COLUMN embedding BLOB;
+ALTER TABLE speakers ADD COLUMN embedding BLOB;
+"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, STEP_1),
     (2, STEP_2),
+    (3, STEP_3),
 ]
 
 LATEST = MIGRATIONS[-1][0]
