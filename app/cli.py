@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_sessions import add_parser as add_sessions_parser
 
     add_sessions_parser(sub)
+    from .cli_transcribe import add_parser as add_transcribe_parser
+
+    add_transcribe_parser(sub)
 
     ask = sub.add_parser("ask", help="ask the model a question, with images and audio")
     ask.add_argument("question")
@@ -164,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
             from .cli_models import run_models
 
             return run_models(args)
+        if args.command == "transcribe":
+            from .cli_transcribe import run_transcribe
+
+            return run_transcribe(args)
         if args.command == "sessions":
             from .cli_sessions import run_sessions
 

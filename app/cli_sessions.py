@@ -31,6 +31,8 @@ def add_parser(sub) -> None:
     p.add_argument("id", type=int)
     p.add_argument("label", help="the speaker's label, e.g. S1")
     p.add_argument("name")
+    p.add_argument("--save-voice", action="store_true",
+                   help="remember this voice: later sessions name this speaker automatically")
     p = ss.add_parser("delete", help="delete a session, its transcript and its media")
     p.add_argument("id", type=int)
     p.add_argument("--yes", action="store_true", help="really delete (required)")
@@ -125,8 +127,15 @@ def _export(lib, args) -> int:
 
 
 def _rename(lib, args) -> int:
+    if args.save_voice:
+        from .pipeline.transcribe import save_voice
+
+        try:
+            save_voice(lib, args.id, args.label, args.name)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     sp = lib.rename_speaker(args.id, args.label, args.name)
-    print(f"{sp.label} is now {sp.display}")
+    print(f"{sp.label} is now {sp.display}" + (" (voice saved)" if args.save_voice else ""))
     return EXIT_OK
 
 

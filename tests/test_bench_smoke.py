@@ -41,3 +41,13 @@ def test_library_bench_runs(tmp_path):
     r = _run("library.py", "--sessions", "20", "--segments", "50", "--big", "500", "--rounds", "1",
              "--keep", str(tmp_path / "lib"))
     assert r["segments"] == 20 * 50 + 500 and r["hits"]["common word"] > 0 and r["hits"]["no hit"] == 0
+
+
+@pytest.mark.slow
+def test_transcribe_bench_runs():
+    from tests.meetings import have_tools
+
+    if not have_tools():
+        pytest.skip("needs espeak-ng and sox")
+    r = _run("transcribe.py", "--small", "--minutes", "0.5")
+    assert r["utterances"] > 3 and r["parallel_speedup"] > 0 and r["diarize_share"] < 0.05

@@ -1,0 +1,86 @@
+"""``python main.py transcribe FILE ...``: a file in, a speaker-labelled session out."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+
+from .cli import EXIT_OK, _add_model_args, _engine_config, _settings
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("transcribe", help="transcribe an audio or video file into a new session")
+    p.add_argument("file")
+    p.add_argument("--speakers", type=int, help="number of speakers, if known (else automatic)")
+    p.add_argument("--language", help="language of the speech, if known")
+    p.add_argument("--translate-to", metavar="LANG", help="write the transcript in this language")
+    p.add_argument("--title", help="session title (default: the file name)")
+    p.add_argument("--parallel", type=int, default=4, help="utterances decoded together (default 4)")
+    p.add_argument("--json", action="store_true", help="print the session's segments as JSON")
+    _add_model_args(p)
+
+
+def run_transcribe(args) -> int:
+    from .cli import UsageError
+    from .engine.engine import Engine
+    from .engine.errors import ModelError
+    from .engine.resolve import resolve_model
+    from .library import Library
+    from .pipeline.transcribe import Progress, TranscribeCancelled, TranscribeOptions, transcribe_file
+
+    if args.speakers is not None and args.speakers < 1:
+        raise UsageError("--speakers must be at least 1")
+    settings = _settings()
+    choice = resolve_model(args.model, args.mmproj, settings)
+    if choice.mmproj is None:
+        raise ModelError("transcription needs the model's mmproj (audio): give --mmproj")
+    cfg = _engine_config(args, settings)
+    cfg.n_parallel = max(1, args.parallel)
+    opts = TranscribeOptions(title=args.title, speakers=args.speakers,
+                             language=args.language or settings.language or None,
+                             translate_to=args.translate_to or settings.translate_to or None,
+                             parallel=cfg.n_parallel)
+    tty = sys.stderr.isatty()
+    last = [0.0]
+
+    def show(p: Progress) -> None:
+        now = time.monotonic()
+        if now - last[0] < (0.2 if tty else 10.0) and p.done < p.total:
+            return
+        last[0] = now
+        line = f"{100 * p.fraction:5.1f}%  {p.done}/{p.total} utterances  (session {p.session_id})"
+        print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+
+    cancel = threading.Event()
+    loaded: list[Engine] = []
+
+    def engine() -> Engine:  # loaded only once the file has been read and has speech
+        if not loaded:
+            loaded.append(Engine(choice.model, choice.mmproj, cfg))
+        return loaded[0]
+
+    with Library.open() as lib:
+        if lib.notice:
+            print(f"minutely: {lib.notice}", file=sys.stderr)
+        try:
+            sid = transcribe_file(lib, engine, args.file, opts, progress=show, cancel=cancel)
+        except (KeyboardInterrupt, TranscribeCancelled):
+            if tty:
+                print(file=sys.stderr)
+            print("minutely: stopped; run the same command again to continue", file=sys.stderr)
+            return 130
+        finally:
+            for e in loaded:
+                e.close()
+        if tty:
+            print(file=sys.stderr)
+        if args.json:
+            d = lib.session_detail(sid)
+            print(json.dumps({"session_id": sid, "segments": [
+                {"start": g.start, "end": g.end, "speaker": g.speaker, "text": g.text} for g in d.segments]},
+                ensure_ascii=False, indent=2))
+        else:
+            print(sid)
+    return EXIT_OK

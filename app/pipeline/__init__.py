@@ -1,0 +1,1 @@
+"""Jobs that tie the engine, media and the library together (no Qt)."""

@@ -1,0 +1,339 @@
+"""Transcribe an audio or video file into a session with speaker-labelled segments.
+
+1. Decode the file (streaming) and cut speech into utterances with the VAD. A
+   file that cannot be decoded fails here, before anything is written.
+2. Create the session and a job whose resume state holds the utterance list.
+3. Decode again, utterance by utterance, and send them to the model in groups
+   of ``parallel`` (one llama.cpp sequence each). Every utterance is asked with
+   the same instruction, written before the audio, so the instruction is a
+   shared prompt prefix. Each group's segments (with their speaker embedding)
+   and the job's progress are stored in one transaction: if the process is
+   killed, running the same command again continues after the last stored
+   group.
+4. Cluster all segments' embeddings into speakers, match known voices, store.
+
+No Qt here: the CLI and the app's job runner both call ``transcribe_file``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from app.engine.messages import Audio, Message
+from app.media.audio import SAMPLE_RATE, MediaError, iter_audio
+
+log = logging.getLogger("minutely.transcribe")
+
+JOB_KIND = "transcribe"
+INSTRUCTION = ("Transcribe the speech in this audio exactly as spoken{lang}. Write only the words that "
+               "are said, with punctuation: no comments, no timestamps, no speaker names.")
+TRANSLATE = ("Translate the speech in this audio into {target}{lang}. Write only the translation: "
+             "no comments, no timestamps, no speaker names.")
+
+
+class TranscribeCancelled(Exception):
+    """The job was cancelled; its progress is kept and a later run resumes."""
+
+
+@dataclass
+class TranscribeOptions:
+    title: str | None = None
+    speakers: int | None = None          # known number of speakers, else automatic
+    language: str | None = None          # language of the speech, if known
+    translate_to: str | None = None      # write the text in this language instead
+    parallel: int = 4                    # utterances decoded together
+    tokens_per_second: float = 8.0       # answer budget per second of speech (+ a base)
+
+    def key(self) -> dict:
+        """What must match for a run to resume another (the text depends on these)."""
+        return {"language": self.language, "translate_to": self.translate_to}
+
+
+@dataclass
+class Progress:
+    fraction: float            # of the audio's duration
+    done: int                  # utterances transcribed
+    total: int
+    session_id: int
+
+
+def instruction(opts: TranscribeOptions) -> str:
+    lang = f" (the speech is in {opts.language})" if opts.language else ""
+    if opts.translate_to:
+        return TRANSLATE.format(target=opts.translate_to, lang=lang)
+    return INSTRUCTION.format(lang=lang)
+
+
+def prompt_for(audio: np.ndarray, opts: TranscribeOptions) -> list[Message]:
+    return [Message.user(instruction(opts), Audio(audio))]
+
+
+def clean_text(text: str) -> str:
+    t = " ".join(text.split())
+    if len(t) >= 2 and t[0] == t[-1] and t[0] in "\"'“”":
+        t = t[1:-1].strip()
+    return re.sub(r"^(transcript|transcription)\s*:\s*", "", t, flags=re.I)
+
+
+def fingerprint(path: Path) -> str:
+    """Same file, same fingerprint (size, mtime, and its first and last MB)."""
+    st = path.stat()
+    h = hashlib.sha1(f"{st.st_size}:{st.st_mtime_ns}".encode())
+    with open(path, "rb") as f:
+        h.update(f.read(1 << 20))
+        if st.st_size > 2 << 20:
+            f.seek(-(1 << 20), 2)
+            h.update(f.read())
+    return h.hexdigest()
+
+
+def scan(path: Path) -> tuple[list[tuple[float, float]], float]:
+    """Utterances (start, end) and the duration of the audio, streaming."""
+    from app.media.vad import Segmenter
+
+    seg = Segmenter()
+    utts: list[tuple[float, float]] = []
+    total = 0
+    for block in iter_audio(path, block_seconds=10.0):
+        total += len(block)
+        utts.extend((u.start, u.end) for u in seg.push(block))
+    utts.extend((u.start, u.end) for u in seg.flush())
+    return utts, total / SAMPLE_RATE
+
+
+def cut(path: Path, utts: list[tuple[float, float]], start_index: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, audio) of each utterance from ``start_index``, streaming the file again."""
+    todo = list(enumerate(utts))[start_index:]
+    if not todo:
+        return
+    buf = np.zeros(0, np.float32)
+    buf_start = 0  # sample index of buf[0]
+    k = 0
+    for block in iter_audio(path, block_seconds=10.0):
+        buf = np.concatenate([buf, block])
+        buf_end = buf_start + len(buf)
+        while k < len(todo):
+            i, (s, e) = todo[k]
+            a, b = int(round(s * SAMPLE_RATE)), int(round(e * SAMPLE_RATE))
+            if b > buf_end:
+                break
+            yield i, buf[max(0, a - buf_start):b - buf_start].copy()
+            k += 1
+        # keep only what the next utterance still needs
+        keep_from = int(round(todo[k][1][0] * SAMPLE_RATE)) if k < len(todo) else buf_end
+        drop = max(0, min(keep_from, buf_end) - buf_start)
+        buf, buf_start = buf[drop:], buf_start + drop
+    while k < len(todo):  # the file ended early (truncated since the scan): use what is there
+        i, (s, e) = todo[k]
+        a = int(round(s * SAMPLE_RATE)) - buf_start
+        if a < len(buf):
+            yield i, buf[max(0, a):].copy()
+        k += 1
+
+
+@dataclass
+class _State:
+    file: str
+    fingerprint: str
+    options: dict
+    utterances: list[list[float]]
+    duration: float
+    done: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def find_resumable(lib, fp: str, opts: TranscribeOptions):
+    for job in reversed(lib.jobs(["queued", "running", "interrupted", "failed", "cancelled"])):
+        r = job.resume
+        if job.kind == JOB_KIND and r.get("fingerprint") == fp and r.get("options") == opts.key():
+            try:
+                lib.get_session(job.session_id)
+            except Exception:
+                continue
+            return job
+    return None
+
+
+def transcribe_file(lib, engine, path: str | Path, opts: TranscribeOptions | None = None, *,
+                    progress: Callable[[Progress], None] | None = None,
+                    cancel: threading.Event | None = None) -> int:
+    """Transcribe ``path`` into the library; return the session id.
+
+    ``engine`` is an Engine (or EngineHost), or a callable that returns one: it is
+    then called only once the file has been read and holds speech, so a bad file
+    is reported without loading a model."""
+    opts = opts or TranscribeOptions()
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise MediaError(f"file not found: {path}")
+    path = path.resolve()
+    fp = fingerprint(path)
+    job = find_resumable(lib, fp, opts)
+    if job is not None:
+        state = _State(**job.resume)
+        session_id = job.session_id
+        log.info("resuming job %d at utterance %d of %d", job.id, state.done, len(state.utterances))
+    else:
+        utts, duration = scan(path)  # MediaError here: nothing is written
+        state = _State(str(path), fp, opts.key(), [list(u) for u in utts], duration)
+        with lib.transaction():
+            s = lib.create_session(opts.title or path.stem, "file", source=str(path), status="transcribing")
+            lib.update_session(s.id, duration=duration)
+            job = lib.create_job(JOB_KIND, s.id, resume=asdict(state))
+        session_id = s.id
+    lib.update_job(job.id, state="running", error="")
+    lib.update_session(session_id, status="transcribing")
+    try:
+        _transcribe(lib, engine, path, state, opts, job.id, session_id, progress, cancel)
+        diarize_session(lib, session_id, opts.speakers)
+    except TranscribeCancelled:
+        lib.update_job(job.id, state="cancelled")
+        raise
+    except BaseException as e:
+        lib.update_job(job.id, state="failed", error=" ".join(str(e).split()) or type(e).__name__)
+        lib.update_session(session_id, status="failed")
+        raise
+    lib.update_job(job.id, state="done", progress=1.0)
+    lib.update_session(session_id, status="ready")
+    return session_id
+
+
+def _prepared(path: Path, utts: list[tuple[float, float]], start: int,
+              stop: threading.Event) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(index, audio, speaker embedding) of each utterance, made by a helper thread.
+
+    Decoding, cutting and the embedding run while the model works on the previous
+    group (llama.cpp releases the GIL), so on two cores they cost almost nothing."""
+    import queue
+
+    from app.media.diarize import embed
+
+    q: queue.Queue = queue.Queue(maxsize=16)
+    end = object()
+
+    def produce() -> None:
+        try:
+            for i, audio in cut(path, utts, start):
+                if stop.is_set():
+                    return
+                if len(audio) < SAMPLE_RATE // 20:  # < 50 ms left after truncation: nothing to hear
+                    continue
+                q.put((i, audio, embed(audio, SAMPLE_RATE)))
+            q.put(end)
+        except BaseException as e:  # handed to the consumer, raised there
+            q.put(e)
+
+    t = threading.Thread(target=produce, name="transcribe-prepare", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                t.join(0.05)
+
+
+def _transcribe(lib, engine, path: Path, state: _State, opts: TranscribeOptions, job_id: int,
+                session_id: int, progress, cancel) -> None:
+    utts = state.utterances
+    total = len(utts)
+    group: list[tuple[int, np.ndarray, np.ndarray]] = []
+    model = [engine if hasattr(engine, "chat_batch") else None]
+
+    def flush() -> None:
+        if cancel is not None and cancel.is_set():
+            raise TranscribeCancelled("transcription cancelled")
+        longest = max(len(a) for _, a, _ in group) / SAMPLE_RATE
+        if model[0] is None:
+            model[0] = engine()
+        replies = model[0].chat_batch([prompt_for(a, opts) for _, a, _ in group],
+                                      max_tokens=int(16 + opts.tokens_per_second * longest))
+        if any(r.finish_reason == "cancelled" for r in replies):
+            raise TranscribeCancelled("transcription cancelled")
+        rows = []
+        for (i, _, emb), r in zip(group, replies):
+            text = clean_text(r.text)
+            if text:
+                s, e = utts[i]
+                rows.append({"start": s, "end": e, "text": text, "language": opts.translate_to or opts.language,
+                             "embedding": emb})
+        state.done = group[-1][0] + 1
+        frac = min(1.0, utts[state.done - 1][1] / state.duration) if state.duration else 1.0
+        with lib.transaction():  # the segments and the job's position, together
+            lib.add_segments(session_id, rows)
+            lib.update_job(job_id, progress=frac, resume=asdict(state))
+        if progress:
+            progress(Progress(frac, state.done, total, session_id))
+        group.clear()
+
+    if progress:
+        progress(Progress(utts[state.done - 1][1] / state.duration if state.done and state.duration else 0.0,
+                          state.done, total, session_id))
+    for item in _prepared(path, [tuple(u) for u in utts], state.done, threading.Event()):
+        group.append(item)
+        if len(group) >= max(1, opts.parallel):
+            flush()
+    if group:
+        flush()
+
+
+def diarize_session(lib, session_id: int, n_speakers: int | None = None) -> int:
+    """Cluster the session's segment embeddings into speakers; name known voices.
+    Returns the number of speakers."""
+    from app.media.diarize import centroids, cluster, match_profiles
+
+    rows = [r for r in lib.segment_embeddings(session_id) if r[3]]
+    if not rows:
+        return 0
+    emb = np.stack([np.frombuffer(r[3], "<f4") for r in rows])
+    durations = np.array([r[2] - r[1] for r in rows])
+    labels = cluster(emb, n_speakers=n_speakers, durations=durations)
+    lib.assign_speakers(session_id, {r[0]: f"S{int(k) + 1}" for r, k in zip(rows, labels)})
+    cents = centroids(emb, labels)
+    profiles = [(p.id, np.frombuffer(p.embedding, "<f4")) for p in lib.voice_profiles() if p.embedding]
+    matches = match_profiles(cents, profiles) if profiles else {}
+    names = {p.id: p.name for p in lib.voice_profiles()}
+    for k in range(len(cents)):
+        sp = lib.speaker(session_id, f"S{k + 1}")
+        pid = matches.get(k)
+        lib.set_speaker_voice(sp.id, cents[k], name=names.get(pid) if pid else None, profile_id=pid)
+    return len(cents)
+
+
+def save_voice(lib, session_id: int, label: str, name: str) -> int:
+    """Name a speaker and keep their voice as a profile (new, or merged into one of that name)."""
+    from app.media.diarize import update_profile
+
+    sp = lib.rename_speaker(session_id, label, name)
+    if not sp.embedding:
+        raise ValueError(f"speaker {label} has no voice data (transcribe the session first)")
+    emb = np.frombuffer(sp.embedding, "<f4")
+    n = sum(1 for g in lib.segments(session_id) if g.speaker_id == sp.id)
+    existing = next((p for p in lib.voice_profiles() if p.name == name and p.embedding), None)
+    if existing:
+        merged = update_profile(np.frombuffer(existing.embedding, "<f4"), existing.samples, emb, n)
+        prof = lib.update_voice_profile(existing.id, embedding=merged.astype("<f4"),
+                                        samples=existing.samples + n)
+    else:
+        prof = lib.add_voice_profile(name, emb.astype("<f4"), samples=n)
+    lib.link_speaker_profile(sp.id, prof.id)
+    return prof.id
+
+
