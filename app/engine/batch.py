@@ -131,10 +131,10 @@ def _run(engine: Engine, prompts: list[Prompt], counts: list[list[int]], o: Gene
         for s in seqs:
             s.pos = _n_pos(shared)
             s.reply.reused_tokens = s.pos if s.sid else 0
-            rest = s.prompt.units[common:]
-            # everything but the last token now; the last tokens of all sequences together below
-            s.pos = _eval(engine, rest[:-1], s.sid, s.pos)
             s.reply.evaluated_tokens = s.prompt.n_pos - s.reply.reused_tokens
+        # everything but the last token now, run by run across the sequences (all the
+        # sequences' audio in one decode, then all their text); the last tokens below
+        _eval_together(engine, [(s, _runs(s.prompt.units[common:-1])) for s in seqs])
         _decode(engine, [(s.prompt.units[-1], s) for s in seqs])
         t_prompt = time.perf_counter() - t0
         for s in seqs:
@@ -151,6 +151,95 @@ def _run(engine: Engine, prompts: list[Prompt], counts: list[list[int]], o: Gene
     for s in seqs:
         s.reply.text = s.out.text
     return [s.reply for s in seqs]
+
+
+def _runs(units: list[Unit]) -> list[list[Unit]]:
+    """Split units into runs: each media chunk alone, consecutive text tokens together."""
+    runs: list[list[Unit]] = []
+    for u in units:
+        if isinstance(u, Media) or not runs or isinstance(runs[-1][0], Media):
+            runs.append([u])
+        else:
+            runs[-1].append(u)
+    return runs
+
+
+def _eval_together(engine: Engine, work: list[tuple["_Seq", list[list[Unit]]]]) -> None:
+    """Evaluate each sequence's runs in order; the k-th runs of all sequences go together
+    when they are of one kind (a decode of 4 x 100 audio embeddings reads the weights
+    once instead of four times)."""
+    depth = max((len(r) for _, r in work), default=0)
+    for k in range(depth):
+        step = [(s, runs[k]) for s, runs in work if k < len(runs)]
+        media = [(s, r[0]) for s, r in step if isinstance(r[0], Media)]
+        text = [(s, r) for s, r in step if not isinstance(r[0], Media)]
+        if media:
+            _eval_media(engine, media)
+        if text:
+            _eval_text(engine, text)
+
+
+def _eval_media(engine: Engine, items: list[tuple["_Seq", Media]]) -> None:
+    import numpy as np
+
+    llama, mtmd = engine._llama, engine._mtmd
+    simple = [(s, m) for s, m in items
+              if not mtmd.mtmd_decode_use_non_causal(engine._mctx, m.chunk)
+              and not mtmd.mtmd_decode_use_mrope(engine._mctx) and m.n_pos == m.n_tokens]
+    for s, m in items:  # images (non-causal) and M-RoPE media: the helper, one at a time
+        if (s, m) not in simple:
+            s.pos = _eval(engine, [m], s.sid, s.pos)
+    if not simple:
+        return
+    n_embd = llama.llama_model_n_embd_inp(engine._model.model)
+    parts, owners = [], []
+    for s, m in simple:
+        if engine._cancel.is_set():
+            raise _Cancelled()
+        if mtmd.mtmd_encode_chunk(engine._mctx, m.chunk) != 0:
+            raise EngineError(f"the model could not take the {m.kind} part")
+        out = mtmd.mtmd_get_output_embd(engine._mctx)
+        parts.append(np.ctypeslib.as_array(out, shape=(m.n_tokens * n_embd,)).copy())
+        owners.append((s, m.n_tokens))
+    embd = np.concatenate(parts).astype(np.float32, copy=False)
+    pos, seq = [], []
+    for s, n in owners:
+        pos.extend(range(s.pos, s.pos + n))
+        seq.extend([s.sid] * n)
+        s.pos += n
+    total = len(pos)
+    batch = llama.llama_batch_init(min(total, engine.n_batch), n_embd, 1)
+    try:
+        for off in range(0, total, engine.n_batch):
+            if engine._cancel.is_set():
+                raise _Cancelled()
+            n = min(engine.n_batch, total - off)
+            batch.n_tokens = n
+            ctypes.memmove(batch.embd, embd[off * n_embd:(off + n) * n_embd].ctypes.data, n * n_embd * 4)
+            for k in range(n):
+                batch.pos[k], batch.n_seq_id[k], batch.logits[k] = pos[off + k], 1, False
+                batch.seq_id[k][0] = seq[off + k]
+            if llama.llama_decode(engine._ctx.ctx, batch) != 0:
+                raise EngineError("llama_decode failed on the audio (no room left in the context?)")
+    finally:
+        llama.llama_batch_free(batch)
+
+
+def _eval_text(engine: Engine, items: list[tuple["_Seq", list[Unit]]]) -> None:
+    llama = engine._llama
+    b = engine._batch.batch
+    toks = [(s, t) for s, run in items for t in run]
+    for off in range(0, len(toks), engine.n_batch):
+        if engine._cancel.is_set():
+            raise _Cancelled()
+        chunk = toks[off:off + engine.n_batch]
+        b.n_tokens = len(chunk)
+        for k, (s, t) in enumerate(chunk):
+            b.token[k], b.pos[k], b.n_seq_id[k], b.logits[k] = t, s.pos, 1, False
+            b.seq_id[k][0] = s.sid
+            s.pos += 1
+        if llama.llama_decode(engine._ctx.ctx, b) != 0:
+            raise EngineError("llama_decode failed (no room left in the context?)")
 
 
 def _eval(engine: Engine, units: list[Unit], sid: int, pos: int) -> int:
