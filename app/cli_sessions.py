@@ -127,14 +127,16 @@ def _export(lib, args) -> int:
 
 
 def _rename(lib, args) -> int:
-    if args.save_voice:
+    if args.save_voice:  # names the speaker and keeps the voice
         from .pipeline.transcribe import save_voice
 
         try:
             save_voice(lib, args.id, args.label, args.name)
         except ValueError as e:
             raise UsageError(str(e)) from None
-    sp = lib.rename_speaker(args.id, args.label, args.name)
+        sp = lib.speaker(args.id, args.label)
+    else:
+        sp = lib.rename_speaker(args.id, args.label, args.name)
     print(f"{sp.label} is now {sp.display}" + (" (voice saved)" if args.save_voice else ""))
     return EXIT_OK
 

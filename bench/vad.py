@@ -27,25 +27,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
+from tests.meetings import covered_frames  # noqa: E402
 
 FPS = 62.5
 
 
 def truth_frames(turns, n: int) -> np.ndarray:
-    """Per-frame truth: the frame's centre lies inside a turn."""
-    c = (np.arange(n) + 0.5) / FPS
-    t = np.zeros(n, bool)
-    for tr in turns:
-        t |= (c >= tr.start) & (c < tr.end)
-    return t
+    return covered_frames(turns, n, FPS)
 
 
 def utterance_frames(utts, n: int) -> np.ndarray:
-    c = (np.arange(n) + 0.5) / FPS
-    t = np.zeros(n, bool)
-    for u in utts:
-        t |= (c >= u.start) & (c < u.end)
-    return t
+    return covered_frames(utts, n, FPS)
 
 
 def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from app.media.audio import write_wav
+
 RATE = 16_000
 # Clearly different voices (median pitch 213, 86, 235, 78 Hz measured here), then more.
 VOICES = [("en-us+f2", 60, 165), ("en-gb+m3", 40, 150), ("en-us+f4", 75, 175),
@@ -82,14 +84,13 @@ def read_wav(path: Path) -> np.ndarray:
         return np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32768.0
 
 
-def write_wav(path: Path, samples: np.ndarray) -> Path:
-    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(RATE)
-        w.writeframes(pcm.tobytes())
-    return path
+def covered_frames(spans, n: int, fps: float = 62.5) -> np.ndarray:
+    """Per 16 ms frame: does its centre lie inside one of ``spans`` (anything with .start/.end)?"""
+    c = (np.arange(n) + 0.5) / fps
+    t = np.zeros(n, bool)
+    for sp in spans:
+        t |= (c >= sp.start) & (c < sp.end)
+    return t
 
 
 def speak(text: str, voice: tuple[str, int, int], cache: Path) -> np.ndarray:

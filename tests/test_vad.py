@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from app.media.vad import FPS, EnergyVAD, Segmenter, Utterance, frame_speech, segment, segment_file
-from tests.meetings import have_tools, make_meeting
+from tests.meetings import covered_frames, have_tools, make_meeting
 
 pytestmark = pytest.mark.skipif(not have_tools(), reason="needs espeak-ng and sox")
 
@@ -36,11 +36,7 @@ def meetings(cache):
 
 
 def truth_frames(turns, n: int) -> np.ndarray:
-    c = (np.arange(n) + 0.5) / FPS
-    t = np.zeros(n, bool)
-    for tr in turns:
-        t |= (c >= tr.start) & (c < tr.end)
-    return t
+    return covered_frames(turns, n, FPS)
 
 
 def covered(utts: list[Utterance], n: int) -> np.ndarray:
