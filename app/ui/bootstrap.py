@@ -1,0 +1,55 @@
+"""One bootstrap builds everything the window needs, then the window gets it.
+
+``build_services()`` opens the library (checked, migrated, set aside if
+damaged), reads the settings and starts the model worker. Nothing in app/ui
+builds its own globals: widgets receive the ``Services`` they use.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from app import paths
+from app.library import Library
+from app.settings import Settings
+
+from .tasks import ModelService
+
+log = logging.getLogger("minutely.ui")
+
+
+@dataclass
+class Services:
+    data_dir: Path
+    settings: Settings
+    library: Library               # the main thread's connection (reads, small writes)
+    model: ModelService            # the one worker that runs model work
+    notices: list[str] = field(default_factory=list)  # one-line messages to show once
+
+    def save_settings(self) -> None:
+        self.settings.save(self.data_dir / "settings.json")
+
+    def close(self) -> None:
+        self.model.shutdown()
+        self.library.close()
+
+
+def build_services(data_dir: str | Path | None = None,
+                   engine_factory: Callable[[], Any] | None = None) -> Services:
+    data = Path(data_dir) if data_dir is not None else paths.data_dir()
+    data.mkdir(parents=True, exist_ok=True)
+    settings = Settings.load(data / "settings.json")
+    library = Library.open(data)
+    notices = [library.notice] if library.notice else []
+    interrupted = library.mark_interrupted()
+    if interrupted:
+        notices.append(f"{len(interrupted)} job(s) were interrupted last time; "
+                       "retry them from the Jobs panel")
+    services: Services
+    # the worker always reads the current settings object (the dialog may replace it)
+    model = ModelService(data, lambda: services.settings, engine_factory)
+    services = Services(data, settings, library, model, notices)
+    return services

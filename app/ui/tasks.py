@@ -1,0 +1,349 @@
+"""The model's one worker: every piece of model work in the app runs here.
+
+The loaded model is a single-owner resource, so it gets a single thread (as
+Anki does with its collection): ``ModelService.submit(title, fn)`` queues a
+``Task``; the worker thread runs ``fn(ctx)`` where ``ctx`` gives the engine
+(an ``EngineHost``: the model itself runs in a supervised child process), a
+library connection of the worker's own, progress/stream hooks and a cancel
+flag. Results come back to the main thread as Qt signals on the ``Task``
+(queued connections: the Task lives in the main thread), so widgets are only
+ever touched by the main thread.
+
+Tasks that need a model wait in the queue while none is configured
+("waiting for a model"), so recording and importing work before a model
+exists; ``model_changed()`` wakes them once one is.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, Signal
+
+log = logging.getLogger("minutely.ui.tasks")
+
+QUEUED, WAITING, RUNNING, DONE, FAILED, CANCELLED = (
+    "queued", "waiting for a model", "running", "done", "failed", "cancelled")
+FINISHED = (DONE, FAILED, CANCELLED)
+
+
+class Cancelled(Exception):
+    """Raised inside a task by ``ctx.check()`` once the user cancelled it."""
+
+
+def one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text or type(e).__name__
+
+
+class Task(QObject):
+    """One queued piece of work; its signals arrive on the main thread."""
+
+    progress = Signal(float)       # fraction done, 0..1 (throttled)
+    message = Signal(str)          # a status line ("3/40 utterances")
+    piece = Signal(str)            # streamed text
+    state_changed = Signal(str)
+    done = Signal(object)          # fn's return value
+    failed = Signal(str)           # one line for the user
+
+    def __init__(self, title: str, fn: Callable[["TaskContext"], Any], *, kind: str = "task",
+                 needs_model: bool = True, session_id: int | None = None, retry: Callable[[], "Task"] | None = None):
+        super().__init__()
+        self.title = title
+        self.fn = fn
+        self.kind = kind
+        self.needs_model = needs_model
+        self.session_id = session_id
+        self.retry_fn = retry      # builds a fresh Task doing the same work
+        self.state = QUEUED
+        self.fraction = 0.0
+        self.status = ""
+        self.error = ""
+        self.result: Any = None
+        self.cancel_event = threading.Event()
+        self._service: "ModelService | None" = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
+
+    def cancel(self) -> None:
+        """Stop it: a queued task never starts, a running one stops at its next check."""
+        self.cancel_event.set()
+        if self._service is not None:
+            self._service._cancel(self)
+
+    # called on the main thread through the queued connection below
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self.state_changed.emit(state)
+
+
+class TaskContext:
+    """What a task's function gets on the worker thread."""
+
+    def __init__(self, service: "ModelService", task: Task):
+        self._service = service
+        self._task = task
+        self._last = 0.0
+
+    @property
+    def cancel_event(self) -> threading.Event:
+        return self._task.cancel_event
+
+    @property
+    def engine(self):
+        return self._service._engine_now()
+
+    def engine_factory(self):
+        """The engine, loaded only when first called (bad input fails before a model load)."""
+        return self._service._engine_now()
+
+    @property
+    def library(self):
+        return self._service._worker_library()
+
+    def check(self) -> None:
+        if self._task.cancel_event.is_set():
+            raise Cancelled()
+
+    def progress(self, fraction: float, status: str | None = None) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.05 and fraction < 1.0:
+            return  # the UI needs ~20 updates a second at most
+        self._last = now
+        self._task.fraction = fraction
+        self._task.progress.emit(float(fraction))
+        if status is not None:
+            self._task.status = status
+            self._task.message.emit(status)
+
+    def piece(self, text: str) -> None:
+        self._task.piece.emit(text)
+
+
+class _Relay(QObject):
+    """Carries state changes from the worker to the main thread."""
+
+    state = Signal(object, str)
+    model_state = Signal(str)
+
+
+class ModelService(QObject):
+    """Owns the engine host and the single worker thread that uses it."""
+
+    task_added = Signal(object)        # Task
+    model_state = Signal(str)          # "no model", "loading", "ready", "error: ..."
+
+    def __init__(self, data_dir: Path, settings_fn: Callable[[], Any],
+                 engine_factory: Callable[[], Any] | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.data_dir = Path(data_dir)
+        self._settings_fn = settings_fn
+        self._factory = engine_factory or self._default_factory
+        self._queue: deque[Task] = deque()
+        self._cv = threading.Condition()
+        self._stop = False
+        self._engine: Any = None
+        self._engine_error: str | None = None
+        self._current: Task | None = None
+        self._lib: Any = None
+        self.state = "no model"
+        self._relay = _Relay()
+        self._relay.state.connect(lambda task, st: task._set_state(st))
+        self._relay.model_state.connect(self._on_model_state)
+        self._thread = threading.Thread(target=self._run, name="minutely-model", daemon=True)
+        self._thread.start()
+
+    # -- main thread API ------------------------------------------------------
+    def submit(self, task: Task) -> Task:
+        task._service = self
+        with self._cv:
+            self._queue.append(task)
+            self._cv.notify_all()
+        self.task_added.emit(task)
+        return task
+
+    def run(self, title: str, fn: Callable[[TaskContext], Any], **kw) -> Task:
+        return self.submit(Task(title, fn, **kw))
+
+    def has_model(self) -> bool:
+        from app.engine.errors import ModelError
+        from app.engine.resolve import resolve_model
+
+        try:
+            resolve_model(None, None, self._settings_fn())
+        except ModelError:
+            return False
+        return True
+
+    def model_changed(self) -> None:
+        """The configured model changed: unload the old one, wake waiting tasks."""
+        with self._cv:
+            self._reload = True
+            self._cv.notify_all()
+
+    def preload(self) -> None:
+        """Load the model in the background now, if one is configured."""
+        with self._cv:
+            self._want_load = True
+            self._cv.notify_all()
+
+    def pending(self) -> list[Task]:
+        with self._cv:
+            return [t for t in self._queue if not t.finished]
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        with self._cv:
+            self._stop = True
+            for t in self._queue:
+                t.cancel_event.set()
+            cur = self._current
+            self._cv.notify_all()
+        if cur is not None:
+            self._cancel(cur)
+        self._thread.join(timeout)
+        if self._engine is not None:
+            try:
+                self._engine.close()
+            except Exception:  # noqa: BLE001 - shutting down anyway
+                log.exception("closing the engine")
+            self._engine = None
+
+    # -- internals -------------------------------------------------------------
+    _reload = False
+    _want_load = False
+
+    def _on_model_state(self, state: str) -> None:
+        self.state = state
+        self.model_state.emit(state)
+
+    def _cancel(self, task: Task) -> None:
+        with self._cv:
+            if task is self._current and self._engine is not None:
+                try:
+                    self._engine.cancel()
+                except Exception:  # noqa: BLE001
+                    pass
+            self._cv.notify_all()
+
+    def _default_factory(self):
+        from app.engine.host import EngineHost
+        from app.engine.resolve import resolve_model
+
+        settings = self._settings_fn()
+        choice = resolve_model(None, None, settings)
+        host = EngineHost(choice.model, choice.mmproj, settings.engine_config())
+        host.start()
+        return host
+
+    def _engine_now(self):
+        if self._engine is None:
+            self._relay.model_state.emit("loading")
+            try:
+                self._engine = self._factory()
+            except Exception as e:
+                msg = one_line(e)
+                self._relay.model_state.emit(f"error: {msg}")
+                raise
+            self._relay.model_state.emit("ready")
+        return self._engine
+
+    def _worker_library(self):
+        if self._lib is None:
+            from app.library import Library
+
+            self._lib = Library.open(self.data_dir)
+        return self._lib
+
+    def _next(self) -> Task | None:
+        """The first task that can run now (None: stop)."""
+        with self._cv:
+            while True:
+                if self._stop:
+                    return None
+                if self._reload:
+                    self._reload = False
+                    self._unload()
+                    if not self.has_model():
+                        self._relay.model_state.emit("no model")
+                if self._want_load:
+                    self._want_load = False
+                    self._cv.release()
+                    try:
+                        if self._engine is None and self.has_model():
+                            self._engine_now()
+                    except Exception:  # noqa: BLE001 - reported through model_state
+                        pass
+                    finally:
+                        self._cv.acquire()
+                    continue
+                while self._queue and self._queue[0].cancel_event.is_set():
+                    t = self._queue.popleft()
+                    self._relay.state.emit(t, CANCELLED)
+                model_ok = None
+                for t in list(self._queue):
+                    if t.cancel_event.is_set():
+                        continue
+                    if t.needs_model:
+                        if model_ok is None:
+                            model_ok = self._engine is not None or self.has_model()
+                        if not model_ok:
+                            if t.state != WAITING:
+                                t.state = WAITING
+                                self._relay.state.emit(t, WAITING)
+                            continue
+                    self._queue.remove(t)
+                    self._current = t
+                    return t
+                self._cv.wait(0.5 if self._queue else None)
+
+    def _unload(self) -> None:
+        if self._engine is not None:
+            try:
+                self._engine.close()
+            except Exception:  # noqa: BLE001
+                log.exception("closing the engine")
+            self._engine = None
+
+    def _run(self) -> None:
+        while True:
+            task = self._next()
+            if task is None:
+                break
+            task.state = RUNNING
+            self._relay.state.emit(task, RUNNING)
+            ctx = TaskContext(self, task)
+            try:
+                if task.cancel_event.is_set():
+                    raise Cancelled()
+                result = task.fn(ctx)
+            except Cancelled:
+                task.state = CANCELLED
+                self._relay.state.emit(task, CANCELLED)
+            except BaseException as e:  # noqa: BLE001 - every failure becomes one line for the user
+                if task.cancel_event.is_set():
+                    task.state = CANCELLED
+                    self._relay.state.emit(task, CANCELLED)
+                else:
+                    log.warning("task %r failed", task.title, exc_info=True)
+                    task.error = one_line(e)
+                    task.state = FAILED
+                    task.failed.emit(task.error)
+                    self._relay.state.emit(task, FAILED)
+            else:
+                task.result = result
+                task.state = DONE
+                task.done.emit(result)
+                self._relay.state.emit(task, DONE)
+            finally:
+                with self._cv:
+                    self._current = None
+        if self._lib is not None:
+            self._lib.close()
+            self._lib = None
