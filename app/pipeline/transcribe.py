@@ -162,6 +162,30 @@ def find_resumable(lib, fp: str, opts: TranscribeOptions):
     return None
 
 
+def prepare_file(lib, path: str | Path, opts: TranscribeOptions | None = None):
+    """Read ``path`` and create its session and (queued) job, or find the job to resume.
+
+    Needs no model: the app calls it as soon as a file is dropped, so the session
+    appears at once and its transcription waits for the model. A file that
+    cannot be read raises MediaError and writes nothing."""
+    opts = opts or TranscribeOptions()
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise MediaError(f"file not found: {path}")
+    path = path.resolve()
+    fp = fingerprint(path)
+    job = find_resumable(lib, fp, opts)
+    if job is not None:
+        return job
+    utts, duration = scan(path)  # MediaError here: nothing is written
+    state = _State(str(path), fp, opts.key(), [list(u) for u in utts], duration)
+    with lib.transaction():
+        s = lib.create_session(opts.title or path.stem, "file", source=str(path), status="transcribing")
+        lib.update_session(s.id, duration=duration)
+        job = lib.create_job(JOB_KIND, s.id, resume=asdict(state))
+    return job
+
+
 def transcribe_file(lib, engine, path: str | Path, opts: TranscribeOptions | None = None, *,
                     progress: Callable[[Progress], None] | None = None,
                     cancel: threading.Event | None = None) -> int:
@@ -171,24 +195,12 @@ def transcribe_file(lib, engine, path: str | Path, opts: TranscribeOptions | Non
     then called only once the file has been read and holds speech, so a bad file
     is reported without loading a model."""
     opts = opts or TranscribeOptions()
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise MediaError(f"file not found: {path}")
-    path = path.resolve()
-    fp = fingerprint(path)
-    job = find_resumable(lib, fp, opts)
-    if job is not None:
-        state = _State(**job.resume)
-        session_id = job.session_id
+    job = prepare_file(lib, path, opts)
+    state = _State(**job.resume)
+    path = Path(path).expanduser().resolve()  # prepare_file checked it is a file
+    session_id = job.session_id
+    if state.done:
         log.info("resuming job %d at utterance %d of %d", job.id, state.done, len(state.utterances))
-    else:
-        utts, duration = scan(path)  # MediaError here: nothing is written
-        state = _State(str(path), fp, opts.key(), [list(u) for u in utts], duration)
-        with lib.transaction():
-            s = lib.create_session(opts.title or path.stem, "file", source=str(path), status="transcribing")
-            lib.update_session(s.id, duration=duration)
-            job = lib.create_job(JOB_KIND, s.id, resume=asdict(state))
-        session_id = s.id
     lib.update_job(job.id, state="running", error="")
     lib.update_session(session_id, status="transcribing")
     try:

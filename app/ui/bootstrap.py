@@ -27,6 +27,7 @@ class Services:
     settings: Settings
     library: Library               # the main thread's connection (reads, small writes)
     model: ModelService            # the one worker that runs model work
+    io: ModelService               # a worker for file work that needs no model
     notices: list[str] = field(default_factory=list)  # one-line messages to show once
 
     def save_settings(self) -> None:
@@ -34,6 +35,7 @@ class Services:
 
     def close(self) -> None:
         self.model.shutdown()
+        self.io.shutdown()
         self.library.close()
 
 
@@ -51,5 +53,6 @@ def build_services(data_dir: str | Path | None = None,
     services: Services
     # the worker always reads the current settings object (the dialog may replace it)
     model = ModelService(data, lambda: services.settings, engine_factory)
-    services = Services(data, settings, library, model, notices)
+    io = ModelService(data, lambda: services.settings, name="minutely-io")
+    services = Services(data, settings, library, model, io, notices)
     return services

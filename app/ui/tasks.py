@@ -135,13 +135,17 @@ class _Relay(QObject):
 
 
 class ModelService(QObject):
-    """Owns the engine host and the single worker thread that uses it."""
+    """Owns the engine host and the single worker thread that uses it.
+
+    A second instance with no model work (``services.io``) runs file work that
+    must not wait behind a long transcription: reading a dropped file, exports."""
 
     task_added = Signal(object)        # Task
     model_state = Signal(str)          # "no model", "loading", "ready", "error: ..."
 
     def __init__(self, data_dir: Path, settings_fn: Callable[[], Any],
-                 engine_factory: Callable[[], Any] | None = None, parent: QObject | None = None):
+                 engine_factory: Callable[[], Any] | None = None, parent: QObject | None = None,
+                 name: str = "minutely-model"):
         super().__init__(parent)
         self.data_dir = Path(data_dir)
         self._settings_fn = settings_fn
@@ -157,7 +161,7 @@ class ModelService(QObject):
         self._relay = _Relay()
         self._relay.state.connect(lambda task, st: task._set_state(st))
         self._relay.model_state.connect(self._on_model_state)
-        self._thread = threading.Thread(target=self._run, name="minutely-model", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     # -- main thread API ------------------------------------------------------
