@@ -26,6 +26,7 @@ from .db import DB_NAME, LibraryError, NotFound, connect, open_database
 from .models import (JOB_STATES, SESSION_KINDS, SESSION_STATES, ActionItem, ChatMessage, Job, Media,
                      SearchHit, Segment, Session, SessionDetail, Speaker, Summary, VoiceProfile)
 from .search import search as _search
+from .summaries import SummaryMixin
 
 
 def now_iso() -> str:
@@ -36,7 +37,7 @@ def _fields(cls) -> set[str]:
     return set(cls.__dataclass_fields__)
 
 
-class Library:
+class Library(SummaryMixin):
     def __init__(self, conn: sqlite3.Connection, data_dir: Path, notice: str | None = None):
         self.conn = conn
         self.db = sqlite_utils.Database(conn)

@@ -9,6 +9,8 @@ from typing import Any
 SESSION_KINDS = ("recording", "file", "dictation")
 SESSION_STATES = ("new", "recording", "transcribing", "ready", "failed")
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+SUMMARY_STATES = ("writing", "done", "failed", "cancelled")
+POINT_KINDS = ("decision", "question")
 
 
 @dataclass
@@ -71,6 +73,19 @@ class Summary:
     text: str
     model: str | None = None
     created: str | None = None
+    status: str = "done"         # writing / done / failed / cancelled
+    updated: str | None = None
+
+
+@dataclass
+class SummaryPoint:
+    """A decision or an open question of a summary (structured, not parsed from prose)."""
+    id: int
+    session_id: int
+    summary_id: int
+    kind: str                    # "decision" or "question"
+    text: str
+    position: int = 0
 
 
 @dataclass

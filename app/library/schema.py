@@ -12,6 +12,9 @@ appended: a released step is never edited.
 3. Voices: a speaker embedding per segment (what diarization clusters, kept so
    an interrupted transcription resumes without re-reading audio) and per
    speaker (the centroid a voice profile is saved from).
+4. Structured summaries: a summary's state while it is written (``status``:
+   writing / done / failed / cancelled, and ``updated``), and its decisions and
+   open questions as rows (``summary_points``), like its action items.
 """
 
 from __future__ import annotations
@@ -161,10 +164,29 @@ ALTER TABLE segments ADD COLUMN embedding BLOB;
 ALTER TABLE speakers ADD COLUMN embedding BLOB;
 """
 
+STEP_4 = """
+ALTER TABLE summaries ADD COLUMN status TEXT NOT NULL DEFAULT 'done'
+    CHECK (status IN ('writing', 'done', 'failed', 'cancelled'));
+ALTER TABLE summaries ADD COLUMN updated TEXT;
+
+CREATE TABLE summary_points (
+    id         INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    summary_id INTEGER NOT NULL REFERENCES summaries (id) ON DELETE CASCADE,
+    kind       TEXT NOT NULL CHECK (kind IN ('decision', 'question')),
+    text       TEXT NOT NULL,
+    position   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX summary_points_summary ON summary_points (summary_id, kind, position);
+CREATE INDEX summary_points_session ON summary_points (session_id);
+CREATE INDEX action_items_summary ON action_items (summary_id);
+"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, STEP_1),
     (2, STEP_2),
     (3, STEP_3),
+    (4, STEP_4),
 ]
 
 LATEST = MIGRATIONS[-1][0]
