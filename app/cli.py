@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_transcribe import add_parser as add_transcribe_parser
 
     add_transcribe_parser(sub)
+    from .cli_summarize import add_parser as add_summarize_parser
+
+    add_summarize_parser(sub)
 
     ask = sub.add_parser("ask", help="ask the model a question, with images and audio")
     ask.add_argument("question")
@@ -74,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--json-schema", metavar="FILE", help="constrain the answer to this JSON schema")
     ask.add_argument("--image-tokens", type=int, help="token budget per image (70-1120)")
     ask.add_argument("--stats", action="store_true", help="print token counts and speed to stderr")
+    from .cli_ask import add_ask_args  # --session / --video / --all-sessions
+
+    add_ask_args(ask)
     _add_model_args(ask)
     return ap
 
@@ -108,6 +114,10 @@ def cmd_ask(args) -> int:
     from .engine.messages import Audio, Image, Message
     from .engine.resolve import resolve_model
 
+    from .cli_ask import run_ask, wants_extended
+
+    if wants_extended(args):
+        return run_ask(args)
     settings = _settings()
     images = [Image(path=str(_need_file(f, "image"))) for f in args.image]
     audios = []
@@ -146,17 +156,21 @@ def cmd_ask(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and all(not a.startswith("-") and Path(a).is_file() for a in argv) \
+            and argv[0] not in ap._subparsers._group_actions[0].choices:
+        from .ui.app import run_app  # `minutely FILE...`: open the app and import them
+
+        return run_app(argv)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:
         logging.getLogger("minutely.llama").setLevel(logging.ERROR)
     if args.command is None:
-        # The desktop window is a later milestone; until it lands, say so
-        # plainly and show what the command line can do.
-        ap.print_help()
-        print("\nThe desktop window is not part of this build yet; use the commands above.")
-        return EXIT_OK
+        from .ui.app import run_app
+
+        return run_app()
     from .engine.errors import EngineError, ModelError
     from .media.audio import MediaError
 
@@ -171,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
             from .cli_transcribe import run_transcribe
 
             return run_transcribe(args)
+        if args.command == "summarize":
+            from .cli_summarize import run_summarize
+
+            return run_summarize(args)
         if args.command == "sessions":
             from .cli_sessions import run_sessions
 

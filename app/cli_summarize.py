@@ -1,0 +1,93 @@
+"""``python main.py summarize ID [--template NAME] [--json]``: a session's summary and action items."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from .cli import EXIT_INTERRUPTED, EXIT_OK, UsageError, _add_model_args, _engine_config, _settings
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("summarize", help="summarize a session: Markdown plus action items, decisions, "
+                                         "open questions")
+    p.add_argument("session", nargs="?", type=int, metavar="ID", help="the session (see 'sessions list')")
+    p.add_argument("--template", default="general", metavar="NAME",
+                   help="summary template (default: general; see --list-templates)")
+    p.add_argument("--list-templates", action="store_true", help="list the templates and exit")
+    p.add_argument("--json", action="store_true", help="print the summary and its results as JSON")
+    p.add_argument("--max-tokens", type=int, default=1024, help="length of the Markdown, in tokens")
+    p.add_argument("--seed", type=int, default=0)
+    _add_model_args(p)
+
+
+def _notices(templates, skip: str | None = None) -> None:
+    """One line per user template that was skipped (not the chosen one: its error says it)."""
+    for n in templates.notices:
+        if skip is None or not n.startswith(f"template '{skip}' "):
+            print(f"minutely: {n}", file=sys.stderr)
+
+
+def run_summarize(args) -> int:
+    from .library import Library, LibraryError
+    from .pipeline.summarize import SummarizeError, SummaryCancelled, SummaryOptions, summarize
+    from .pipeline.summary_templates import load_templates
+
+    templates = load_templates()
+    if args.list_templates:
+        _notices(templates)
+        for t in templates:
+            where = "" if t.builtin else f"  [{t.path}]"
+            print(f"{t.name:<14} {t.title:<16} {t.description}{where}")
+        return EXIT_OK
+    if args.session is None:
+        raise UsageError("give the session ID to summarize (see 'python main.py sessions list')")
+    if args.max_tokens < 16:
+        raise UsageError("--max-tokens must be at least 16")
+    settings = _settings()
+    loaded = []
+
+    def engine():  # loaded only once the session, its transcript and the template are known good
+        from .engine.engine import Engine
+        from .engine.resolve import resolve_model
+
+        _notices(templates, skip=args.template)  # now, so an error stays one line
+        choice = resolve_model(args.model, args.mmproj, settings)
+        opts.model = choice.model.name  # stored with the summary
+        loaded.append(Engine(choice.model, None, _engine_config(args, settings)))  # text only: no mmproj
+        return loaded[-1]
+
+    opts = SummaryOptions(max_tokens=args.max_tokens, seed=args.seed)
+    shown = [""]
+
+    def stream(_sid: int, text: str) -> None:
+        if args.json:
+            return
+        if text.startswith(shown[0]):
+            sys.stdout.write(text[len(shown[0]):])
+            sys.stdout.flush()
+            shown[0] = text
+
+    with Library.open() as lib:
+        if lib.notice:
+            print(f"minutely: {lib.notice}", file=sys.stderr)
+        try:
+            result = summarize(lib, engine, args.session, args.template, opts, templates=templates,
+                               on_text=stream)
+        except (LibraryError, SummarizeError) as e:
+            raise UsageError(str(e)) from None
+        except (KeyboardInterrupt, SummaryCancelled):
+            print("\nminutely: stopped; what was written is kept as a cancelled summary", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        finally:
+            for e in loaded:
+                e.close()
+        if args.json:
+            print(json.dumps({"session_id": args.session, **result.to_dict()}, ensure_ascii=False, indent=2))
+        else:
+            if not result.text.startswith(shown[0]):  # the final text differs (trimmed): print it whole
+                sys.stdout.write("\n" + result.text)
+            elif len(result.text) > len(shown[0]):
+                sys.stdout.write(result.text[len(shown[0]):])
+            sys.stdout.write("\n")
+    return EXIT_OK
