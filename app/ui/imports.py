@@ -1,0 +1,100 @@
+"""Importing files: read on the io worker (the session appears at once), transcribe on the model worker.
+
+A file's transcription waits in the model queue while no model is
+configured, and survives a restart: jobs left queued are queued again at the
+next start, and interrupted ones are offered for retry (they resume after
+their last stored utterance).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from .tasks import Task
+
+log = logging.getLogger("minutely.ui.import")
+
+
+class Importer(QObject):
+    session_created = Signal(int)
+    session_changed = Signal(int)
+    error = Signal(str)
+    transcribed = Signal(int)          # session id, once its transcription is done
+
+    def __init__(self, services, jobs_panel, parent=None):
+        super().__init__(parent)
+        self.services = services
+        self.jobs = jobs_panel
+
+    def _options(self):
+        from app.pipeline.transcribe import TranscribeOptions
+
+        s = self.services.settings
+        return TranscribeOptions(language=s.language or None, translate_to=s.translate_to or None)
+
+    def import_file(self, path: Path) -> Task:
+        from app.pipeline.transcribe import prepare_file
+
+        path = Path(path)
+        opts = self._options()
+
+        def read(ctx):
+            job = prepare_file(ctx.library, path, opts)
+            return job.session_id
+
+        task = Task(f"Reading {path.name}", read, kind="import", needs_model=False,
+                    retry=lambda: self.import_file(path))
+        task.done.connect(lambda sid: self._read(sid, path))
+        task.failed.connect(lambda msg: self.error.emit(f"Could not import {path.name}: {msg}"))
+        self.services.io.submit(task)
+        self.jobs.add_task(task)
+        return task
+
+    def _read(self, session_id: int, path: Path) -> None:
+        self.session_created.emit(session_id)
+        self.transcribe(path, session_id)
+
+    def transcribe(self, path: Path, session_id: int) -> Task:
+        from app.pipeline.transcribe import transcribe_file
+
+        opts = self._options()
+        title = self.services.library.get_session(session_id).title or path.name
+
+        def run(ctx):
+            def progress(p):
+                ctx.progress(p.fraction, f"{p.done}/{p.total} utterances")
+                self.session_changed.emit(session_id)   # queued to the main thread
+
+            sid = transcribe_file(ctx.library, lambda: ctx.engine, path, opts,
+                                  progress=progress, cancel=ctx.cancel_event)
+            ctx.progress(1.0, "speakers found")
+            return sid
+
+        task = Task(f"Transcribing {title}", run, kind="transcribe", session_id=session_id,
+                    retry=lambda: self.transcribe(path, session_id))
+        task.state_changed.connect(lambda _st: self.session_changed.emit(session_id))
+        task.done.connect(lambda _r: self.transcribed.emit(session_id))
+        task.failed.connect(lambda msg: self.error.emit(f"Transcribing {title} failed: {msg}"))
+        self.services.model.submit(task)
+        self.jobs.add_task(task)
+        return task
+
+    def add_interrupted_jobs(self) -> None:
+        """Queue again what was waiting; offer a retry for what a crash or quit interrupted."""
+        lib = self.services.library
+        for job in lib.jobs(["queued", "interrupted"]):
+            if job.kind != "transcribe" or job.session_id is None:
+                continue
+            src = job.resume.get("file")
+            if not src:
+                continue
+            path = Path(src)
+            if job.state == "queued":
+                self.transcribe(path, job.session_id)
+            else:
+                title = lib.get_session(job.session_id).title
+                self.jobs.add_interrupted(f"Transcribing {title}", job.error or "interrupted", job.progress,
+                                          lambda p=path, sid=job.session_id: self.transcribe(p, sid))

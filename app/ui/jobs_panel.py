@@ -1,0 +1,133 @@
+"""The Jobs panel: what is running or queued, its progress, cancel and retry.
+
+Every Task submitted to the workers appears here. A failed job says what
+happened in one line and offers Retry (a fresh task doing the same work; a
+transcription resumes after its last stored utterance). Jobs a previous run
+left unfinished are listed too, with Retry.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea, QVBoxLayout,
+                               QWidget)
+
+from .tasks import CANCELLED, DONE, FAILED, FINISHED, RUNNING, Task
+
+
+class JobRow(QWidget):
+    retry_requested = Signal(object)   # the row
+    removed = Signal(object)
+
+    def __init__(self, title: str, parent=None):
+        super().__init__(parent)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(4, 2, 4, 2)
+        text = QVBoxLayout()
+        self.title = QLabel(title)
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.state = QLabel()
+        self.state.setWordWrap(True)
+        text.addWidget(self.title)
+        text.addWidget(self.state)
+        lay.addLayout(text, 3)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1000)
+        self.bar.setTextVisible(True)
+        self.bar.setAccessibleName(f"Progress of {title}")
+        lay.addWidget(self.bar, 2)
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setAccessibleName(f"Cancel {title}")
+        self.retry = QPushButton("Retry")
+        self.retry.setAccessibleName(f"Retry {title}")
+        self.retry.hide()
+        self.retry.clicked.connect(lambda: self.retry_requested.emit(self))
+        self.dismiss = QPushButton("Dismiss")
+        self.dismiss.setAccessibleName(f"Dismiss {title}")
+        self.dismiss.hide()
+        self.dismiss.clicked.connect(lambda: self.removed.emit(self))
+        lay.addWidget(self.cancel)
+        lay.addWidget(self.retry)
+        lay.addWidget(self.dismiss)
+        self.task: Task | None = None
+        self.retry_fn: Callable[[], Task | None] | None = None
+
+    def set_progress(self, fraction: float) -> None:
+        self.bar.setValue(int(round(1000 * max(0.0, min(1.0, fraction)))))
+        self.bar.setFormat(f"{100 * fraction:.0f}%")
+
+    def set_state(self, state: str, error: str = "") -> None:
+        self.state.setText(f"{state}: {error}" if error else state)
+        finished = state in FINISHED or state == "interrupted"
+        self.cancel.setVisible(not finished)
+        self.retry.setVisible(state in (FAILED, CANCELLED, "interrupted") and self.retry_fn is not None)
+        self.dismiss.setVisible(finished)
+        if state == DONE:
+            self.set_progress(1.0)
+
+
+class JobsPanel(QWidget):
+    retry = Signal(object)   # the Task or library Job to redo
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        self.empty = QLabel("No jobs. Imported files and recordings are transcribed here.")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        outer.addWidget(self.empty)
+        area = QScrollArea()
+        area.setWidgetResizable(True)
+        inner = QWidget()
+        self.rows_layout = QVBoxLayout(inner)
+        self.rows_layout.addStretch(1)
+        area.setWidget(inner)
+        outer.addWidget(area, 1)
+        self.rows: list[JobRow] = []
+        self.setAccessibleName("Jobs")
+
+    def add_task(self, task: Task, retry: Callable[[], Task | None] | None = None) -> JobRow:
+        row = JobRow(task.title)
+        row.task = task
+        row.retry_fn = retry or task.retry_fn
+        row.cancel.clicked.connect(task.cancel)
+        task.progress.connect(row.set_progress)
+        task.message.connect(lambda text, r=row: r.state.setText(f"running: {text}"))
+        task.state_changed.connect(lambda st, r=row, t=task: r.set_state(st, t.error))
+        row.set_state(task.state)
+        self._add(row)
+        return row
+
+    def add_interrupted(self, title: str, error: str, progress: float,
+                        retry: Callable[[], Task | None]) -> JobRow:
+        row = JobRow(title)
+        row.retry_fn = retry
+        row.set_progress(progress)
+        row.set_state("interrupted", error)
+        self._add(row)
+        return row
+
+    def _add(self, row: JobRow) -> None:
+        row.retry_requested.connect(self._retry)
+        row.removed.connect(self._remove)
+        self.rows_layout.insertWidget(self.rows_layout.count() - 1, row)
+        self.rows.append(row)
+        self.empty.hide()
+
+    def _retry(self, row: JobRow) -> None:
+        fn = row.retry_fn
+        self._remove(row)
+        if fn is not None:
+            fn()
+
+    def _remove(self, row: JobRow) -> None:
+        if row in self.rows:
+            self.rows.remove(row)
+        row.setParent(None)
+        row.deleteLater()
+        self.empty.setVisible(not self.rows)
+
+    def active(self) -> list[Task]:
+        return [r.task for r in self.rows if r.task is not None and r.task.state in (RUNNING,) ]

@@ -1,0 +1,338 @@
+"""The main window: library on the left, the open session on the right, jobs below.
+
+It receives the ``Services`` the bootstrap built and never builds its own.
+Dropping a file (or File > Import) reads it on the io worker (the session
+appears at once) and queues its transcription on the model worker, which
+waits while no model is configured.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QLineEdit, QListView, QMainWindow,
+                               QMessageBox, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
+
+from app import __version__
+
+from .imports import Importer
+from .jobs_panel import JobsPanel
+from .qmodels import IdRole, SessionListModel, TwoLineDelegate
+from .search_view import SearchResults
+from .session_view import SessionView
+
+log = logging.getLogger("minutely.ui")
+
+MEDIA_FILTER = ("Audio and video (*.wav *.mp3 *.m4a *.aac *.flac *.ogg *.opus *.wma *.mp4 *.mkv *.mov "
+                "*.webm *.avi *.m4v);;All files (*)")
+
+
+class MainWindow(QMainWindow):
+    session_opened = Signal(int)
+
+    def __init__(self, services, parent=None):
+        super().__init__(parent)
+        self.services = services
+        self.setWindowTitle("Minutely")
+        self.setAcceptDrops(True)
+        self.setObjectName("MainWindow")
+
+        # left: search + sessions / hits
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(6, 6, 0, 6)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search all meetings…")
+        self.search.setAccessibleName("Search")
+        self.search.setClearButtonEnabled(True)
+        ll.addWidget(self.search)
+        self.left_stack = QStackedWidget()
+        self.sessions = SessionListModel(services.library, self)
+        self.session_list = QListView()
+        self.session_list.setAccessibleName("Sessions")
+        self.session_list.setModel(self.sessions)
+        self.session_list.setItemDelegate(TwoLineDelegate(self.session_list))
+        self.session_list.setUniformItemSizes(True)
+        self.session_list.selectionModel().currentChanged.connect(self._session_selected)
+        self.left_stack.addWidget(self.session_list)
+        self.results = SearchResults(services.library)
+        self.results.hit_chosen.connect(self.open_session)
+        self.left_stack.addWidget(self.results)
+        ll.addWidget(self.left_stack, 1)
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(200)
+        self._search_timer.timeout.connect(self._run_search)
+        self.search.textChanged.connect(lambda _: self._search_timer.start())
+
+        # right: welcome / session
+        self.right = QStackedWidget()
+        self.welcome = QLabel()
+        self.welcome.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.welcome.setWordWrap(True)
+        self.welcome.setTextFormat(Qt.TextFormat.RichText)
+        self.welcome.setAccessibleName("Getting started")
+        self.right.addWidget(self.welcome)
+        self.session_view = SessionView(services)
+        self.session_view.play_requested.connect(self.play)
+        self.session_view.export_requested.connect(self.export_session)
+        self.session_view.title_changed.connect(self.sessions.update_session)
+        self.session_view.status_message.connect(self.notify)
+        self.right.addWidget(self.session_view)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("mainSplitter")
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(self.right)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 3)
+        self.splitter.setSizes([280, 820])
+        self.setCentralWidget(self.splitter)
+
+        self.jobs = JobsPanel()
+        self.jobs_dock = QDockWidget("Jobs", self)
+        self.jobs_dock.setObjectName("jobsDock")
+        self.jobs_dock.setWidget(self.jobs)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.jobs_dock)
+
+        self.importer = Importer(services, self.jobs, self)
+        self.importer.session_created.connect(self._session_created)
+        self.importer.session_changed.connect(self._session_changed)
+        self.importer.error.connect(self.notify)
+
+        self.model_label = QLabel()
+        self.model_label.setAccessibleName("Model state")
+        self.statusBar().addPermanentWidget(self.model_label)
+        services.model.model_state.connect(self._model_state)
+        self._build_menus()
+        self._player = None
+        self._closed = False
+
+        self.sessions.reload()
+        self._update_welcome()
+        self._model_state(services.model.state if services.model.has_model() else "no model")
+        self._restore_state()
+        for msg in services.notices:
+            self.notify(msg)
+        self.importer.add_interrupted_jobs()
+
+    # -- menus -----------------------------------------------------------------
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        file = mb.addMenu("&File")
+        self.import_action = QAction("&Import audio or video…", self)
+        self.import_action.setShortcut(QKeySequence.StandardKey.Open)
+        self.import_action.triggered.connect(self.import_dialog)
+        file.addAction(self.import_action)
+        file.addSeparator()
+        self.delete_action = QAction("&Delete session", self)
+        self.delete_action.setShortcut(QKeySequence.StandardKey.Delete)
+        self.delete_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self.delete_action.triggered.connect(self.delete_current)
+        self.session_list.addAction(self.delete_action)
+        file.addAction(self.delete_action)
+        file.addSeparator()
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        file.addAction(quit_action)
+        self.file_menu = file
+        view = mb.addMenu("&View")
+        view.addAction(self.jobs_dock.toggleViewAction())
+        find = QAction("&Search", self)
+        find.setShortcut(QKeySequence.StandardKey.Find)
+        find.triggered.connect(lambda: (self.search.setFocus(), self.search.selectAll()))
+        view.addAction(find)
+        self.view_menu = view
+        self.tools_menu = mb.addMenu("&Tools")
+        help_ = mb.addMenu("&Help")
+        about = QAction("&About Minutely", self)
+        about.triggered.connect(lambda: QMessageBox.about(
+            self, "About Minutely",
+            f"<b>Minutely {__version__}</b><p>The offline meeting assistant. One local model hears, "
+            "reads and answers; nothing leaves this computer.</p>"))
+        help_.addAction(about)
+
+    # -- state -----------------------------------------------------------------
+    def _ui_state(self) -> QSettings:
+        # kept in the data folder (never the user's global Qt settings), so tests stay private
+        return QSettings(str(self.services.data_dir / "window.ini"), QSettings.Format.IniFormat)
+
+    def _restore_state(self) -> None:
+        st = self._ui_state()
+        geo, state, split = st.value("geometry"), st.value("state"), st.value("splitter")
+        if isinstance(geo, QByteArray):
+            self.restoreGeometry(geo)
+        else:
+            self.resize(1100, 720)
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        if isinstance(split, QByteArray):
+            self.splitter.restoreState(split)
+        ts = st.value("transcriptSplitter")
+        if isinstance(ts, QByteArray):
+            self.session_view.splitter.restoreState(ts)
+
+    def save_state(self) -> None:
+        st = self._ui_state()
+        st.setValue("geometry", self.saveGeometry())
+        st.setValue("state", self.saveState())
+        st.setValue("splitter", self.splitter.saveState())
+        st.setValue("transcriptSplitter", self.session_view.splitter.saveState())
+        st.sync()
+
+    def _model_state(self, state: str) -> None:
+        text = {"no model": "No model yet — recording and importing work; transcription waits",
+                "loading": "Loading the model…", "ready": "Model ready"}.get(state, f"Model {state}")
+        self.model_label.setText(text)
+        self._update_welcome()
+
+    def _update_welcome(self) -> None:
+        has_sessions = self.sessions.rowCount() > 0
+        if not self.services.model.has_model():
+            model = ("<p><b>First, get the model</b> (about 8 GB, once): Tools ▸ Model… downloads it, "
+                     "or imports GGUF files you already have. Until then you can still record and "
+                     "import; transcription waits in the queue.</p>")
+        else:
+            model = ""
+        lines = "" if has_sessions else ("<p>Drop an audio or video file here, or use File ▸ Import, "
+                                         "to get a transcript with speakers.</p>")
+        self.welcome.setText(f"<h2>Minutely</h2>{model}{lines}"
+                             "<p>Everything stays on this computer.</p>")
+
+    def notify(self, message: str, ms: int = 8000) -> None:
+        log.info("%s", message)
+        self.statusBar().showMessage(message, ms)
+
+    # -- sessions --------------------------------------------------------------
+    def _session_selected(self, current, _previous) -> None:
+        if current.isValid():
+            self._show(int(current.data(IdRole)))
+
+    def _show(self, session_id: int, at: float | None = None) -> None:
+        self.session_view.show_session(session_id, at)
+        self.right.setCurrentWidget(self.session_view)
+        self.session_opened.emit(session_id)
+
+    def open_session(self, session_id: int, at: float | None = None) -> None:
+        row = self.sessions.row_of(session_id)
+        if row < 0:
+            self.sessions.update_session(session_id)
+            row = self.sessions.row_of(session_id)
+        self.session_list.blockSignals(True)
+        self.session_list.setCurrentIndex(self.sessions.index(row))
+        self.session_list.blockSignals(False)
+        self._show(session_id, at)
+
+    def _session_created(self, session_id: int) -> None:
+        self.sessions.update_session(session_id)
+        self._update_welcome()
+        self.open_session(session_id)
+
+    def _session_changed(self, session_id: int) -> None:
+        if self._closed:
+            return
+        self.sessions.update_session(session_id)
+        self.session_view.refresh_soon(session_id)
+
+    def delete_current(self) -> None:
+        sid = self.session_view.session_id
+        if sid is None:
+            return
+        title = self.services.library.get_session(sid).title
+        if QMessageBox.question(self, "Delete session",
+                                f"Delete “{title}” with its transcript, audio and screenshots?") \
+                != QMessageBox.StandardButton.Yes:
+            return
+        self.services.library.delete_session(sid)
+        self.sessions.update_session(sid)
+        self.session_view.show_session(None)
+        self.right.setCurrentWidget(self.welcome)
+        self._update_welcome()
+
+    # -- search ----------------------------------------------------------------
+    def _run_search(self) -> None:
+        q = self.search.text().strip()
+        if not q:
+            self.left_stack.setCurrentWidget(self.session_list)
+            return
+        self.results.run(q)
+        self.left_stack.setCurrentWidget(self.results)
+
+    # -- import / export / play -----------------------------------------------
+    def import_dialog(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Import audio or video", str(Path.home()), MEDIA_FILTER)
+        for f in files:
+            self.importer.import_file(Path(f))
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        for p in paths:
+            self.importer.import_file(p)
+        if paths:
+            event.acceptProposedAction()
+
+    def export_session(self, session_id: int, fmt: str) -> None:
+        from app.library.export import export_session, safe_filename
+
+        detail = self.services.library.session_detail(session_id)
+        suggested = str(Path.home() / safe_filename(detail.session.title or "session", fmt))
+        path, _ = QFileDialog.getSaveFileName(self, "Export session", suggested)
+        if not path:
+            return
+        self.export_to(session_id, fmt, Path(path))
+
+    def export_to(self, session_id: int, fmt: str, path: Path) -> Path | None:
+        from app.library.export import ExportError, export_session
+
+        try:
+            out = export_session(self.services.library.session_detail(session_id), fmt, path)
+        except (ExportError, OSError) as e:
+            self.notify(f"Export failed: {e}")
+            return None
+        self.notify(f"Exported to {out}")
+        return out
+
+    def audio_path(self, session_id: int) -> Path | None:
+        lib = self.services.library
+        for m in lib.media(session_id, "audio"):
+            p = lib.absolute(m)
+            if p.exists():
+                return p
+        s = lib.get_session(session_id)
+        if s.source and Path(s.source).exists():
+            return Path(s.source)
+        return None
+
+    def play(self, session_id: int, seconds: float) -> None:
+        path = self.audio_path(session_id)
+        if path is None:
+            self.notify("This session's audio is not available (the file was moved or deleted).")
+            return
+        if self._player is None:
+            from app.media.player import Player
+
+            self._player = Player()
+        self._player.play(path, seconds, on_done=self._played)
+        self.notify(f"Playing from {int(seconds) // 60:02d}:{int(seconds) % 60:02d}", 3000)
+
+    def _played(self, error: str | None) -> None:  # player thread
+        if error:
+            QTimer.singleShot(0, self, lambda: self.notify(error))
+
+    # -- closing ---------------------------------------------------------------
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self._closed = True
+        self._search_timer.stop()
+        self.session_view._refresh_timer.stop()
+        self.save_state()
+        if self._player is not None:
+            self._player.stop()
+        event.accept()

@@ -1,0 +1,334 @@
+"""One session: its title, transcript, speakers, screenshots, summary and chat.
+
+The transcript is a model/view list (speaker colour, name, time, text) that
+grows in place while a job or a live recording adds segments; clicking a
+segment plays the audio from there. Speakers are renamed inline (optionally
+remembering the voice for later sessions) or merged from their context menu.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QIcon, QPixmap
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QLabel, QLineEdit, QListView,
+                               QListWidget, QListWidgetItem, QMenu, QSplitter, QTabWidget, QToolButton,
+                               QVBoxLayout, QWidget)
+
+from app.library.db import NotFound
+
+from .qmodels import KIND_NAMES, SegmentDelegate, SegmentModel, clock, local_time, speaker_colour
+
+log = logging.getLogger("minutely.ui.session")
+
+EXPORT_FORMATS = [("Markdown (.md)", "md"), ("Plain text (.txt)", "txt"), ("Subtitles (.srt)", "srt"),
+                  ("Web subtitles (.vtt)", "vtt"), ("JSON (.json)", "json")]
+
+
+class SpeakersPanel(QWidget):
+    """The session's speakers: double-click (or F2) to rename, right-click to merge."""
+
+    changed = Signal()
+    error = Signal(str)
+
+    def __init__(self, services, parent=None):
+        super().__init__(parent)
+        self.services = services
+        self.session_id: int | None = None
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        title = QLabel("<b>Speakers</b>")
+        lay.addWidget(title)
+        self.list = QListWidget()
+        self.list.setAccessibleName("Speakers")
+        self.list.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
+                                  | QAbstractItemView.EditTrigger.EditKeyPressed)
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._menu)
+        self.list.itemChanged.connect(self._renamed)
+        lay.addWidget(self.list, 1)
+        self.remember = QCheckBox("Remember voices I name")
+        self.remember.setToolTip("Naming a speaker saves their voice, so later sessions recognise them")
+        self.remember.setChecked(True)
+        lay.addWidget(self.remember)
+        self._loading = False
+
+    def load(self, session_id: int | None) -> None:
+        self.session_id = session_id
+        self._loading = True
+        self.list.clear()
+        if session_id is not None:
+            sp = self.services.library.speakers(session_id)
+            for i, s in enumerate(sorted(sp, key=lambda s: s.label)):
+                it = QListWidgetItem(s.display)
+                it.setData(Qt.ItemDataRole.UserRole, s.label)
+                it.setFlags(it.flags() | Qt.ItemFlag.ItemIsEditable)
+                pm = QPixmap(12, 12)
+                pm.fill(speaker_colour(s.label, i))
+                it.setIcon(QIcon(pm))
+                it.setToolTip(f"{s.label}" + (" · known voice" if s.profile_id else "")
+                              + " · double-click to rename, right-click to merge")
+                self.list.addItem(it)
+        self._loading = False
+
+    def _renamed(self, item: QListWidgetItem) -> None:
+        if self._loading or self.session_id is None:
+            return
+        label = item.data(Qt.ItemDataRole.UserRole)
+        name = item.text().strip()
+        lib = self.services.library
+        try:
+            if name and name != label and self.remember.isChecked():
+                from app.pipeline.transcribe import save_voice
+
+                try:
+                    save_voice(lib, self.session_id, label, name)
+                except ValueError:  # no voice data yet: keep the name only
+                    lib.rename_speaker(self.session_id, label, name)
+            else:
+                lib.rename_speaker(self.session_id, label, None if not name or name == label else name)
+        except Exception as e:  # noqa: BLE001 - one line for the user
+            self.error.emit(f"could not rename the speaker: {e}")
+        self.changed.emit()
+
+    def rename(self, label: str, name: str) -> None:
+        """Programmatic rename (as if typed in the list)."""
+        for i in range(self.list.count()):
+            it = self.list.item(i)
+            if it.data(Qt.ItemDataRole.UserRole) == label:
+                it.setText(name)
+                return
+        raise KeyError(label)
+
+    def merge(self, label: str, into: str) -> None:
+        if self.session_id is None:
+            return
+        self.services.library.merge_speakers(self.session_id, label, into)
+        self.changed.emit()
+
+    def _menu(self, pos) -> None:
+        it = self.list.itemAt(pos)
+        if it is None:
+            return
+        label = it.data(Qt.ItemDataRole.UserRole)
+        menu = QMenu(self)
+        menu.addAction("Rename", lambda: self.list.editItem(it))
+        sub = menu.addMenu("Merge into")
+        for i in range(self.list.count()):
+            other = self.list.item(i)
+            if other is not it:
+                sub.addAction(other.text(), lambda o=other.data(Qt.ItemDataRole.UserRole): self.merge(label, o))
+        sub.setEnabled(self.list.count() > 1)
+        menu.exec(self.list.viewport().mapToGlobal(pos))
+
+
+class SessionView(QWidget):
+    """The right-hand side of the window for the selected session."""
+
+    play_requested = Signal(int, float)      # session id, seconds
+    export_requested = Signal(int, str)      # session id, format
+    title_changed = Signal(int)
+    status_message = Signal(str)
+
+    def __init__(self, services, parent=None):
+        super().__init__(parent)
+        self.services = services
+        self.session_id: int | None = None
+        lay = QVBoxLayout(self)
+        head = QHBoxLayout()
+        self.title = QLineEdit()
+        self.title.setAccessibleName("Session title")
+        self.title.setPlaceholderText("Untitled")
+        f = self.title.font()
+        f.setPointSizeF(f.pointSizeF() * 1.3)
+        f.setBold(True)
+        self.title.setFont(f)
+        self.title.setFrame(False)
+        self.title.editingFinished.connect(self._save_title)
+        head.addWidget(self.title, 1)
+        self.export_button = QToolButton()
+        self.export_button.setText("Export")
+        self.export_button.setAccessibleName("Export session")
+        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.export_button)
+        for text, fmt in EXPORT_FORMATS:
+            a = QAction(text, menu)
+            a.triggered.connect(lambda _=False, f=fmt: self.session_id and self.export_requested.emit(
+                self.session_id, f))
+            menu.addAction(a)
+        self.export_button.setMenu(menu)
+        head.addWidget(self.export_button)
+        lay.addLayout(head)
+        self.meta = QLabel()
+        self.meta.setAccessibleName("Session details")
+        lay.addWidget(self.meta)
+
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        lay.addWidget(self.tabs, 1)
+
+        # transcript + speakers
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.setObjectName("transcriptSplitter")
+        self.segments = SegmentModel(services.library, self)
+        self.transcript = QListView()
+        self.transcript.setAccessibleName("Transcript")
+        self.transcript.setModel(self.segments)
+        self.transcript.setItemDelegate(SegmentDelegate(self.transcript))
+        self.transcript.setWordWrap(True)
+        self.transcript.setResizeMode(QListView.ResizeMode.Adjust)
+        self.transcript.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.transcript.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.transcript.activated.connect(self._play_index)
+        self.transcript.clicked.connect(self._play_index)
+        self.empty_transcript = QLabel()
+        self.empty_transcript.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_transcript.setWordWrap(True)
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(self.empty_transcript)
+        ll.addWidget(self.transcript, 1)
+        split.addWidget(left)
+        self.speakers = SpeakersPanel(services)
+        self.speakers.changed.connect(self.refresh)
+        self.speakers.error.connect(self.status_message)
+        split.addWidget(self.speakers)
+        split.setStretchFactor(0, 4)
+        split.setStretchFactor(1, 1)
+        self.splitter = split
+        self.tabs.addTab(split, "Transcript")
+
+        # screenshots and frames on a timeline
+        self.shots = QListWidget()
+        self.shots.setAccessibleName("Screenshots")
+        self.shots.setViewMode(QListWidget.ViewMode.IconMode)
+        self.shots.setIconSize(QSize(192, 120))
+        self.shots.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.shots.setMovement(QListWidget.Movement.Static)
+        self.shots.itemActivated.connect(self._shot_activated)
+        self.shots.itemClicked.connect(self._shot_activated)
+        self.tabs.addTab(self.shots, "Screenshots")
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(250)
+        self._refresh_timer.timeout.connect(self.refresh)
+
+    # -- loading ---------------------------------------------------------------
+    def show_session(self, session_id: int | None, at: float | None = None) -> None:
+        self.session_id = session_id
+        self.segments.load(session_id)
+        self.speakers.load(session_id)
+        self._load_header()
+        self._load_shots()
+        self._update_empty()
+        if at is not None:
+            self.jump_to(at)
+
+    def refresh_soon(self, session_id: int | None = None) -> None:
+        """Coalesce bursts of changes (a job storing segments) into one refresh."""
+        if session_id is None or session_id == self.session_id:
+            if not self._refresh_timer.isActive():
+                self._refresh_timer.start()
+
+    def refresh(self) -> None:
+        if self.session_id is None:
+            return
+        try:
+            self.services.library.get_session(self.session_id)
+        except NotFound:
+            self.show_session(None)
+            return
+        follow = self._at_bottom()
+        self.segments.refresh()
+        if self.speakers.list.state() != QAbstractItemView.State.EditingState:
+            self.speakers.load(self.session_id)
+        self._load_header()
+        self._load_shots()
+        self._update_empty()
+        if follow:
+            self.transcript.scrollToBottom()
+
+    def _at_bottom(self) -> bool:
+        sb = self.transcript.verticalScrollBar()
+        return sb.value() >= sb.maximum() - 4
+
+    def _load_header(self) -> None:
+        if self.session_id is None:
+            self.title.setText("")
+            self.meta.setText("")
+            self.setEnabled(False)
+            return
+        self.setEnabled(True)
+        s = self.services.library.get_session(self.session_id)
+        if not self.title.hasFocus():
+            self.title.setText(s.title)
+        parts = [local_time(s.created), clock(s.duration), KIND_NAMES.get(s.kind, s.kind)]
+        if s.status not in ("ready", "new"):
+            parts.append(s.status)
+        if s.source:
+            parts.append(Path(s.source).name)
+        self.meta.setText(" · ".join(p for p in parts if p))
+
+    def _update_empty(self) -> None:
+        if self.session_id is None:
+            self.empty_transcript.setText("")
+            self.empty_transcript.hide()
+            return
+        n = self.segments.rowCount()
+        s = self.services.library.get_session(self.session_id)
+        if n:
+            self.empty_transcript.hide()
+            return
+        msg = {"transcribing": "Transcribing… segments appear here as they are ready.",
+               "recording": "Recording… segments appear here as people speak.",
+               "failed": "Transcription failed; see the Jobs panel to retry."}.get(
+            s.status, "No speech transcribed in this session.")
+        self.empty_transcript.setText(msg)
+        self.empty_transcript.show()
+
+    def _load_shots(self) -> None:
+        self.shots.clear()
+        if self.session_id is None:
+            return
+        lib = self.services.library
+        media = [m for m in lib.media(self.session_id) if m.kind in ("screenshot", "frame", "image")]
+        for m in sorted(media, key=lambda m: m.offset):
+            it = QListWidgetItem(clock(m.offset))
+            pm = QPixmap(str(lib.absolute(m)))
+            if not pm.isNull():
+                it.setIcon(QIcon(pm.scaled(192, 120, Qt.AspectRatioMode.KeepAspectRatio,
+                                           Qt.TransformationMode.SmoothTransformation)))
+            it.setData(Qt.ItemDataRole.UserRole, m.offset)
+            it.setData(Qt.ItemDataRole.UserRole + 1, m.id)
+            it.setToolTip(f"{m.kind} at {clock(m.offset)} · click to see the transcript there")
+            self.shots.addItem(it)
+        self.tabs.setTabText(1, f"Screenshots ({len(media)})" if media else "Screenshots")
+
+    # -- actions ---------------------------------------------------------------
+    def _save_title(self) -> None:
+        if self.session_id is None:
+            return
+        text = self.title.text().strip()
+        s = self.services.library.get_session(self.session_id)
+        if text and text != s.title:
+            self.services.library.update_session(self.session_id, title=text)
+            self.title_changed.emit(self.session_id)
+
+    def _play_index(self, index) -> None:
+        if self.session_id is not None and index.isValid():
+            self.play_requested.emit(self.session_id, float(self.segments.segment(index.row()).start))
+
+    def jump_to(self, seconds: float) -> None:
+        """Show the transcript at ``seconds`` (a search hit, a citation, a screenshot)."""
+        self.tabs.setCurrentIndex(0)
+        row = self.segments.row_at_time(seconds)
+        if row >= 0:
+            idx = self.segments.index(row)
+            self.transcript.setCurrentIndex(idx)
+            self.transcript.scrollTo(idx, QAbstractItemView.ScrollHint.PositionAtCenter)
+
+    def _shot_activated(self, item: QListWidgetItem) -> None:
+        self.jump_to(float(item.data(Qt.ItemDataRole.UserRole)))
