@@ -216,6 +216,11 @@ class Engine:
         return bool(self._mctx) and bool(self._mtmd.mtmd_support_vision(self._mctx))
 
     @property
+    def supports_thinking(self) -> bool:
+        """Whether the chat template has a thinking switch (``enable_thinking``)."""
+        return "enable_thinking" in (self._template or "")
+
+    @property
     def audio_sample_rate(self) -> int:
         return int(self._mtmd.mtmd_get_audio_sample_rate(self._mctx)) if self.supports_audio else 0
 
@@ -514,7 +519,8 @@ class Engine:
             reply.generated_tokens += 1
             if reply.generated_tokens == 1:
                 reply.time_to_first_token = reply.prompt_seconds + time.perf_counter() - t_start
-            piece = out.add(self._piece_bytes(tok))
+            # thinking: keep the template's channel markers so the thought can be told apart
+            piece = out.add(self._piece_bytes(tok, special=o.think))
             if piece:
                 yield piece
             if out.stopped:

@@ -223,6 +223,14 @@ class EngineHost:
     def supports_vision(self) -> bool:
         return self.info.has_vision
 
+    @property
+    def supports_thinking(self) -> bool:
+        return "enable_thinking" in (self._args[3] or self.info.model.get("tokenizer.chat_template") or "")
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self.caps.get("n_ctx") or self._args[2].n_ctx)
+
     def cancel(self) -> None:
         """Stop the call in flight within one token (any thread)."""
         self._cancel.set()

@@ -1,0 +1,181 @@
+"""``python main.py ask``: questions about a session, a video or the whole library.
+
+    ask --session ID "question"            the session's chat (stored; --think where supported)
+    ask --session ID --image F [--at T]    an image with the transcript around time T
+    ask --video FILE "question"            the video becomes a session (reused next time)
+    ask --all-sessions "question"          the model searches and reads the library (read-only)
+
+Plain ``ask "question" [--image] [--audio]`` stays in app/cli.py; cmd_ask hands
+over here when one of these options is given.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import threading
+
+from .cli import EXIT_OK, UsageError, _engine_config, _need_file, _settings
+
+
+def add_ask_args(ask) -> None:
+    g = ask.add_argument_group("what the question is about (one of)")
+    x = g.add_mutually_exclusive_group()
+    x.add_argument("--session", type=int, metavar="ID", help="a session: its transcript and chat")
+    x.add_argument("--video", metavar="FILE", help="a video: its frames and transcript")
+    x.add_argument("--all-sessions", action="store_true", help="the whole library (search + read tools)")
+    g.add_argument("--at", metavar="TIME", help="with --session --image: the image's time (mm:ss or seconds)")
+    g.add_argument("--think", action="store_true", help="think harder (models whose template supports it)")
+    g.add_argument("--no-save", action="store_true", help="do not store the question and answer")
+    g.add_argument("--max-steps", type=int, default=4, help="--all-sessions: tool calls at most (default 4)")
+    g.add_argument("--frame-tokens", type=int, default=70, help="--video: token budget per frame (70-1120)")
+    g.add_argument("--json", action="store_true", help="print the answer, citations and tool calls as JSON")
+
+
+def wants_extended(args) -> bool:
+    return args.session is not None or bool(args.video) or bool(args.all_sessions)
+
+
+def parse_at(text: str) -> float:
+    t = text.strip().strip("[]")
+    m = re.fullmatch(r"(?:(\d+):)?(\d{1,3}):(\d{2})", t)
+    if m and int(m.group(3)) < 60:
+        return float(int(m.group(1) or 0) * 3600 + int(m.group(2)) * 60 + int(m.group(3)))
+    try:
+        v = float(t)
+    except ValueError:
+        v = -1.0
+    if v < 0:
+        raise UsageError(f"--at wants a time like 12:34 or a number of seconds, not {text!r}")
+    return v
+
+
+def _check(args) -> None:
+    if not args.question.strip():
+        raise UsageError("the question is empty")
+    if args.audio:
+        raise UsageError("--audio cannot be combined with --session, --video or --all-sessions")
+    if args.json_schema:
+        raise UsageError("--json-schema cannot be combined with --session, --video or --all-sessions")
+    if args.image and args.session is None:
+        raise UsageError("--image goes with --session (or without any of --video/--all-sessions)")
+    if len(args.image) > 1:
+        raise UsageError("--session takes one --image")
+    if args.at is not None and not args.image:
+        raise UsageError("--at goes with --image")
+    if args.think and (args.image or args.video or args.all_sessions):
+        raise UsageError("--think works with --session questions only")
+    if args.max_steps < 0 or args.max_steps > 20:
+        raise UsageError("--max-steps must be between 0 and 20")
+
+
+def run_ask(args) -> int:
+    from .engine.engine import Engine
+    from .engine.errors import ModelError
+    from .engine.resolve import resolve_model
+    from .library import Library
+    from .library.db import NotFound
+
+    _check(args)
+    at = parse_at(args.at) if args.at is not None else None
+    image = str(_need_file(args.image[0], "image")) if args.image else None
+    video = None
+    if args.video:
+        from .pipeline.video import probe
+
+        video = _need_file(args.video, "video")
+        probe(video)  # not a video: one line, before a model is loaded
+    settings = _settings()
+    choice = resolve_model(args.model, args.mmproj, settings)
+    if (image or video) and choice.mmproj is None:
+        raise ModelError("images and videos need the model's mmproj: give --mmproj")
+    stream = None if args.json else _print_piece
+    with Library.open() as lib:
+        if lib.notice:
+            print(f"minutely: {lib.notice}", file=sys.stderr)
+        if args.session is not None:
+            try:
+                lib.get_session(args.session)
+            except NotFound as e:
+                raise UsageError(str(e)) from None
+        loaded: list[Engine] = []
+
+        def engine() -> Engine:
+            if not loaded:
+                loaded.append(Engine(choice.model, choice.mmproj, _engine_config(args, settings)))
+            return loaded[0]
+
+        try:
+            out: dict = {}
+            if args.all_sessions:
+                from .pipeline.tools import ask_library
+
+                def told(call) -> None:
+                    if args.stats or args.verbose:
+                        what = call.error or f"{len(call.result.splitlines())} lines"
+                        print(f"tool {call.name} {json.dumps(call.arguments, ensure_ascii=False)}: {what}",
+                              file=sys.stderr)
+
+                ans = ask_library(lib, engine(), args.question, max_steps=args.max_steps, on_piece=stream,
+                                  on_tool=told, max_tokens=args.max_tokens)
+                out["tool_calls"] = [{"tool": c.name, "arguments": c.arguments, "error": c.error}
+                                     for c in ans.calls]
+            elif video is not None:
+                from .pipeline.video import ask_video, import_video
+
+                sid = import_video(lib, engine, video, progress=_progress() if sys.stderr.isatty() else None)
+                print(f"minutely: video session {sid}", file=sys.stderr)
+                ans = ask_video(lib, engine(), sid, args.question, frame_tokens=args.frame_tokens,
+                                on_piece=stream, max_tokens=args.max_tokens, temperature=args.temperature,
+                                save=not args.no_save)
+                out["session_id"] = sid
+                out["span"] = list(ans.excerpt) if ans.excerpt else None
+            elif image is not None:
+                from .pipeline.chat import ask_image
+
+                ans = ask_image(engine(), args.question, image, lib=lib, session_id=args.session, offset=at,
+                                on_piece=stream, max_tokens=args.max_tokens, image_tokens=args.image_tokens)
+                out["session_id"] = args.session
+            else:
+                from .pipeline.chat import SessionChat
+
+                chat = SessionChat(lib, engine(), args.session)
+                ans = chat.ask(args.question, think=args.think, on_piece=stream, max_tokens=args.max_tokens,
+                               temperature=args.temperature, save=not args.no_save)
+                out["session_id"] = args.session
+        finally:
+            for e in loaded:
+                e.close()
+    if args.json:
+        out = {"answer": ans.text, "citations": [
+            {"label": c.label, "seconds": c.seconds, "end": c.end} for c in ans.citations], **out}
+        if ans.thought:
+            out["thought"] = ans.thought
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+    else:
+        sys.stdout.write("\n")
+    r = ans.reply
+    if args.stats and r is not None:
+        print(f"prompt {r.prompt_tokens} tokens ({r.evaluated_tokens} evaluated, media {len(r.media_tokens)} "
+              f"parts), generated {r.generated_tokens} in {r.generate_seconds:.2f}s, "
+              f"finish: {r.finish_reason}; cited: {', '.join(c.label for c in ans.citations) or 'nothing'}",
+              file=sys.stderr)
+    return EXIT_OK
+
+
+def _print_piece(piece: str) -> None:
+    sys.stdout.write(piece)
+    sys.stdout.flush()
+
+
+def _progress():
+    lock = threading.Lock()
+
+    def show(stage: str, fraction: float) -> None:
+        with lock:
+            print(f"\r{stage} {100 * fraction:5.1f}%", end="", file=sys.stderr, flush=True)
+            if stage == "frames" and fraction >= 1.0:
+                print(file=sys.stderr)
+
+    return show
