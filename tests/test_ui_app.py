@@ -243,3 +243,71 @@ def test_window_state_is_kept(qtbot, tmp_path):
     finally:
         w2.close()
         services.close()
+
+
+@needs_speech
+def test_summary_streams_into_the_tab_and_action_items_tick(window, qtbot, tiny_model, meeting):
+    services = window.services
+    configure(services, tiny_model)
+    services.model.model_changed()
+    drop(window, meeting.wav)
+    qtbot.waitUntil(lambda: transcription(window) is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: transcription(window).state == DONE, timeout=180_000)
+    sid = window.session_view.session_id
+    tab = window.session_view.summary
+    assert tab.template.count() >= 5  # the shipped templates
+    streamed = []
+    task = tab.summarize("general")
+    task.piece.connect(streamed.append)
+    assert tab.run_button.text() == "Stop"
+    qtbot.waitUntil(lambda: task.finished, timeout=180_000)
+    assert task.state == DONE, task.error
+    assert streamed, "the summary text streamed into the tab"
+    stored = services.library.summaries(sid)
+    assert len(stored) == 1 and tab.versions.count() == 1
+    assert tab.text.toPlainText().strip() and tab.run_button.text() == "Summarize"
+    items = services.library.summary_action_items(stored[0].id)
+    assert tab.items.count() == len(items)
+    if items:
+        tab.items.item(0).setCheckState(Qt.CheckState.Checked)
+        assert services.library.summary_action_items(stored[0].id)[0].done
+    # Another template keeps the first summary.
+    t2 = tab.summarize("standup")
+    qtbot.waitUntil(lambda: t2.finished, timeout=180_000)
+    assert len(services.library.summaries(sid)) == 2 and tab.versions.count() == 2
+
+
+@needs_speech
+def test_chat_streams_answers_keeps_them_and_citations_jump(window, qtbot, tiny_model, meeting):
+    from app.ui.chat_tab import linkify
+
+    services = window.services
+    configure(services, tiny_model)
+    services.model.model_changed()
+    drop(window, meeting.wav)
+    qtbot.waitUntil(lambda: transcription(window) is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: transcription(window).state == DONE, timeout=180_000)
+    sid = window.session_view.session_id
+    stored_segments = len(services.library.segments(sid))
+    qtbot.waitUntil(lambda: window.session_view.segments.rowCount() == stored_segments, timeout=10_000)
+    chat = window.session_view.chat
+    pieces = []
+    task = chat.ask("What did they decide?")
+    task.piece.connect(pieces.append)
+    qtbot.waitUntil(lambda: task.finished, timeout=120_000)
+    assert task.state == DONE, task.error
+    stored = services.library.chat(sid)
+    assert [m.role for m in stored] == ["user", "assistant"]
+    assert stored[0].content == "What did they decide?"
+    assert "What did they decide?" in chat.history.toPlainText()
+    assert pieces and "".join(pieces).strip() == stored[1].content.strip()
+    # A citation in an answer is a link that jumps the transcript to that moment.
+    seg = services.library.segments(sid)[-1]
+    mm, ss = divmod(int(seg.start), 60)
+    html_text = linkify(f"They agreed at [{mm:02d}:{ss:02d}].", 3600)
+    assert f'href="t:{int(seg.start)}' in html_text
+    with qtbot.waitSignal(chat.jump) as blocker:
+        chat._link(__import__("PySide6.QtCore", fromlist=["QUrl"]).QUrl(f"t:{int(seg.start)}"))
+    assert blocker.args == [float(int(seg.start))]
+    cur = window.session_view.transcript.currentIndex()
+    assert window.session_view.segments.segment(cur.row()).id == seg.id

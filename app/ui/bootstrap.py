@@ -29,11 +29,13 @@ class Services:
     model: ModelService            # the one worker that runs model work
     io: ModelService               # a worker for file work that needs no model
     notices: list[str] = field(default_factory=list)  # one-line messages to show once
+    closed: bool = False           # set at shutdown: late signals and timers must not touch the library
 
     def save_settings(self) -> None:
         self.settings.save(self.data_dir / "settings.json")
 
     def close(self) -> None:
+        self.closed = True
         self.model.shutdown()
         self.io.shutdown()
         self.library.close()

@@ -81,6 +81,7 @@ class MainWindow(QMainWindow):
         self.session_view.export_requested.connect(self.export_session)
         self.session_view.title_changed.connect(self.sessions.update_session)
         self.session_view.status_message.connect(self.notify)
+        self.session_view.task_started.connect(lambda t: self.jobs.add_task(t))
         self.right.addWidget(self.session_view)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -233,7 +234,7 @@ class MainWindow(QMainWindow):
         self.open_session(session_id)
 
     def _session_changed(self, session_id: int) -> None:
-        if self._closed:
+        if self._closed or self.services.closed:
             return
         self.sessions.update_session(session_id)
         self.session_view.refresh_soon(session_id)
@@ -330,8 +331,8 @@ class MainWindow(QMainWindow):
     # -- closing ---------------------------------------------------------------
     def closeEvent(self, event) -> None:  # noqa: N802
         self._closed = True
-        self._search_timer.stop()
-        self.session_view._refresh_timer.stop()
+        for timer in self.findChildren(QTimer):
+            timer.stop()
         self.save_state()
         if self._player is not None:
             self._player.stop()

@@ -173,9 +173,11 @@ class SegmentModel(QAbstractListModel):
         return self._rows[row]
 
     def row_at_time(self, seconds: float) -> int:
+        """The segment shown at ``seconds``; times are shown floored to the second, so a
+        citation [01:39] means the segment whose start displays as 01:39 (or the one before)."""
         best = -1
         for i, g in enumerate(self._rows):
-            if g.start <= seconds + 0.5:
+            if g.start < int(seconds) + 1.0:
                 best = i
             else:
                 break

@@ -131,6 +131,7 @@ class SessionView(QWidget):
     export_requested = Signal(int, str)      # session id, format
     title_changed = Signal(int)
     status_message = Signal(str)
+    task_started = Signal(object)            # a Task for the Jobs panel
 
     def __init__(self, services, parent=None):
         super().__init__(parent)
@@ -201,6 +202,21 @@ class SessionView(QWidget):
         self.splitter = split
         self.tabs.addTab(split, "Transcript")
 
+        from .summary_tab import SummaryTab
+
+        self.summary = SummaryTab(services)
+        self.summary.task_started.connect(self.task_started)
+        self.summary.message.connect(self.status_message)
+        self.tabs.addTab(self.summary, "Summary")
+
+        from .chat_tab import ChatTab
+
+        self.chat = ChatTab(services, self.selected_media)
+        self.chat.task_started.connect(self.task_started)
+        self.chat.message.connect(self.status_message)
+        self.chat.jump.connect(self.jump_to)
+        self.tabs.addTab(self.chat, "Chat")
+
         # screenshots and frames on a timeline
         self.shots = QListWidget()
         self.shots.setAccessibleName("Screenshots")
@@ -208,8 +224,9 @@ class SessionView(QWidget):
         self.shots.setIconSize(QSize(192, 120))
         self.shots.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.shots.setMovement(QListWidget.Movement.Static)
+        self.shots.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.shots.itemSelectionChanged.connect(lambda: self.chat.render())
         self.shots.itemActivated.connect(self._shot_activated)
-        self.shots.itemClicked.connect(self._shot_activated)
         self.tabs.addTab(self.shots, "Screenshots")
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
@@ -224,6 +241,8 @@ class SessionView(QWidget):
         self._load_header()
         self._load_shots()
         self._update_empty()
+        self.summary.load(session_id)
+        self.chat.load(session_id)
         if at is not None:
             self.jump_to(at)
 
@@ -234,7 +253,7 @@ class SessionView(QWidget):
                 self._refresh_timer.start()
 
     def refresh(self) -> None:
-        if self.session_id is None:
+        if self.session_id is None or self.services.closed:
             return
         try:
             self.services.library.get_session(self.session_id)
@@ -305,7 +324,7 @@ class SessionView(QWidget):
             it.setData(Qt.ItemDataRole.UserRole + 1, m.id)
             it.setToolTip(f"{m.kind} at {clock(m.offset)} · click to see the transcript there")
             self.shots.addItem(it)
-        self.tabs.setTabText(1, f"Screenshots ({len(media)})" if media else "Screenshots")
+        self.tabs.setTabText(self.tabs.indexOf(self.shots), f"Screenshots ({len(media)})" if media else "Screenshots")
 
     # -- actions ---------------------------------------------------------------
     def _save_title(self) -> None:
@@ -329,6 +348,10 @@ class SessionView(QWidget):
             idx = self.segments.index(row)
             self.transcript.setCurrentIndex(idx)
             self.transcript.scrollTo(idx, QAbstractItemView.ScrollHint.PositionAtCenter)
+
+    def selected_media(self) -> list[int]:
+        """Media ids of the screenshots selected in the Screenshots tab (they go with a question)."""
+        return [int(it.data(Qt.ItemDataRole.UserRole + 1)) for it in self.shots.selectedItems()]
 
     def _shot_activated(self, item: QListWidgetItem) -> None:
         self.jump_to(float(item.data(Qt.ItemDataRole.UserRole)))

@@ -1,0 +1,174 @@
+"""The Summary tab: pick a template, watch the summary stream in, tick off action items.
+
+The summary runs as a model task (app.pipeline.summarize); its text streams
+into the view as the pipeline writes it to the library. Regenerating with
+another template keeps the older summaries, listed in the "Version" box.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
+                               QSplitter, QTextBrowser, QVBoxLayout, QWidget)
+
+from .qmodels import local_time
+from .tasks import FINISHED, Task
+
+
+class SummaryTab(QWidget):
+    task_started = Signal(object)     # the Task, for the Jobs panel
+    message = Signal(str)
+
+    def __init__(self, services, parent=None):
+        super().__init__(parent)
+        self.services = services
+        self.session_id: int | None = None
+        self.task: Task | None = None
+        lay = QVBoxLayout(self)
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Template"))
+        self.template = QComboBox()
+        self.template.setAccessibleName("Summary template")
+        bar.addWidget(self.template)
+        self.run_button = QPushButton("Summarize")
+        self.run_button.setAccessibleName("Summarize this session")
+        self.run_button.clicked.connect(self.toggle)
+        bar.addWidget(self.run_button)
+        bar.addStretch(1)
+        bar.addWidget(QLabel("Version"))
+        self.versions = QComboBox()
+        self.versions.setAccessibleName("Summary version")
+        self.versions.currentIndexChanged.connect(self._show_version)
+        bar.addWidget(self.versions)
+        lay.addLayout(bar)
+        split = QSplitter(Qt.Orientation.Vertical)
+        self.text = QTextBrowser()
+        self.text.setAccessibleName("Summary")
+        self.text.setOpenLinks(False)
+        split.addWidget(self.text)
+        items = QWidget()
+        il = QVBoxLayout(items)
+        il.setContentsMargins(0, 0, 0, 0)
+        il.addWidget(QLabel("<b>Action items</b> (tick when done)"))
+        self.items = QListWidget()
+        self.items.setAccessibleName("Action items")
+        self.items.itemChanged.connect(self._ticked)
+        il.addWidget(self.items)
+        split.addWidget(items)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        lay.addWidget(split, 1)
+        self._loading = False
+        self.load_templates()
+
+    def load_templates(self) -> None:
+        from app.pipeline.summary_templates import load_templates
+
+        t = load_templates()
+        self.template.clear()
+        for tpl in t:
+            self.template.addItem(tpl.title, tpl.name)
+            self.template.setItemData(self.template.count() - 1, tpl.description, Qt.ItemDataRole.ToolTipRole)
+        for notice in t.notices:
+            self.message.emit(notice)
+
+    # -- loading ---------------------------------------------------------------
+    def load(self, session_id: int | None) -> None:
+        self.session_id = session_id
+        self._fill_versions()
+        self._sync_button()
+
+    def _fill_versions(self, select: int | None = None) -> None:
+        self._loading = True
+        self.versions.clear()
+        if self.session_id is not None:
+            for s in sorted(self.services.library.summaries(self.session_id), key=lambda s: s.id, reverse=True):
+                self.versions.addItem(f"{s.template} · {local_time(s.created)}", s.id)
+        self._loading = False
+        idx = self.versions.findData(select) if select is not None else 0
+        self.versions.setCurrentIndex(max(idx, 0))
+        self._show_version()
+
+    def _show_version(self, *_):
+        if self._loading or self.services.closed:
+            return
+        sid = self.versions.currentData()
+        self.items.blockSignals(True)
+        self.items.clear()
+        if sid is None:
+            self.text.setMarkdown("" if self.session_id is None else
+                                  "*No summary yet.* Pick a template and press **Summarize**.")
+            self.items.blockSignals(False)
+            return
+        lib = self.services.library
+        self.text.setMarkdown(lib.summary(sid).text)
+        for a in lib.summary_action_items(sid):
+            extra = ", ".join(x for x in (a.owner, f"due {a.due}" if a.due else None) if x)
+            it = QListWidgetItem(a.text + (f" ({extra})" if extra else ""))
+            it.setFlags(it.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            it.setCheckState(Qt.CheckState.Checked if a.done else Qt.CheckState.Unchecked)
+            it.setData(Qt.ItemDataRole.UserRole, a.id)
+            self.items.addItem(it)
+        self.items.blockSignals(False)
+
+    def _ticked(self, item: QListWidgetItem) -> None:
+        self.services.library.set_action_done(int(item.data(Qt.ItemDataRole.UserRole)),
+                                              item.checkState() == Qt.CheckState.Checked)
+
+    # -- running ---------------------------------------------------------------
+    def running(self) -> bool:
+        return self.task is not None and not self.task.finished
+
+    def _sync_button(self) -> None:
+        mine = self.running() and self.task.session_id == self.session_id
+        self.run_button.setText("Stop" if mine else "Summarize")
+        self.run_button.setEnabled(self.session_id is not None and (mine or not self.running()))
+
+    def toggle(self) -> None:
+        if self.running():
+            self.task.cancel()
+        else:
+            self.summarize(self.template.currentData())
+
+    def summarize(self, template: str) -> Task | None:
+        if self.session_id is None:
+            return None
+        from app.pipeline.summarize import SummaryOptions, summarize
+
+        sid = self.session_id
+        title = self.services.library.get_session(sid).title
+        model = self.services.settings.model_name or None
+
+        def run(ctx):
+            def progress(p):
+                ctx.progress(p.fraction, p.stage)
+
+            return summarize(ctx.library, lambda: ctx.engine, sid, template, SummaryOptions(model=model),
+                             progress=progress, on_text=lambda _id, text: ctx.piece(text),
+                             cancel=ctx.cancel_event)
+
+        task = Task(f"Summarizing {title}", run, kind="summarize", session_id=sid,
+                    retry=lambda: self.summarize(template))
+        task.piece.connect(lambda text: self._streamed(sid, text))
+        task.state_changed.connect(lambda st: self._finished(sid, task, st))
+        task.failed.connect(lambda msg: self.message.emit(f"Summary failed: {msg}"))
+        self.task = task
+        self.services.model.submit(task)
+        self.task_started.emit(task)
+        self._sync_button()
+        return task
+
+    def _streamed(self, session_id: int, text: str) -> None:
+        if session_id == self.session_id and not self.services.closed:
+            if self.versions.currentIndex() != 0 or self.versions.count() == 0 \
+                    or self.versions.count() != len(self.services.library.summaries(session_id)):
+                self._fill_versions()
+            self.text.setMarkdown(text)
+
+    def _finished(self, session_id: int, task: Task, state: str) -> None:
+        if self.services.closed:
+            return
+        if state in FINISHED and session_id == self.session_id:
+            result = task.result
+            self._fill_versions(result.summary_id if result is not None else None)
+        self._sync_button()
