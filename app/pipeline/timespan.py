@@ -159,7 +159,8 @@ over own said same say says she should some such than that the their them then t
 those through too under until very was were what when where which while who whom why will with would
 you your yours we us me my mine i it is be do of to in on at by as an a or if so no yes
 meeting video recording call clip talk session tell show please someone something anything everything
-thing things people person time times minute minutes second seconds
+thing things people person time times minute minutes second seconds hour hours first last final
+begin beginning start end ending middle half
 """.split())
 _WORDS = re.compile(r"\w+", re.UNICODE)
 

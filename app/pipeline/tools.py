@@ -181,12 +181,12 @@ class ReadOnlyLibrary:
     def search_library(self, query: str) -> str:
         from app.library.search import search
 
-        hits = search(self.conn, query, limit=12)
+        hits = search(self.conn, query, limit=12, highlight=("", ""))  # brackets are for times
         if not hits:  # all words must match; try the words one by one
             words = [w for w in re.findall(r"\w+", query) if len(w) >= 3][:5]
             seen = set()
             for w in words:
-                for h in search(self.conn, w, limit=6):
+                for h in search(self.conn, w, limit=6, highlight=("", "")):
                     key = (h.session_id, h.segment_id, h.source)
                     if key not in seen:
                         seen.add(key)
