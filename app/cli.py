@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_summarize import add_parser as add_summarize_parser
 
     add_summarize_parser(sub)
+    from .selftest import add_parser as add_selftest_parser  # `self-test` / `--self-test`
+
+    add_selftest_parser(sub)
 
     ask = sub.add_parser("ask", help="ask the model a question, with images and audio")
     ask.add_argument("question")
@@ -157,6 +160,8 @@ def cmd_ask(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--self-test":  # the installed app's headless check
+        argv = ["self-test", *argv[1:]]
     if argv and all(not a.startswith("-") and Path(a).is_file() for a in argv) \
             and argv[0] not in ap._subparsers._group_actions[0].choices:
         from .ui.app import run_app  # `minutely FILE...`: open the app and import them
@@ -189,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
             from .cli_summarize import run_summarize
 
             return run_summarize(args)
+        if args.command == "self-test":
+            from .selftest import run as run_selftest
+
+            return run_selftest(args)
         if args.command == "sessions":
             from .cli_sessions import run_sessions
 
