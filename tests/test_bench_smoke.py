@@ -51,3 +51,11 @@ def test_transcribe_bench_runs():
         pytest.skip("needs espeak-ng and sox")
     r = _run("transcribe.py", "--small", "--minutes", "0.5")
     assert r["utterances"] > 3 and r["parallel_speedup"] > 0 and r["diarize_share"] < 0.05
+
+
+@pytest.mark.slow
+def test_ask_bench_runs(tiny_model):
+    r = _run("ask.py", "--model", str(tiny_model.model), "--minutes", "3", "--ctx", "8192", "--rounds", "1",
+             "--video-seconds", "10", "--video-ctx", "4096")
+    assert r["chat"]["prompt_tokens"] > 1000 and r["chat"]["followup_evaluated_tokens"] < 200
+    assert r["video"]["frames"] == 10 and r["video"]["overhead_s"] >= 0
