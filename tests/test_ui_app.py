@@ -311,3 +311,29 @@ def test_chat_streams_answers_keeps_them_and_citations_jump(window, qtbot, tiny_
     assert blocker.args == [float(int(seg.start))]
     cur = window.session_view.transcript.currentIndex()
     assert window.session_view.segments.segment(cur.row()).id == seg.id
+
+
+@needs_speech
+def test_dropped_video_gets_frames_and_video_questions(window, qtbot, tiny_model, meeting, tmp_path):
+    from tests.media_factory import make_video
+
+    services = window.services
+    configure(services, tiny_model)
+    services.model.model_changed()
+    speech = meeting.samples()[: 16000 * 12]
+    video = make_video(tmp_path / "demo.mp4", 12.0, fps=5, audio=speech)
+    drop(window, video)
+    qtbot.waitUntil(lambda: any(r.task is not None and r.task.kind == "frames" for r in window.jobs.rows),
+                    timeout=60_000)
+    frames = next(r.task for r in window.jobs.rows if r.task is not None and r.task.kind == "frames")
+    qtbot.waitUntil(lambda: frames.finished and transcription(window).finished, timeout=180_000)
+    assert frames.state == DONE and transcription(window).state == DONE
+    sid = window.session_view.session_id
+    n_frames = len(services.library.media(sid, "frame"))
+    assert n_frames >= 1
+    qtbot.waitUntil(lambda: window.session_view.shots.count() == n_frames, timeout=10_000)
+    assert services.library.get_session(sid).status == "ready"
+    task = window.session_view.chat.ask("What is shown on the screen?")
+    qtbot.waitUntil(lambda: task.finished, timeout=120_000)
+    assert task.state == DONE, task.error
+    assert task.result.plan is not None and task.result.plan.frames  # frames went to the model

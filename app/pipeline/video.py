@@ -202,7 +202,7 @@ def import_video(lib, engine, path: str | Path, *, title: str | None = None, tra
     Returns the session id. ``engine`` may be a factory (called only when there is
     speech to transcribe). ``progress(stage, fraction)`` with stage "transcribe"
     or "frames". An earlier complete import of the same file is reused."""
-    from .transcribe import TranscribeCancelled, TranscribeOptions, fingerprint, transcribe_file
+    from .transcribe import TranscribeCancelled, TranscribeOptions, transcribe_file
 
     p = Path(path).expanduser()
     if not p.is_file():
@@ -226,6 +226,20 @@ def import_video(lib, engine, path: str | Path, *, title: str | None = None, tra
     else:
         s = lib.create_session(topts.title or p.stem, "file", source=str(p), status="transcribing")
         sid = s.id
+    return add_frames(lib, sid, p, fopts, info=info, cancel=cancel,
+                      progress=(lambda f: progress("frames", f)) if progress else None)
+
+
+def add_frames(lib, sid: int, path: str | Path, frame_opts: FrameOptions | None = None, *,
+               info: VideoInfo | None = None, progress: Callable[[float], None] | None = None,
+               cancel: threading.Event | None = None) -> int:
+    """Sample the video's frames into session ``sid`` (media rows of kind 'frame') and mark
+    it ready. Needs no model: the app runs it on its io worker after transcription."""
+    from .transcribe import fingerprint
+
+    p = Path(path).expanduser().resolve()
+    info = info or probe(p)
+    fopts = frame_opts or FrameOptions()
     fp = fingerprint(p)
     job = next((j for j in lib.jobs(session_id=sid) if j.kind == FRAMES_JOB), None) or \
         lib.create_job(FRAMES_JOB, sid, resume={"fingerprint": fp, "file": str(p)})
@@ -254,7 +268,7 @@ def import_video(lib, engine, path: str | Path, *, title: str | None = None, tra
             if len(batch) >= 50:
                 flush()
             if progress and info.duration:
-                progress("frames", min(1.0, t / info.duration))
+                progress(min(1.0, t / info.duration))
         flush()
     except VideoCancelled:
         lib.update_job(job.id, state="cancelled")
@@ -264,10 +278,13 @@ def import_video(lib, engine, path: str | Path, *, title: str | None = None, tra
         lib.update_session(sid, status="failed")
         raise
     s = lib.get_session(sid)
-    lib.update_session(sid, status="ready", duration=max(s.duration, info.duration, last))
+    # ready, unless its transcription (run beside the frames in the app) is still to finish
+    busy = any(j.kind == "transcribe" and j.state != "done" for j in lib.jobs(session_id=sid))
+    lib.update_session(sid, status="transcribing" if busy else "ready",
+                       duration=max(s.duration, info.duration, last))
     lib.update_job(job.id, state="done", progress=1.0)
     if progress:
-        progress("frames", 1.0)
+        progress(1.0)
     return sid
 
 

@@ -132,7 +132,13 @@ class ChatTab(QWidget):
         media = list(self.selected_media())
         image_tokens = self.services.settings.image_tokens
 
+        video = bool(self.services.library.media(sid, "frame")) and not media and not think
+
         def run(ctx):
+            if video:  # a video: the frames of the span asked about go with its transcript
+                from app.pipeline.video import ask_video
+
+                return ask_video(ctx.library, ctx.engine, sid, question, on_piece=ctx.piece)
             chat = SessionChat(ctx.library, ctx.engine, sid, image_tokens=image_tokens)
             return chat.ask(question, images=media, think=think, on_piece=ctx.piece)
 

@@ -42,20 +42,51 @@ class Importer(QObject):
         opts = self._options()
 
         def read(ctx):
+            from app.media.audio import MediaError
+            from app.pipeline.video import probe
+
+            try:
+                info = probe(path)
+            except MediaError:
+                info = None  # no video track: an audio file (or not media, which prepare_file says)
+            if info is not None and not info.has_audio:
+                s = ctx.library.create_session(opts.title or path.stem, "file", source=str(path.resolve()),
+                                               status="transcribing")
+                return s.id, True, False
             job = prepare_file(ctx.library, path, opts)
-            return job.session_id
+            return job.session_id, info is not None, True
 
         task = Task(f"Reading {path.name}", read, kind="import", needs_model=False,
                     retry=lambda: self.import_file(path))
-        task.done.connect(lambda sid: self._read(sid, path))
+        task.done.connect(lambda r: self._read(r, path))
         task.failed.connect(lambda msg: self.error.emit(f"Could not import {path.name}: {msg}"))
         self.services.io.submit(task)
         self.jobs.add_task(task)
         return task
 
-    def _read(self, session_id: int, path: Path) -> None:
+    def _read(self, result, path: Path) -> None:
+        session_id, video, audio = result
         self.session_created.emit(session_id)
-        self.transcribe(path, session_id)
+        if audio:
+            self.transcribe(path, session_id)
+        if video:
+            self.sample_frames(path, session_id)
+
+    def sample_frames(self, path: Path, session_id: int) -> Task:
+        """A video's frames, on the io worker beside its transcription (no model needed)."""
+        from app.pipeline.video import add_frames
+
+        def run(ctx):
+            return add_frames(ctx.library, session_id, path, progress=lambda f: ctx.progress(f),
+                              cancel=ctx.cancel_event)
+
+        task = Task(f"Frames of {path.name}", run, kind="frames", needs_model=False, session_id=session_id,
+                    retry=lambda: self.sample_frames(path, session_id))
+        task.state_changed.connect(lambda _st: self.session_changed.emit(session_id))
+        task.failed.connect(lambda msg: self.error.emit(f"Frames of {path.name} failed: {msg}"))
+        self.services.io.submit(task)
+        self.jobs.add_task(task)
+        return task
 
     def transcribe(self, path: Path, session_id: int) -> Task:
         from app.pipeline.transcribe import transcribe_file
