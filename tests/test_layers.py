@@ -1,0 +1,43 @@
+"""The layer contract: only app/ui (and the screen grab) may import Qt (napari-style)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+QT_ALLOWED = ("app.ui", "app.capture.screen")
+
+
+def headless_modules() -> list[str]:
+    mods = []
+    for p in sorted((ROOT / "app").rglob("*.py")):
+        rel = p.relative_to(ROOT).with_suffix("")
+        name = ".".join(rel.parts)
+        if name.endswith(".__init__"):
+            name = name[: -len(".__init__")]
+        if not name.startswith(QT_ALLOWED):
+            mods.append(name)
+    return mods
+
+
+def test_every_headless_module_imports_without_qt():
+    mods = headless_modules()
+    assert "app.pipeline.transcribe" in mods and "app.cli" in mods and len(mods) > 30
+    code = ("import importlib, sys\n"
+            f"for m in {mods!r}:\n"
+            "    importlib.import_module(m)\n"
+            "bad = sorted(m for m in sys.modules if m.startswith(('PySide6', 'shiboken6', 'PyQt')))\n"
+            "print(bad); sys.exit(1 if bad else 0)\n")
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_no_module_is_a_god_module():
+    """No module over ~600 lines: split along a seam instead."""
+    big = {str(p.relative_to(ROOT)): n for p in (ROOT / "app").rglob("*.py")
+           if (n := len(p.read_text(encoding="utf-8").splitlines())) > 650}
+    assert not big, big
