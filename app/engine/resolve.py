@@ -48,5 +48,30 @@ def resolve_model(model: str | os.PathLike | None = None, mmproj: str | os.PathL
     m, p = local_paths(entry)
     if m.exists() and p.exists():
         return ModelChoice(m, p, "catalogue")
+    bundled = bundled_pair()
+    if bundled is not None:
+        return ModelChoice(bundled[0], bundled[1], "bundled")
     raise ModelError("no model yet: run 'python main.py models download' "
                      "or 'python main.py models import MODEL.gguf MMPROJ.gguf'")
+
+
+def bundled_pair(app_dir: str | os.PathLike | None = None) -> tuple[Path, Path] | None:
+    """A GGUF pair shipped inside an offline installer (packaging/build.py --with-model).
+
+    It lies in ``models/`` beside the packaged executable, named by ``models/bundled.json``.
+    Used only when nothing else is configured: a model the user downloads or imports wins.
+    """
+    import json
+    import sys
+
+    if app_dir is None:
+        if not getattr(sys, "frozen", False):
+            return None
+        app_dir = Path(sys.executable).resolve().parent
+    d = Path(app_dir) / "models"
+    try:
+        names = json.loads((d / "bundled.json").read_text(encoding="utf-8"))
+        m, p = d / names["model"], d / names["mmproj"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (m, p) if m.is_file() and p.is_file() else None
