@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_model_args(ap)
     ap.add_argument("--minutes", type=float, default=60.0, help="length of the meeting")
-    ap.add_argument("--ctx", type=int, default=20480, help="context of the text model")
+    ap.add_argument("--ctx", type=int, default=32768, help="context of the text model")
     ap.add_argument("--tokens", type=int, default=16, help="answer tokens per question")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--video-seconds", type=float, default=120.0)
