@@ -337,3 +337,21 @@ def test_dropped_video_gets_frames_and_video_questions(window, qtbot, tiny_model
     qtbot.waitUntil(lambda: task.finished, timeout=120_000)
     assert task.state == DONE, task.error
     assert task.result.plan is not None and task.result.plan.frames  # frames went to the model
+
+
+@needs_speech
+def test_ask_all_meetings_uses_read_only_tools(window, qtbot, tiny_model, meeting):
+    services = window.services
+    configure(services, tiny_model)
+    services.model.model_changed()
+    drop(window, meeting.wav)
+    qtbot.waitUntil(lambda: transcription(window) is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: transcription(window).state == DONE, timeout=180_000)
+    before = [(s.id, s.title) for s in services.library.sessions()], len(services.library.segments(1))
+    dlg = window.ask_all()
+    task = dlg.ask("What did we decide about the budget?")
+    qtbot.waitUntil(lambda: task.finished, timeout=180_000)
+    assert task.state == DONE, task.error
+    assert dlg.button.text() == "Ask" and dlg.answer.toPlainText().strip()
+    assert dlg.calls.count() == len(task.result.calls)
+    assert ([(s.id, s.title) for s in services.library.sessions()], len(services.library.segments(1))) == before

@@ -149,6 +149,10 @@ class MainWindow(QMainWindow):
         view.addAction(find)
         self.view_menu = view
         self.tools_menu = mb.addMenu("&Tools")
+        ask_all = QAction("&Ask all meetings…", self)
+        ask_all.setShortcut(QKeySequence("Ctrl+Shift+A"))
+        ask_all.triggered.connect(self.ask_all)
+        self.tools_menu.addAction(ask_all)
         help_ = mb.addMenu("&Help")
         about = QAction("&About Minutely", self)
         about.triggered.connect(lambda: QMessageBox.about(
@@ -262,6 +266,18 @@ class MainWindow(QMainWindow):
             return
         self.results.run(q)
         self.left_stack.setCurrentWidget(self.results)
+
+    def ask_all(self):
+        from .library_ask import LibraryAskDialog
+
+        if getattr(self, "_ask_all", None) is None:
+            self._ask_all = LibraryAskDialog(self.services, self)
+            self._ask_all.open_session.connect(self.open_session)
+            self._ask_all.task_started.connect(lambda t: self.jobs.add_task(t))
+        self._ask_all.show()
+        self._ask_all.raise_()
+        self._ask_all.input.setFocus()
+        return self._ask_all
 
     # -- import / export / play -----------------------------------------------
     def import_dialog(self) -> None:

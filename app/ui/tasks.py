@@ -47,6 +47,7 @@ class Task(QObject):
     progress = Signal(float)       # fraction done, 0..1 (throttled)
     message = Signal(str)          # a status line ("3/40 utterances")
     piece = Signal(str)            # streamed text
+    note = Signal(object)          # anything else a task reports on the way (e.g. a tool call)
     state_changed = Signal(str)
     done = Signal(object)          # fn's return value
     failed = Signal(str)           # one line for the user
@@ -125,6 +126,9 @@ class TaskContext:
 
     def piece(self, text: str) -> None:
         self._task.piece.emit(text)
+
+    def note(self, obj: Any) -> None:
+        self._task.note.emit(obj)
 
 
 class _Relay(QObject):
