@@ -224,9 +224,9 @@ def metainfo(ver: str) -> str:
     <binary>{NAME}</binary>
 {mimes}
   </provides>
-  <requires>
+  <recommends>
     <memory>8192</memory>
-  </requires>
+  </recommends>
   <content_rating type="oars-1.1"/>
   <releases>
     <release version="{ver}" date="{today}"/>
