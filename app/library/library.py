@@ -308,6 +308,9 @@ class Library(SummaryMixin):
         cur = self.conn.execute(sql + " ORDER BY g.start, g.id", params)
         return [Segment(*row[:5], speaker_id=row[5], language=row[6], speaker=row[7]) for row in cur]
 
+    def segment_count(self, session_id: int) -> int:
+        return self.conn.execute("SELECT count(*) FROM segments WHERE session_id = ?", (session_id,)).fetchone()[0]
+
     def update_segment(self, segment_id: int, **changes: Any) -> Segment:
         bad = set(changes) - {"text", "start", "end", "language", "speaker_id"}
         if bad:

@@ -162,12 +162,14 @@ def find_resumable(lib, fp: str, opts: TranscribeOptions):
     return None
 
 
-def prepare_file(lib, path: str | Path, opts: TranscribeOptions | None = None):
+def prepare_file(lib, path: str | Path, opts: TranscribeOptions | None = None, *,
+                 session_id: int | None = None):
     """Read ``path`` and create its session and (queued) job, or find the job to resume.
 
     Needs no model: the app calls it as soon as a file is dropped, so the session
-    appears at once and its transcription waits for the model. A file that
-    cannot be read raises MediaError and writes nothing."""
+    appears at once and its transcription waits for the model. ``session_id``:
+    transcribe into that existing session instead (a recording made without live
+    transcription). A file that cannot be read raises MediaError and writes nothing."""
     opts = opts or TranscribeOptions()
     path = Path(path).expanduser()
     if not path.is_file():
@@ -180,8 +182,11 @@ def prepare_file(lib, path: str | Path, opts: TranscribeOptions | None = None):
     utts, duration = scan(path)  # MediaError here: nothing is written
     state = _State(str(path), fp, opts.key(), [list(u) for u in utts], duration)
     with lib.transaction():
-        s = lib.create_session(opts.title or path.stem, "file", source=str(path), status="transcribing")
-        lib.update_session(s.id, duration=duration)
+        if session_id is None:
+            s = lib.create_session(opts.title or path.stem, "file", source=str(path), status="transcribing")
+        else:
+            s = lib.update_session(session_id, status="transcribing")
+        lib.update_session(s.id, duration=max(duration, s.duration))
         job = lib.create_job(JOB_KIND, s.id, resume=asdict(state))
     return job
 

@@ -113,6 +113,49 @@ class Importer(QObject):
         self.jobs.add_task(task)
         return task
 
+    def transcribe_recording(self, session_id: int) -> Task | None:
+        """A recording made without live transcription: transcribe its audio into the same session."""
+        from app.pipeline.transcribe import prepare_file
+
+        lib = self.services.library
+        audio = [lib.absolute(m) for m in lib.media(session_id, "audio")]
+        audio = [p for p in audio if p.exists()]
+        if not audio:
+            return None
+        path, opts = audio[0], self._options()
+
+        def read(ctx):
+            return prepare_file(ctx.library, path, opts, session_id=session_id).session_id
+
+        task = Task("Reading the recording", read, kind="import", needs_model=False)
+        task.done.connect(lambda sid: self.transcribe(path, sid))
+        task.failed.connect(lambda msg: self.error.emit(f"Could not read the recording: {msg}"))
+        self.services.io.submit(task)
+        self.jobs.add_task(task)
+        return task
+
+    def recover_recordings(self) -> Task:
+        """At start: recordings a crash left unfinished become sessions again."""
+        from app.pipeline.meeting import recover_unfinished
+
+        def run(ctx):
+            return [sid for sid, _res in recover_unfinished(ctx.library)]
+
+        task = Task("Checking for unfinished recordings", run, kind="recover", needs_model=False)
+
+        def done(sids):
+            for sid in sids:
+                self.session_created.emit(sid)
+            if sids:
+                self.error.emit(f"Recovered {len(sids)} recording(s) that were interrupted")
+                for sid in sids:
+                    if not self.services.library.segments(sid):
+                        self.transcribe_recording(sid)
+
+        task.done.connect(done)
+        self.services.io.submit(task)
+        return task
+
     def add_interrupted_jobs(self) -> None:
         """Queue again what was waiting; offer a retry for what a crash or quit interrupted."""
         lib = self.services.library

@@ -104,6 +104,15 @@ class MainWindow(QMainWindow):
         self.importer.session_changed.connect(self._session_changed)
         self.importer.error.connect(self.notify)
 
+        from .recording_bar import RecordingBar
+
+        self.recording = RecordingBar(services, self)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.recording)
+        self.recording.session_started.connect(self._session_created)
+        self.recording.session_changed.connect(self._session_changed)
+        self.recording.session_finished.connect(self._recording_finished)
+        self.recording.message.connect(self.notify)
+
         self.model_label = QLabel()
         self.model_label.setAccessibleName("Model state")
         self.statusBar().addPermanentWidget(self.model_label)
@@ -119,6 +128,7 @@ class MainWindow(QMainWindow):
         for msg in services.notices:
             self.notify(msg)
         self.importer.add_interrupted_jobs()
+        self.importer.recover_recordings()
 
     # -- menus -----------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -243,6 +253,11 @@ class MainWindow(QMainWindow):
         self.sessions.update_session(session_id)
         self.session_view.refresh_soon(session_id)
 
+    def _recording_finished(self, session_id: int, transcribed_live: bool) -> None:
+        self._session_changed(session_id)
+        if not transcribed_live:
+            self.importer.transcribe_recording(session_id)
+
     def delete_current(self) -> None:
         sid = self.session_view.session_id
         if sid is None:
@@ -346,6 +361,12 @@ class MainWindow(QMainWindow):
 
     # -- closing ---------------------------------------------------------------
     def closeEvent(self, event) -> None:  # noqa: N802
+        if self.recording.recording:
+            # never lose a meeting: stop it properly (finalize the audio) before quitting
+            runner = self.recording.runner
+            self.recording.stop()
+            if runner is not None:
+                runner.join(60)
         self._closed = True
         for timer in self.findChildren(QTimer):
             timer.stop()

@@ -146,28 +146,36 @@ class SegmentModel(QAbstractListModel):
         self._speakers = {s.id: s for s in sp}
         self._order = {s.id: i for i, s in enumerate(sorted(sp, key=lambda s: s.label))}
 
-    def refresh(self) -> None:
-        """Re-read the session: appends new segments cheaply, resets on other changes."""
+    def refresh(self) -> bool:
+        """Re-read the session; returns True if anything changed. While a job appends segments
+        only the tail is read (segments ending after the last one shown), so a refresh costs the
+        same for a three-hour meeting as for a short one; a speaker change resets the view."""
         if self.session_id is None:
-            return
-        old = self._rows
-        new = self.library.segments(self.session_id)
+            return False
         sp = self.library.speakers(self.session_id)
         same_speakers = {s.id: (s.name, s.label) for s in sp} == {
             s.id: (s.name, s.label) for s in self._speakers.values()}
-        if same_speakers and len(new) > len(old) and all(
-                a.id == b.id and a.text == b.text and a.speaker_id == b.speaker_id for a, b in zip(old, new)):
-            self.beginInsertRows(QModelIndex(), len(old), len(new) - 1)
-            self._rows = new
-            self.endInsertRows()
-            return
-        if same_speakers and new == old:
-            return
+        old = self._rows
+        if same_speakers and old:
+            last = old[-1]
+            tail = self.library.segments(self.session_id, start=last.start)
+            known = {g.id: g for g in old[-len(tail) - 1:]} if tail else {}
+            fresh = [g for g in tail if g.id not in known]
+            changed = any(known[g.id] != g for g in tail if g.id in known)
+            if not changed and fresh and fresh[0].start >= last.start \
+                    and len(old) + len(fresh) == self.library.segment_count(self.session_id):
+                self.beginInsertRows(QModelIndex(), len(old), len(old) + len(fresh) - 1)
+                self._rows = old + fresh
+                self.endInsertRows()
+                return True
+            if not changed and not fresh and len(old) == self.library.segment_count(self.session_id):
+                return False
         self.beginResetModel()
-        self._rows = new
+        self._rows = self.library.segments(self.session_id)
         self._speakers = {s.id: s for s in sp}
         self._order = {s.id: i for i, s in enumerate(sorted(sp, key=lambda s: s.label))}
         self.endResetModel()
+        return True
 
     def segment(self, row: int) -> Segment:
         return self._rows[row]

@@ -71,7 +71,18 @@ class SpeakersPanel(QWidget):
                 it.setToolTip(f"{s.label}" + (" · known voice" if s.profile_id else "")
                               + " · double-click to rename, right-click to merge")
                 self.list.addItem(it)
+        self._signature = self.current_signature()
         self._loading = False
+
+    def signature(self) -> tuple:
+        """What the list shows now (labels and names), to skip reloading an unchanged list."""
+        return getattr(self, "_signature", ())
+
+    def current_signature(self) -> tuple:
+        if self.session_id is None:
+            return ()
+        return tuple((s.label, s.display, s.profile_id) for s in
+                     sorted(self.services.library.speakers(self.session_id), key=lambda s: s.label))
 
     def _renamed(self, item: QListWidgetItem) -> None:
         if self._loading or self.session_id is None:
@@ -262,10 +273,12 @@ class SessionView(QWidget):
             return
         follow = self._at_bottom()
         self.segments.refresh()
-        if self.speakers.list.state() != QAbstractItemView.State.EditingState:
+        if self.speakers.list.state() != QAbstractItemView.State.EditingState and \
+                self.speakers.signature() != self.speakers.current_signature():
             self.speakers.load(self.session_id)
         self._load_header()
-        self._load_shots()
+        if len(self.services.library.media(self.session_id)) != self._media_count:
+            self._load_shots()
         self._update_empty()
         if follow:
             self.transcript.scrollToBottom()
@@ -308,12 +321,16 @@ class SessionView(QWidget):
         self.empty_transcript.setText(msg)
         self.empty_transcript.show()
 
+    _media_count = -1
+
     def _load_shots(self) -> None:
         self.shots.clear()
         if self.session_id is None:
             return
         lib = self.services.library
-        media = [m for m in lib.media(self.session_id) if m.kind in ("screenshot", "frame", "image")]
+        all_media = lib.media(self.session_id)
+        self._media_count = len(all_media)
+        media = [m for m in all_media if m.kind in ("screenshot", "frame", "image")]
         for m in sorted(media, key=lambda m: m.offset):
             it = QListWidgetItem(clock(m.offset))
             pm = QPixmap(str(lib.absolute(m)))

@@ -32,6 +32,19 @@ QUEUED, WAITING, RUNNING, DONE, FAILED, CANCELLED = (
 FINISHED = (DONE, FAILED, CANCELLED)
 
 
+def _background_priority() -> None:
+    """Run this thread (and the threads and model process it starts, which inherit it) at a
+    lower CPU priority, so the window stays responsive while a job uses every core (Linux:
+    the nice value is per thread; elsewhere this does nothing)."""
+    import os
+
+    if hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 5)
+        except OSError:
+            pass
+
+
 class Cancelled(Exception):
     """Raised inside a task by ``ctx.check()`` once the user cancelled it."""
 
@@ -159,6 +172,7 @@ class ModelService(QObject):
         self._stop = False
         self._engine: Any = None
         self._engine_error: str | None = None
+        self._engine_lock = threading.RLock()
         self._current: Task | None = None
         self._lib: Any = None
         self.state = "no model"
@@ -250,7 +264,17 @@ class ModelService(QObject):
         host.start()
         return host
 
+    def shared_engine(self):
+        """The loaded engine for a caller outside the worker that cannot wait behind a long task
+        (live transcription): the EngineHost serializes calls itself, one at a time, so a live
+        utterance slips in between the groups of a file transcription. Any thread."""
+        return self._engine_now()
+
     def _engine_now(self):
+        with self._engine_lock:
+            return self._engine_locked()
+
+    def _engine_locked(self):
         if self._engine is None:
             self._relay.model_state.emit("loading")
             try:
@@ -312,6 +336,10 @@ class ModelService(QObject):
                 self._cv.wait(0.5 if self._queue else None)
 
     def _unload(self) -> None:
+        with self._engine_lock:
+            self._unload_locked()
+
+    def _unload_locked(self) -> None:
         if self._engine is not None:
             try:
                 self._engine.close()
@@ -320,6 +348,7 @@ class ModelService(QObject):
             self._engine = None
 
     def _run(self) -> None:
+        _background_priority()
         while True:
             task = self._next()
             if task is None:

@@ -1,0 +1,336 @@
+"""The recording bar: record / pause / stop (Ctrl+R), devices, level meters, elapsed time, screen capture.
+
+A meeting (app.pipeline.meeting.Meeting) runs on a thread of its own with its
+own library connection: starting opens the devices, stopping finalizes the
+audio and drains the live transcription, which can take seconds, so neither
+ever runs on the UI thread. The meters and the clock poll the recorder five
+times a second. Live segments are written by the live transcriber, which
+calls the model process between the jobs' own calls; the open transcript
+updates as each one lands. Without a model the meeting is recorded only, and
+its transcription waits in the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QProgressBar, QSystemTrayIcon, QToolBar, QWidget
+
+from .qmodels import clock
+
+log = logging.getLogger("minutely.ui.recording")
+
+
+def meter_value(rms: float) -> int:
+    """RMS (0..1) as a 0..100 meter over -60..0 dBFS."""
+    if rms <= 0:
+        return 0
+    return int(max(0.0, min(100.0, (20 * math.log10(rms) + 60) * 100 / 60)))
+
+
+class MeetingThread(QObject):
+    """Runs one Meeting's start and stop on a thread with its own library connection."""
+
+    started = Signal(int)            # session id
+    failed = Signal(str)
+    segment = Signal(int)            # session id, a live segment landed
+    notice = Signal(str)
+    state = Signal(str)
+    finished = Signal(object)        # MeetingResult
+
+    def __init__(self, services, mic: str, system: str | None, engine, title: str | None = None):
+        super().__init__()
+        self.services = services
+        self.args = dict(mic=mic, system=system, title=title)
+        self.engine = engine
+        self.meeting = None
+        self._commands: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="minutely-meeting", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._commands.put("stop")
+
+    def join(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        from app.pipeline.meeting import Meeting
+
+        lib = self.services.library.connect()
+        try:
+            m = Meeting(lib, engine=self.engine, on_segment=lambda seg: self.segment.emit(seg.session_id),
+                        on_notice=self.notice.emit, on_state=self.state.emit, **self.args)
+            try:
+                sid = m.start()
+            except Exception as e:  # noqa: BLE001 - no device, a bad name: one line
+                self.failed.emit(" ".join(str(e).split()) or type(e).__name__)
+                return
+            self.meeting = m
+            self.started.emit(sid)
+            while True:
+                try:
+                    if self._commands.get(timeout=0.2) == "stop":
+                        break
+                except queue.Empty:
+                    if m.wait_ended(0):  # a device was lost: the recorder stopped by itself
+                        break
+            self.finished.emit(m.stop())
+        except Exception as e:  # noqa: BLE001
+            log.exception("recording failed")
+            self.failed.emit(f"the recording stopped: {' '.join(str(e).split())}")
+        finally:
+            lib.close()
+
+
+class RecordingBar(QToolBar):
+    session_started = Signal(int)
+    session_changed = Signal(int)
+    session_finished = Signal(int, bool)     # session id, whether it was transcribed live
+    message = Signal(str)
+    recording_changed = Signal(bool)
+
+    def __init__(self, services, parent: QWidget | None = None):
+        super().__init__("Recording", parent)
+        self.services = services
+        self.setObjectName("recordingBar")
+        self.runner: MeetingThread | None = None
+        self.grabber = None
+        self.session_id: int | None = None
+
+        self.record = QAction("● Record", self)
+        self.record.setShortcut(QKeySequence("Ctrl+R"))
+        self.record.setToolTip("Start recording a meeting (Ctrl+R); again to stop")
+        self.record.triggered.connect(self.toggle)
+        self.addAction(self.record)
+        self.pause = QAction("Pause", self)
+        self.pause.setCheckable(True)
+        self.pause.setEnabled(False)
+        self.pause.toggled.connect(self._pause)
+        self.addAction(self.pause)
+        self.shot = QAction("Screenshot", self)
+        self.shot.setToolTip("Keep a screenshot of this moment")
+        self.shot.setEnabled(False)
+        self.shot.triggered.connect(self.grab_now)
+        self.addAction(self.shot)
+        self.addSeparator()
+        self.mic = QComboBox()
+        self.mic.setAccessibleName("Microphone")
+        self.mic.setToolTip("Microphone")
+        self.addWidget(self.mic)
+        self.system = QComboBox()
+        self.system.setAccessibleName("System audio")
+        self.system.setToolTip("System audio: what the other people on a call say")
+        self.addWidget(self.system)
+        self.screen = QAction("Capture screen", self)
+        self.screen.setCheckable(True)
+        self.screen.setChecked(services.settings.screen_capture)
+        self.screen.setToolTip("Keep a screenshot every few seconds when the screen changes")
+        self.addAction(self.screen)
+        self.addSeparator()
+        self.meters: dict[str, QProgressBar] = {}
+        for track, name in (("mic", "Microphone level"), ("system", "System audio level")):
+            bar = QProgressBar()
+            bar.setRange(0, 100)
+            bar.setTextVisible(False)
+            bar.setMaximumWidth(90)
+            bar.setAccessibleName(name)
+            bar.setToolTip(name)
+            self.meters[track] = bar
+            self.addWidget(bar)
+        self.elapsed = QLabel("")
+        self.elapsed.setAccessibleName("Elapsed time")
+        self.elapsed.setMinimumWidth(self.elapsed.fontMetrics().horizontalAdvance("0:00:00  "))
+        self.addWidget(self.elapsed)
+        self.timer = QTimer(self)
+        self.timer.setInterval(200)
+        self.timer.timeout.connect(self._tick)
+        self.tray: QSystemTrayIcon | None = None
+        self.fill_devices()
+
+    # -- devices ---------------------------------------------------------------
+    def fill_devices(self) -> None:
+        from app.capture.devices import list_inputs
+
+        s = self.services.settings
+        self.mic.clear()
+        self.mic.addItem("Default microphone", "default")
+        self.system.clear()
+        self.system.addItem("System audio: automatic", "auto")
+        self.system.addItem("No system audio", "off")
+        try:
+            devices = list_inputs()
+        except Exception as e:  # noqa: BLE001 - no PortAudio: say so, recording will explain too
+            devices = []
+            self.message.emit(f"cannot list audio devices: {e}")
+        for d in devices:
+            self.mic.addItem(d.name, d.name)
+            self.system.addItem(d.name, d.name)
+        for combo, value in ((self.mic, s.mic_device), (self.system, s.system_device)):
+            i = combo.findData(value)
+            if i < 0 and value:
+                combo.addItem(value, value)
+                i = combo.count() - 1
+            combo.setCurrentIndex(max(i, 0))
+
+    # -- control ---------------------------------------------------------------
+    @property
+    def recording(self) -> bool:
+        return self.runner is not None
+
+    def toggle(self) -> None:
+        if self.runner is None:
+            self.start()
+        else:
+            self.stop()
+
+    def start(self, title: str | None = None) -> None:
+        if self.runner is not None:
+            return
+        mic = self.mic.currentData() or "default"
+        system = self.system.currentData()
+        system = None if system == "off" else system
+        engine = None
+        if self.services.model.has_model():
+            engine = self.services.model.shared_engine  # a factory: loaded once speech arrives
+        self.runner = MeetingThread(self.services, mic, system, engine, title)
+        self.runner.started.connect(self._started)
+        self.runner.failed.connect(self._failed)
+        self.runner.segment.connect(self.session_changed)
+        self.runner.notice.connect(self.message)
+        self.runner.finished.connect(self._finished)
+        self.record.setEnabled(False)
+        self.mic.setEnabled(False)
+        self.system.setEnabled(False)
+        self.runner.start()
+
+    def stop(self) -> None:
+        if self.runner is None:
+            return
+        self.record.setEnabled(False)
+        self.record.setText("Finishing…")
+        self.pause.setEnabled(False)
+        self.shot.setEnabled(False)
+        self._stop_grabber()
+        self.runner.stop()
+
+    def _pause(self, on: bool) -> None:
+        m = self.runner.meeting if self.runner else None
+        if m is None:
+            return
+        m.pause() if on else m.resume()
+        self.pause.setText("Resume" if on else "Pause")
+
+    def grab_now(self) -> None:
+        if self.grabber is not None:
+            self.grabber.grab_now()
+
+    def _started(self, sid: int) -> None:
+        self.session_id = sid
+        self.record.setText("■ Stop")
+        self.record.setToolTip("Stop recording (Ctrl+R)")
+        self.record.setEnabled(True)
+        self.pause.setEnabled(True)
+        self.timer.start()
+        if self.screen.isChecked():
+            self._start_grabber()
+        self._show_tray(True)
+        self.session_started.emit(sid)
+        self.recording_changed.emit(True)
+
+    def _start_grabber(self) -> None:
+        from app.capture.screen import ScreenGrabber, display_missing
+
+        why = display_missing()
+        m = self.runner.meeting if self.runner else None
+        if why is None and m is not None:
+            self.grabber = ScreenGrabber(self.services.settings.capture_interval,
+                                         lambda img, forced=False: m.offer_screen(img, forced))
+            why = self.grabber.start()
+        if why:
+            self.message.emit(f"No screenshots: {why}")
+            self.grabber = None
+        self.shot.setEnabled(self.grabber is not None)
+
+    def _stop_grabber(self) -> None:
+        if self.grabber is not None:
+            self.grabber.stop()
+            self.grabber = None
+
+    def _failed(self, message: str) -> None:
+        self.message.emit(f"Could not record: {message}")
+        self._reset()
+
+    def _finished(self, result) -> None:
+        live = result.live is not None and result.live.segments > 0
+        if result.error:
+            self.message.emit(f"Recording stopped: {result.error} — what was recorded is kept")
+        sid = result.session_id
+        self._reset()
+        self.session_finished.emit(sid, live)
+
+    def _reset(self) -> None:
+        if self.runner is not None:
+            self.runner.join(5)
+        self.runner = None
+        self._stop_grabber()
+        self.timer.stop()
+        self.record.setText("● Record")
+        self.record.setToolTip("Start recording a meeting (Ctrl+R); again to stop")
+        self.record.setEnabled(True)
+        self.pause.setChecked(False)
+        self.pause.setEnabled(False)
+        self.shot.setEnabled(False)
+        self.mic.setEnabled(True)
+        self.system.setEnabled(True)
+        for bar in self.meters.values():
+            bar.setValue(0)
+        self.elapsed.setText("")
+        self._show_tray(False)
+        self.recording_changed.emit(False)
+
+    def _tick(self) -> None:
+        m = self.runner.meeting if self.runner else None
+        if m is None:
+            return
+        self.elapsed.setText(clock(m.position) + ("  paused" if m.state == "paused" else ""))
+        levels = m.levels
+        for track, bar in self.meters.items():
+            rms = levels.get(track, (0.0, 0.0))[0]
+            bar.setValue(meter_value(rms))
+            bar.setEnabled(track in levels)
+        if self.tray is not None:
+            self.tray.setToolTip(f"Minutely — recording {clock(m.position)}")
+
+    # -- tray ------------------------------------------------------------------
+    def _show_tray(self, on: bool) -> None:
+        if not on:
+            if self.tray is not None:
+                self.tray.hide()
+                self.tray.deleteLater()
+                self.tray = None
+            return
+        if not QSystemTrayIcon.isSystemTrayAvailable():
+            return
+        from PySide6.QtWidgets import QApplication
+
+        self.tray = QSystemTrayIcon(QApplication.windowIcon(), self)
+        menu = QMenu()
+        menu.addAction(self.pause)
+        menu.addAction(self.shot)
+        menu.addAction("Stop recording", self.stop)
+        self.tray.setContextMenu(menu)
+        self._tray_menu = menu
+        self.tray.setToolTip("Minutely — recording")
+        self.tray.show()
+
+
+__all__ = ["RecordingBar", "MeetingThread", "meter_value", "Qt"]
