@@ -239,3 +239,12 @@ def test_batch_too_big_for_the_context_is_split(tiny_model):
         assert [r.generated_tokens for r in rs] == [60] * 4
         with pytest.raises(ContextOverflow):
             e.chat_batch([[Message.user("x", Audio(tone(60.0)))]], max_tokens=10)
+
+
+def test_repeat_penalty_generates(engine):
+    """A repeat penalty other than 1.0 goes through llama.cpp's penalties sampler."""
+    from app.engine.messages import Message
+
+    engine.reset()
+    r = engine.chat([Message.user("Say something.")], max_tokens=12, repeat_penalty=1.3, seed=1)
+    assert r.generated_tokens == 12 or r.finish_reason == "stop"

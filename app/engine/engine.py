@@ -457,7 +457,9 @@ class Engine:
             add(llama.llama_sampler_init_logit_bias(llama.llama_vocab_n_tokens(self._vocab),
                                                    len(eog), bias))
         if o.repeat_penalty != 1.0:
-            add(llama.llama_sampler_init_penalties(64, o.repeat_penalty, 0.0, 0.0))
+            # this llama.cpp takes the vocabulary size first (vendor/llama.cpp/include/llama.h)
+            add(llama.llama_sampler_init_penalties(llama.llama_vocab_n_tokens(self._vocab), 64,
+                                                   o.repeat_penalty, 0.0, 0.0))
         if o.temperature <= 0:
             add(llama.llama_sampler_init_greedy())
         else:

@@ -53,6 +53,7 @@ def build_services(data_dir: str | Path | None = None,
     library = Library.open(data)
     notices = [library.notice] if library.notice else []
     interrupted = library.mark_interrupted()
+    library.mark_unfinished_summaries()  # a summary a dead process was writing: 'failed', text kept
     if interrupted:
         notices.append(f"{len(interrupted)} job(s) were interrupted last time; "
                        "retry them from the Jobs panel")
