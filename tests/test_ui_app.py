@@ -355,3 +355,29 @@ def test_ask_all_meetings_uses_read_only_tools(window, qtbot, tiny_model, meetin
     assert dlg.button.text() == "Ask" and dlg.answer.toPlainText().strip()
     assert dlg.calls.count() == len(task.result.calls)
     assert ([(s.id, s.title) for s in services.library.sessions()], len(services.library.segments(1))) == before
+
+
+def test_second_start_raises_the_window_and_imports_its_file(window, qtbot, tmp_path):
+    """A second `minutely FILE` hands the file to the open window (single instance)."""
+    from app.ui.single_instance import SingleInstance
+
+    guard = SingleInstance(f"minutely-test-{os.getpid()}-{id(window)}")
+    assert guard.listen()
+    guard.received.connect(window.second_start)
+    bad = tmp_path / "call.wav"
+    bad.write_bytes(b"RIFF....not really a wav")
+    imported = []
+    window.importer.error.connect(imported.append)
+    try:
+        import subprocess
+        import sys
+
+        from tests.test_single_instance import CLIENT, _env
+
+        client = subprocess.Popen([sys.executable, "-c", CLIENT, guard.name, str(bad)], cwd=tmp_path,
+                                  env=_env(), stderr=subprocess.PIPE, text=True)
+        qtbot.waitUntil(lambda: bool(imported), timeout=30_000)  # the window tried to import it
+        assert client.wait(30) == 0, client.stderr.read()
+        assert "call.wav" in imported[0]
+    finally:
+        guard.close()

@@ -51,9 +51,18 @@ def run_app(files: list[str] | None = None, data_dir: str | Path | None = None) 
     from .bootstrap import build_services
     from .main_window import MainWindow
 
+    from app import paths
+
+    from .single_instance import SingleInstance, server_name
+
     app = make_application()
+    guard = SingleInstance(server_name(data_dir or paths.data_dir()))
+    if guard.send_to_running([str(f) for f in files or []]):
+        return 0  # the open window was raised and imports the files
+    guard.listen()
     services = build_services(data_dir)
     window = MainWindow(services)
+    guard.received.connect(window.second_start)
     window.show()
     for f in files or []:
         window.importer.import_file(Path(f))
@@ -61,4 +70,5 @@ def run_app(files: list[str] | None = None, data_dir: str | Path | None = None) 
     try:
         return app.exec()
     finally:
+        guard.close()
         services.close()

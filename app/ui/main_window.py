@@ -294,6 +294,18 @@ class MainWindow(QMainWindow):
         self._ask_all.input.setFocus()
         return self._ask_all
 
+    def second_start(self, args: list) -> None:
+        """Minutely was started again: come to the front and import the files it was given."""
+        if self.isMinimized():
+            self.showNormal()
+        self.show()
+        self.raise_()
+        self.activateWindow()
+        for a in args:
+            p = Path(a)
+            if p.is_file():
+                self.importer.import_file(p)
+
     # -- import / export / play -----------------------------------------------
     def import_dialog(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Import audio or video", str(Path.home()), MEDIA_FILTER)
