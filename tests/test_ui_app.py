@@ -381,3 +381,28 @@ def test_second_start_raises_the_window_and_imports_its_file(window, qtbot, tmp_
         assert "call.wav" in imported[0]
     finally:
         guard.close()
+
+
+def test_no_display_is_one_line_not_a_crash(tmp_path):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env["MINUTELY_HOME"] = str(tmp_path / "home")
+    p = subprocess.run([sys.executable, "main.py"], cwd=Path(__file__).resolve().parents[1], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert p.stderr.count("\n") == 1 and "no display" in p.stderr
+
+
+def test_app_starts_for_real_and_quits(tmp_path):
+    """`python main.py` opens the window (offscreen) and exits cleanly when asked to quit."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "MINUTELY_HOME": str(tmp_path / "home"),
+           "MINUTELY_QUIT_AFTER_MS": "1500"}
+    p = subprocess.run([sys.executable, "main.py"], cwd=Path(__file__).resolve().parents[1], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "home" / "library.sqlite3").exists() and (tmp_path / "home" / "window.ini").exists()

@@ -45,6 +45,17 @@ def make_application(argv: list[str] | None = None):
     return app
 
 
+def no_display() -> str | None:
+    """Why no window can open here (checked first: Qt aborts the process when it cannot)."""
+    import os
+
+    if sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM") and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return ("no display to open the window on (not in a desktop session); "
+                "the commands work without one: python main.py --help")
+    return None
+
+
 def run_app(files: list[str] | None = None, data_dir: str | Path | None = None) -> int:
     from PySide6.QtCore import QTimer
 
@@ -55,6 +66,10 @@ def run_app(files: list[str] | None = None, data_dir: str | Path | None = None) 
 
     from .single_instance import SingleInstance, server_name
 
+    why = no_display()
+    if why:
+        print(f"minutely: {why}", file=sys.stderr)
+        return 2
     app = make_application()
     guard = SingleInstance(server_name(data_dir or paths.data_dir()))
     if guard.send_to_running([str(f) for f in files or []]):
@@ -67,6 +82,11 @@ def run_app(files: list[str] | None = None, data_dir: str | Path | None = None) 
     for f in files or []:
         window.importer.import_file(Path(f))
     QTimer.singleShot(0, services.model.preload)  # after the window is up
+    import os
+
+    quit_after = os.environ.get("MINUTELY_QUIT_AFTER_MS")  # for smoke tests of the packaged app
+    if quit_after and quit_after.isdigit():
+        QTimer.singleShot(int(quit_after), window.close)
     try:
         return app.exec()
     finally:
