@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_summarize import add_parser as add_summarize_parser
 
     add_summarize_parser(sub)
+    from .cli_record import add_parser as add_record_parser
+
+    add_record_parser(sub)
     from .selftest import add_parser as add_selftest_parser  # `self-test` / `--self-test`
 
     add_selftest_parser(sub)
@@ -194,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
             from .cli_summarize import run_summarize
 
             return run_summarize(args)
+        if args.command == "record":
+            from .cli_record import run as run_record
+
+            return run_record(args)
         if args.command == "self-test":
             from .selftest import run as run_selftest
 

@@ -1,0 +1,201 @@
+"""``python main.py record``: record a meeting (microphone, system audio, screen) into a session.
+
+Stops on Ctrl-C, SIGTERM or after ``--seconds``; prints the session id. At start, recordings a
+crash left unfinished are finalized into their sessions first. With ``--live`` the model
+transcribes utterances while the meeting runs (segments are printed to stderr as they land);
+without it the session keeps the audio for a later transcription. With ``--screen-interval`` the
+main thread runs a Qt event loop that grabs the screen (only this command imports Qt).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+
+from .cli import EXIT_OK, UsageError, _add_model_args, _engine_config, _settings
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("record", help="record a meeting (microphone, system audio, screen) into a session")
+    p.add_argument("--device", metavar="NAME",
+                   help="microphone: a device name (or part of one), 'default' or 'pulse:SOURCE' "
+                        "(default: from settings)")
+    p.add_argument("--no-mic", action="store_true", help="record no microphone (system audio only)")
+    p.add_argument("--system-audio", nargs="?", const="auto", metavar="NAME",
+                   help="also record what the computer plays ('auto' if no NAME is given)")
+    p.add_argument("--seconds", type=float, help="stop after this many seconds (default: Ctrl-C)")
+    p.add_argument("--screen-interval", type=float, metavar="S", help="grab the screen every S seconds")
+    p.add_argument("--live", action="store_true", help="transcribe while recording (needs the model)")
+    p.add_argument("--title", help="session title (default: 'Meeting <date> <time>')")
+    p.add_argument("--speakers", type=int, help="number of speakers, if known (else automatic)")
+    p.add_argument("--language", help="language of the speech, if known")
+    p.add_argument("--parallel", type=int, default=2, help="utterances the model answers together (default 2)")
+    _add_model_args(p)
+
+
+def _say(text: str) -> None:
+    print(f"minutely: {text}", file=sys.stderr, flush=True)
+
+
+def run(args) -> int:
+    from .capture.recorder import RecordingError
+    from .library import Library
+    from .pipeline.meeting import Meeting, recover_unfinished
+    from .pipeline.transcribe import TranscribeOptions
+
+    if args.seconds is not None and args.seconds <= 0:
+        raise UsageError("--seconds must be more than 0")
+    if args.screen_interval is not None and args.screen_interval <= 0:
+        raise UsageError("--screen-interval must be more than 0")
+    settings = _settings()
+    mic = None if args.no_mic else (args.device or settings.mic_device or "default")
+    system = args.system_audio
+    if mic is None and system is None:
+        raise UsageError("nothing to record: --no-mic needs --system-audio")
+    engine, opts = None, None
+    if args.live:
+        engine, opts = _live_engine(args, settings)
+    with Library.open() as lib:
+        if lib.notice:
+            _say(lib.notice)
+        for sid, res in recover_unfinished(lib):
+            _say(f"recovered an unfinished recording ({res.duration:.1f} s) into session {sid}")
+        t0 = time.monotonic()
+
+        def show(seg) -> None:
+            _say(f"[{_clock(seg.start)}] {seg.speaker or '?'}: {seg.text}")
+
+        meeting = Meeting(lib, mic=mic, system=system, title=args.title, engine=engine, options=opts,
+                          on_segment=show if args.live else None, on_notice=_say)
+        try:
+            sid = meeting.start()
+        except RecordingError as e:
+            raise UsageError(str(e)) from None
+        tracks = " + ".join({"mic": "microphone", "system": "system audio"}.get(t, t) for t in meeting.tracks)
+        _say(f"recording session {sid} ({tracks}); Ctrl-C stops")
+        try:
+            if args.screen_interval:
+                _run_with_screen(meeting, args, t0)
+            else:
+                _wait(meeting, args.seconds, t0)
+            _say("stopping" + ("; finishing the live transcription" if args.live else ""))
+            result = meeting.stop()
+        except KeyboardInterrupt:  # a second Ctrl-C while finishing: keep what is stored
+            meeting.cancel()
+            result = meeting.stop()
+        finally:
+            if engine is not None and hasattr(engine, "close_loaded"):
+                engine.close_loaded()
+        _report(result, args.live)
+        print(sid, flush=True)
+    return EXIT_OK
+
+
+class _LazyEngine:
+    """Loads the model in the live-transcription thread on first use (recording starts at once)."""
+
+    def __init__(self, choice, cfg):
+        self.choice, self.cfg, self.loaded = choice, cfg, None
+
+    def __call__(self):
+        from .engine.engine import Engine
+
+        self.loaded = Engine(self.choice.model, self.choice.mmproj, self.cfg)
+        return self.loaded
+
+    def close_loaded(self) -> None:
+        if self.loaded is not None:
+            self.loaded.close()
+
+
+def _live_engine(args, settings):
+    from .engine.errors import ModelError
+    from .engine.gguf_check import check_pair
+    from .engine.resolve import resolve_model
+    from .pipeline.transcribe import TranscribeOptions
+
+    choice = resolve_model(args.model, args.mmproj, settings)  # ModelError (exit 3) before recording
+    if choice.mmproj is None:
+        raise ModelError("live transcription needs the model's mmproj (audio): give --mmproj")
+    check_pair(choice.model, choice.mmproj)
+    cfg = _engine_config(args, settings)
+    cfg.n_parallel = max(1, args.parallel)
+    opts = TranscribeOptions(title=args.title, speakers=args.speakers,
+                             language=args.language or settings.language or None,
+                             translate_to=settings.translate_to or None, parallel=cfg.n_parallel)
+    return _LazyEngine(choice, cfg), opts
+
+
+def _stop_signals(on_stop) -> None:
+    def handler(signum, frame):
+        on_stop()
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _wait(meeting, seconds: float | None, t0: float) -> None:
+    stop = threading.Event()
+    _stop_signals(stop.set)
+    while not stop.is_set():
+        left = None if seconds is None else seconds - (time.monotonic() - t0)
+        if left is not None and left <= 0:
+            break
+        if meeting.wait_ended(min(0.2, left) if left is not None else 0.2):
+            break  # a device was lost: the recorder saved and stopped
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C cuts finishing short
+
+
+def _run_with_screen(meeting, args, t0: float) -> None:
+    from .capture.screen import ScreenGrabber, display_missing
+
+    why = display_missing()
+    if why is not None:
+        _say(f"{why}; recording without screen grabs")
+        return _wait(meeting, args.seconds, t0)
+    from PySide6.QtCore import QTimer
+    from PySide6.QtGui import QGuiApplication
+
+    app = QGuiApplication.instance() or QGuiApplication(["minutely-record"])
+    grabber = ScreenGrabber(args.screen_interval, meeting.offer_screen)
+    why = grabber.start()
+    if why is not None:
+        _say(f"{why}; recording without screen grabs")
+    stop = threading.Event()
+    _stop_signals(stop.set)
+    watch = QTimer()  # Python runs signal handlers only between Qt events: wake it up
+
+    def check() -> None:
+        if stop.is_set() or meeting.wait_ended(0) or \
+                (args.seconds is not None and time.monotonic() - t0 >= args.seconds):
+            grabber.stop()
+            app.quit()
+    watch.timeout.connect(check)
+    watch.start(100)
+    app.exec()
+    watch.stop()
+    grabber.stop()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _clock(t: float) -> str:
+    t = int(t)
+    return f"{t // 3600:d}:{t // 60 % 60:02d}:{t % 60:02d}" if t >= 3600 else f"{t // 60:02d}:{t % 60:02d}"
+
+
+def _report(result, live: bool) -> None:
+    rec = result.recording
+    line = f"recorded {result.duration:.1f} s into session {result.session_id}"
+    if rec.overflows:
+        line += f"; {rec.overflows} buffer overflow(s)"
+    if result.screenshots:
+        line += f"; {result.screenshots} screenshot(s)"
+    if result.live is not None:
+        s = result.live
+        line += f"; {s.segments} segment(s) from {s.utterances} utterance(s)"
+        if s.dropped:
+            line += f" ({s.dropped} transcribed after the meeting: the model fell behind)"
+    elif not live:
+        line += "; not transcribed (record with --live, or transcribe the session's audio later)"
+    _say(line)

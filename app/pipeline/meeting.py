@@ -1,0 +1,300 @@
+"""A recorded meeting: the session, the recorder, live transcription and screenshots together.
+
+    m = Meeting(lib, mic="default", system="auto", engine=engine_or_factory_or_None,
+                on_segment=..., on_level=..., on_notice=..., on_state=...)
+    sid = m.start()            # creates the session (kind "recording", status "recording")
+    m.pause(); m.resume()
+    m.offer_screen(pil_image)  # from a screen grabber (any thread; never blocks)
+    result = m.stop()          # finalizes the audio, drains live transcription, clusters speakers
+
+The audio is recorded into `media/<session id>/recording/` (see app/capture/tracks.py), so a
+crash leaves a folder that `recover_unfinished(lib)` (run at every start of the app or the CLI)
+finalizes into that same session. No Qt: callbacks are plain functions called from worker threads
+(the recorder's writer thread for levels, the model thread for segments).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from app.capture.recorder import Recorder, RecordingError, RecordingResult, find_unfinished, recover
+from app.capture.tracks import DONE_STATES, SIDECAR, is_live, read_sidecar
+from app.pipeline.live import LiveStats, LiveTranscriber
+from app.pipeline.transcribe import TranscribeOptions
+
+log = logging.getLogger("minutely.meeting")
+
+RECORDING_DIR = "recording"
+
+
+@dataclass
+class MeetingResult:
+    session_id: int
+    duration: float                     # seconds recorded (pauses excluded)
+    recording: RecordingResult
+    live: LiveStats | None              # None without live transcription
+    screenshots: int                    # kept screen grabs
+    notices: list[str] = field(default_factory=list)
+    error: str | None = None            # why the recording ended by itself (a device lost), if it did
+
+
+def default_title() -> str:
+    return datetime.now().strftime("Meeting %Y-%m-%d %H:%M")
+
+
+class Meeting:
+    """One meeting being recorded. States: idle, recording, paused, finishing, stopped."""
+
+    def __init__(self, lib, *, mic: str | None = "default", system: str | None = None, title: str | None = None,
+                 engine: Any = None, options: TranscribeOptions | None = None,
+                 on_segment: Callable[[Any], None] | None = None,
+                 on_level: Callable[[str, float, float], None] | None = None,
+                 on_notice: Callable[[str], None] | None = None,
+                 on_state: Callable[[str], None] | None = None,
+                 queue_size: int = 16, screen_options: dict | None = None, sd=None,
+                 recorder_options: dict | None = None):
+        self.lib = lib
+        self.mic, self.system, self.title = mic, system, title
+        self.engine, self.options = engine, options or TranscribeOptions()
+        self.on_segment, self.on_level, self.on_notice, self.on_state = on_segment, on_level, on_notice, on_state
+        self.queue_size, self.screen_options = queue_size, screen_options or {}
+        self._sd, self._rec_opts = sd, recorder_options or {}
+        self.session_id: int | None = None
+        self.recorder: Recorder | None = None
+        self.live: LiveTranscriber | None = None
+        self.notices: list[str] = []
+        self.state = "idle"
+        self._ended = threading.Event()  # the recorder stopped (by stop() or by itself)
+        self._screens: collections.deque = collections.deque(maxlen=4)
+        self._screen_evt = threading.Event()
+        self._screen_t: threading.Thread | None = None
+        self._keeper = None
+        self._stop_lock = threading.Lock()
+        self._result: MeetingResult | None = None
+
+    # --- state for the GUI --------------------------------------------------------------------
+    @property
+    def folder(self) -> Path:
+        return self.lib.media_dir(self.session_id, create=False) / RECORDING_DIR
+
+    @property
+    def position(self) -> float:
+        """Seconds recorded so far (the timeline segments and screenshots use)."""
+        return self.recorder.duration if self.recorder else 0.0
+
+    @property
+    def levels(self) -> dict[str, tuple[float, float]]:
+        return self.recorder.levels if self.recorder else {}
+
+    @property
+    def tracks(self) -> list[str]:
+        return self.recorder.tracks if self.recorder else []
+
+    @property
+    def overflows(self) -> int:
+        return self.recorder.overflows if self.recorder else 0
+
+    def live_stats(self) -> LiveStats | None:
+        return self.live.snapshot() if self.live else None
+
+    def wait_ended(self, timeout: float | None = None) -> bool:
+        """True once the recording has ended: stopped, or a device was lost (see `error`)."""
+        return self._ended.wait(timeout)
+
+    @property
+    def error(self) -> str | None:
+        return self.recorder.error if self.recorder else None
+
+    # --- control ------------------------------------------------------------------------------
+    def start(self) -> int:
+        """Create the session and start recording; returns the session id. RecordingError (one
+        line) if no device can be opened; then nothing is left behind."""
+        if self.state != "idle":
+            raise RecordingError("this meeting was already started")
+        s = self.lib.create_session(self.title or default_title(), "recording", status="recording")
+        self.session_id = s.id
+        if self.engine is not None:
+            self.live = LiveTranscriber(self.lib, s.id, self.engine, self.options, on_segment=self.on_segment,
+                                        on_notice=self._notice, queue_size=self.queue_size)
+        self.recorder = Recorder(self.folder, mic=self.mic, system=self.system, on_level=self.on_level,
+                                 sd=self._sd, on_audio=self.live.feed if self.live else None,
+                                 on_stop=self._recorder_stopped, **self._rec_opts)
+        try:
+            self.recorder.start()
+        except BaseException:
+            self.lib.delete_session(s.id)  # removes the (empty) media folder too
+            self.session_id = None
+            self.state = "stopped"
+            raise
+        if self.live is not None:
+            self.live.set_tracks(self.recorder.tracks)
+            self.live.start()
+        for n in self.recorder.notices:
+            self._notice(n)
+        self._set_state("recording")
+        return s.id
+
+    def pause(self) -> None:
+        if self.recorder and self.state == "recording":
+            self.recorder.pause()
+            self._set_state("paused")
+
+    def resume(self) -> None:
+        if self.recorder and self.state == "paused":
+            self.recorder.resume()
+            self._set_state("recording")
+
+    def offer_screen(self, image, force: bool = False) -> None:
+        """A screen grab (PIL image) taken now; kept if it changed enough, or if `force` (asked
+        for by the user). Never blocks: storing happens on a helper thread. Grabs taken while
+        paused are skipped unless forced."""
+        if self.state not in ("recording", "paused") or (self.state == "paused" and not force):
+            return
+        self._screens.append((image, self.position, force))
+        if self._screen_t is None:
+            self._screen_t = threading.Thread(target=self._screen_loop, name="minutely-screens", daemon=True)
+            self._screen_t.start()
+        self._screen_evt.set()
+
+    @property
+    def screenshots(self) -> int:
+        return len(self._keeper.kept) if self._keeper else 0
+
+    def stop(self, timeout: float | None = None) -> MeetingResult:
+        """Stop recording, finalize the audio, drain the live queue (and transcribe what it
+        dropped), cluster speakers over the whole meeting. Blocks (seconds, longer with a slow
+        model): call it off the GUI thread. `cancel()` from another thread cuts the draining short."""
+        with self._stop_lock:
+            if self._result is not None:
+                return self._result
+            if self.recorder is None or self.session_id is None:
+                raise RecordingError("the meeting was never started")
+            self._set_state("finishing")
+            rec = self.recorder.stop()
+            self._ended.set()
+            if self._screen_t is not None:
+                self._screens.append(None)
+                self._screen_evt.set()
+                self._screen_t.join(30)
+            stats = None
+            if self.live is not None:
+                stats = self.live.finish(rec.mix, self.options.speakers, timeout)
+            sid = self.session_id
+            with self.lib.transaction():
+                if rec.mix is not None:
+                    self.lib.add_media(sid, rec.mix, "audio", 0.0)
+                transcribed = stats is not None and stats.segments > 0
+                status = "ready" if transcribed else ("new" if rec.mix is not None else "recording")
+                self.lib.update_session(sid, status=status, duration=rec.duration)
+            for n in rec.notices:
+                if n not in self.notices:
+                    self.notices.append(n)
+            self._result = MeetingResult(sid, rec.duration, rec, stats, self.screenshots, list(self.notices),
+                                         rec.error)
+            self._set_state("stopped")
+            return self._result
+
+    def cancel(self) -> None:
+        """Cut `stop()`'s draining short: what is stored stays, the rest is not transcribed."""
+        if self.live is not None:
+            self.live.cancel()
+
+    # --- internals ----------------------------------------------------------------------------
+    def _recorder_stopped(self, result: RecordingResult) -> None:
+        self._ended.set()
+        if result.error:
+            self._notice(result.error)
+
+    def _screen_loop(self) -> None:
+        from app.capture.screenshots import ScreenKeeper
+
+        lib = self.lib.connect()
+        try:
+            self._keeper = ScreenKeeper(self.lib, self.session_id, on_notice=self._notice, **self.screen_options)
+            while True:
+                self._screen_evt.wait(1.0)
+                self._screen_evt.clear()
+                while self._screens:
+                    item = self._screens.popleft()
+                    if item is None:
+                        return
+                    try:
+                        self._keeper.offer(item[0], item[1], item[2], lib=lib)
+                    except Exception as e:  # a full disk: say so, the recording goes on
+                        self._notice(f"a screen grab could not be saved: {e}")
+        finally:
+            lib.close()
+
+    def _notice(self, text: str) -> None:
+        self.notices.append(text)
+        if self.on_notice is not None:
+            try:
+                self.on_notice(text)
+            except Exception:
+                log.exception("on_notice listener failed")
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        if self.on_state is not None:
+            try:
+                self.on_state(state)
+            except Exception:
+                log.exception("on_state listener failed")
+
+
+def recover_unfinished(lib) -> list[tuple[int, RecordingResult]]:
+    """Finalize recordings that a crash left unfinished, each into its session (or a new one
+    when its session is gone), and repair sessions still marked "recording" whose audio was
+    finalized. Returns (session id, result) for each recovered recording."""
+    root = lib.data_dir / "media"
+    out: list[tuple[int, RecordingResult]] = []
+    if not root.is_dir():
+        return out
+    for folder in find_unfinished(root, depth=2):
+        try:
+            res = recover(folder)
+        except RecordingError as e:
+            log.warning("%s", e)
+            continue
+        sid = _session_of(lib, folder)
+        _attach(lib, sid, res)
+        out.append((sid, res))
+    for row in list(lib.db.query("SELECT id FROM sessions WHERE kind = 'recording' AND status = 'recording'")):
+        folder = lib.media_dir(row["id"], create=False) / RECORDING_DIR
+        if (folder / SIDECAR).exists() and not is_live(folder):
+            try:
+                meta = read_sidecar(folder)
+            except (OSError, ValueError):
+                continue
+            mix = folder / meta.get("mix", "mix.wav")
+            if meta.get("state") in DONE_STATES and mix.exists():
+                res = RecordingResult(folder, float(meta.get("duration", 0.0)), {}, mix,
+                                      recovered=meta.get("state") == "recovered")
+                _attach(lib, row["id"], res)
+    return out
+
+
+def _session_of(lib, folder: Path) -> int:
+    sid = folder.parent.name
+    if folder.name == RECORDING_DIR and sid.isdigit():
+        try:
+            return lib.get_session(int(sid)).id
+        except Exception:
+            pass
+    return lib.create_session(f"Recovered recording {datetime.now():%Y-%m-%d %H:%M}", "recording",
+                              status="recording").id
+
+
+def _attach(lib, sid: int, res: RecordingResult) -> None:
+    with lib.transaction():
+        if res.mix is not None and not any(m.kind == "audio" for m in lib.media(sid)):
+            lib.add_media(sid, res.mix, "audio", 0.0)
+        has_text = bool(lib.segments(sid))
+        lib.update_session(sid, status="ready" if has_text else "new",
+                           duration=max(res.duration, lib.get_session(sid).duration))
