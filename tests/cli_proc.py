@@ -15,8 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class CliProc:
-    def __init__(self, *args: str, env: dict[str, str] | None = None):
+    def __init__(self, *args: str, env: dict[str, str] | None = None, unset: tuple[str, ...] = ()):
         full = {**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)}
+        for k in unset:
+            full.pop(k, None)
         self.p = subprocess.Popen([sys.executable, "main.py", *args], cwd=ROOT, env=full,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
