@@ -67,3 +67,15 @@ def test_ask_bench_runs(tiny_model):
              "--video-seconds", "10", "--video-ctx", "4096")
     assert r["chat"]["prompt_tokens"] > 1000 and r["chat"]["followup_evaluated_tokens"] < 200
     assert r["video"]["frames"] == 10 and r["video"]["overhead_s"] >= 0
+
+
+@pytest.mark.slow
+def test_capture_bench_runs(tiny_model):
+    from tests.pulse import missing
+
+    if missing():
+        pytest.skip(missing())
+    r = _run("capture.py", "--model", str(tiny_model.model), "--mmproj", str(tiny_model.mmproj), "--seconds", "4",
+             "--grabs", "4")
+    assert r["record_alone"]["recorded_s"] > 2 and len(r["summary"]["overflows"]) == 3
+    assert "grab_ms" in r["screen"] or "error" in r["screen"]

@@ -47,6 +47,7 @@ class Pending:
     end: float
     audio: np.ndarray | None  # None: cut it from the finished recording
     ended_at: float = 0.0     # time.monotonic() when its last sample was recorded
+    queued_at: float = 0.0    # time.monotonic() when the VAD put it in the queue
 
 
 def read_span(wav: Path, start: float, end: float) -> np.ndarray:
@@ -223,6 +224,8 @@ class LiveStats:
     waiting_seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)    # utterance end -> segment stored (s)
     model_seconds: list[float] = field(default_factory=list)  # the model's time per batch
+    vad_delays: list[float] = field(default_factory=list)     # utterance end -> queued (the VAD's wait)
+    queue_waits: list[float] = field(default_factory=list)    # queued -> the model starts on it
 
 
 class LiveTranscriber:
@@ -316,7 +319,10 @@ class LiveTranscriber:
             ended_at = t_now - max(0.0, end_pos / SAMPLE_RATE - u.end)
             if len(audio) < SAMPLE_RATE // 20:
                 continue
-            self.queue.put(Pending(u.start, u.end, audio, ended_at))
+            now = time.monotonic()
+            self.queue.put(Pending(u.start, u.end, audio, ended_at, now))
+            with self._lock:
+                self.stats.vad_delays.append(now - ended_at)
         keep = int(KEEP_SECONDS * SAMPLE_RATE)
         if len(self._hist) > keep + SAMPLE_RATE * 5:
             drop = len(self._hist) - keep
@@ -384,6 +390,7 @@ class LiveTranscriber:
             self.stats.segments += len(ids)
             self.stats.model_seconds.append(model_s)
             self.stats.latencies += [now - p.ended_at for p in batch if p.ended_at]
+            self.stats.queue_waits += [t0 - p.queued_at for p in batch if p.queued_at]
         if self.on_segment is not None:
             for sid in ids:
                 try:
