@@ -273,3 +273,38 @@ def test_record_bad_arguments_are_one_line(pulse, tiny_model):
                   "--seconds", "1", env=pulse.env)
     code, _ = rec.finish(60)
     assert code == 3 and rec.lines[-1].startswith("minutely: error:") and "Traceback" not in rec.stderr
+
+
+# --- the Meeting object the GUI drives ------------------------------------------------------------
+
+@pytest.mark.slow
+def test_meeting_pause_resume_and_system_audio_notice(tmp_path, pulse):
+    from app.capture.recorder import RecordingError
+    from app.pipeline.meeting import Meeting
+
+    lib = Library.open(tmp_path / "lib")
+    states, notices, levels = [], [], []
+    m = Meeting(lib, mic=pulse.mic, system="no-such-loopback", title="Standup", on_state=states.append,
+                on_notice=notices.append, on_level=lambda *a: levels.append(a))
+    sid = m.start()
+    assert lib.get_session(sid).status == "recording" and m.tracks == ["mic"]
+    assert notices and "system audio" in notices[0] and "no-such-loopback" in notices[0]  # a notice, not a failure
+    assert m.recorder.wait_ready(15)
+    wait_for(lambda: m.position > 0.5, 15, "audio")
+    m.pause()
+    at = m.position
+    wait_for(lambda: len(levels) > 20, 10, "level updates while paused")
+    assert m.position - at < 0.2  # nothing recorded while paused
+    m.resume()
+    wait_for(lambda: m.position > at + 0.5, 15, "audio after resuming")
+    res = m.stop()
+    assert states == ["recording", "paused", "recording", "finishing", "stopped"]
+    s = lib.get_session(sid)
+    assert (s.status, s.title) == ("new", "Standup") and s.duration == pytest.approx(res.duration)
+    assert [x.kind for x in lib.media(sid)] == ["audio"] and res.live is None
+    assert m.stop() is res  # stopping twice is harmless
+    bad = Meeting(lib, mic="no-such-microphone")
+    with pytest.raises(RecordingError, match="no microphone named 'no-such-microphone'"):
+        bad.start()
+    assert [x.id for x in lib.sessions()] == [sid]  # a failed start leaves no session behind
+    lib.close()
