@@ -35,6 +35,9 @@ class Settings:
     capture_interval: float = 10.0  # seconds between screen grabs
     language: str = ""            # "" = detect
     translate_to: str = ""        # "" = no translation
+    mic_device: str = "default"   # microphone: "default", a device name or "pulse:SOURCE"
+    system_device: str = "auto"   # system audio: "auto" (what the computer plays), "off", or a device
+    screen_capture: bool = False  # take screenshots while recording (off until the user opts in)
 
     @classmethod
     def load(cls, path: Path | None = None) -> "Settings":
