@@ -107,11 +107,11 @@ def named(prefix: str) -> list[int]:
     return [t.native_id for t in threading.enumerate() if t.name.startswith(prefix) and t.native_id]
 
 
-def phase_record(rig, meeting, seconds, tmp) -> dict:
+def phase_record(rig, meeting, seconds, tmp, **rec_kw) -> dict:
     from app.capture.recorder import Recorder
 
     loops = [Looper(rig, meeting.wav, "micfeed"), Looper(rig, meeting.wav, "speaker")]
-    r = Recorder(tmp / "alone", mic=rig.mic, system=rig.system)
+    r = Recorder(tmp / f"alone-{len(list(tmp.glob('alone*')))}", mic=rig.mic, system=rig.system, **rec_kw)
     r.start()
     try:
         m = measure(seconds, r.wait_ready, lambda: {"recorder": named("minutely-recorder")})
@@ -274,6 +274,8 @@ def main(argv=None) -> int:
     out = {"seconds_per_phase": args.seconds, "model": args.model.name, "cores": os.cpu_count()}
     try:
         out["record_alone"] = phase_record(rig, meeting, args.seconds, tmp)
+        # the same with PortAudio's own block size (what the recorder did before 100 ms blocks)
+        out["record_alone_portaudio_blocks"] = phase_record(rig, meeting, args.seconds, tmp, block_seconds=0)
         out["record_live"] = phase_live(rig, meeting, args.seconds, tmp, engine, opts)
         out["record_with_job"] = phase_with_job(rig, meeting, args.seconds, tmp, engine, opts)
     finally:
@@ -283,6 +285,7 @@ def main(argv=None) -> int:
     a, b = out["record_alone"], out["record_live"]
     out["summary"] = {
         "recording_cpu_pct_of_one_core": a["process_cpu_pct"],
+        "recording_cpu_pct_with_portaudio_blocks": out["record_alone_portaudio_blocks"]["process_cpu_pct"],
         "live_vad_cpu_pct": b["threads_cpu_pct"].get("vad"),
         "live_latency_vs_model_s": [b.get("latency_median_s"), b.get("model_median_s")],
         "overflows": [a["overflows"], b["overflows"], out["record_with_job"]["overflows"]],

@@ -578,8 +578,6 @@ def test_real_kill_9_then_recover(tmp_path, pulse):
 
 
 @pytest.mark.slow
-@pytest.mark.skip(reason="passes alone (3/3) but failed once inside the full suite: noticing an unloaded "
-                         "PulseAudio source relies on callback timing; issue 5 stays open on this")
 def test_real_unplugged_microphone(tmp_path, pulse, speech):
     wav, a = speech["a"]
     r = Recorder(tmp_path / "unplug", mic=pulse.mic)

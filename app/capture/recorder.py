@@ -29,6 +29,11 @@ __all__ = ["DeviceInfo", "Source", "Recorder", "RecordingError", "RecordingResul
            "find_system_audio", "resolve", "find_unfinished", "recover"]
 
 
+# PortAudio delivers audio in blocks of this many seconds: 100 ms blocks wake the callback ten times
+# a second instead of ~90 (PortAudio's own choice with latency="high"), for a quarter less CPU while
+# recording; the ring and the writer are sized for far more.
+BLOCK_S = 0.1
+
 def _latency(time_info, frames: int, rate: int) -> float:
     """Seconds between the first sample of this block being captured and now."""
     try:
@@ -85,8 +90,9 @@ class Recorder:
                  on_audio: Callable[[str, int, np.ndarray], None] | None = None,
                  on_stop: Callable[[RecordingResult], None] | None = None,
                  stall_timeout: float = 5.0, start_timeout: float = 10.0, buffer_seconds: float = 30.0,
-                 keep_pcm: bool = False):
+                 keep_pcm: bool = False, block_seconds: float = BLOCK_S):
         self.folder, self.mic, self.system, self.rate = Path(folder), mic, system, int(rate)
+        self.block_seconds = block_seconds  # 0: let PortAudio choose
         self.on_level, self.on_audio, self.on_stop = on_level, on_audio, on_stop
         self._sd = sd
         self._stall, self._start_timeout, self._buffer_s = stall_timeout, start_timeout, buffer_seconds
@@ -264,7 +270,7 @@ class Recorder:
                 try:
                     with with_env(src.env):
                         stream = self._sd.InputStream(
-                            device=src.device, channels=ch, samplerate=rate, dtype="float32", latency="high",
+                            device=src.device, channels=ch, samplerate=rate, dtype="float32", latency="high", blocksize=int(rate * self.block_seconds),
                             callback=self._callback(tr), finished_callback=lambda: setattr(tr, "finished", True),
                             extra_settings=src.extra_settings)
                 except Exception as e:  # PortAudioError, ValueError...: try the next format
