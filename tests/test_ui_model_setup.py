@@ -126,7 +126,7 @@ def test_pause_keeps_the_partial_file_and_resume_continues_from_it(qtbot, setup,
     qtbot.waitUntil(stalled.is_set, timeout=WAIT)
     # while it runs: a progress bar with bytes and a rate
     qtbot.waitUntil(lambda: setup.downloader.done_bytes >= 300_000, timeout=WAIT)
-    assert setup.pause_button.isVisible() and setup.cancel_button.isVisible()
+    assert setup.pause_button.isVisible() and setup.cancel_button.isVisible() and not setup.download_button.isVisible()
     assert setup.download_bar.isVisible() and setup.download_bar.value() > 0
     assert re.fullmatch(r"\d+(\.\d)? [KM]B of 2\.9 MB · \d+(\.\d)? [KMG]?B/s( · about \d+ (s|min) left)?",
                         setup.download_status.text()), setup.download_status.text()

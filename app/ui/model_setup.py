@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtWidgets import (QButtonGroup, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
-                               QRadioButton, QVBoxLayout, QWidget)
+                               QGroupBox, QHBoxLayout, QLabel, QLayout, QLineEdit, QProgressBar,
+                               QPushButton, QRadioButton, QVBoxLayout, QWidget)
 
 from app.engine.errors import ModelError
 
@@ -56,6 +56,16 @@ def _message_label(name: str) -> QLabel:
 def _show(label: QLabel, text: str) -> None:
     label.setText(text)
     label.setVisible(bool(text))
+
+
+def fit_height(window: QWidget) -> None:
+    """Grow a dialog to the height its wrapped labels need at its width (Qt sizes a top-level
+    window by its minimum size, which leaves height-for-width text clipped)."""
+    lay = window.layout()
+    if lay is not None and lay.hasHeightForWidth():
+        need = lay.totalHeightForWidth(window.width())
+        if need > window.height():
+            window.resize(window.width(), need)
 
 
 class ModelSetup(QWidget):
@@ -251,7 +261,7 @@ class ModelSetup(QWidget):
                 here = d.bytes_here()
             except (ModelError, OSError):
                 here = 0
-        self.download_button.setEnabled(not busy)
+        self.download_button.setVisible(not busy)
         self.download_button.setText("&Resume" if state == PAUSED or (here and state in (IDLE, FAILED))
                                      else "&Try again" if state == FAILED else "&Download")
         self.download_button.setAccessibleName("Resume the download" if "Resume" in self.download_button.text()
@@ -365,6 +375,7 @@ class ModelDialog(QDialog):
         self.setWindowTitle("Model")
         self.setAccessibleName("Model")
         lay = QVBoxLayout(self)
+        lay.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)  # grows with its content, never clips
         self.setup = ModelSetup(services, self, downloader=downloader)
         lay.addWidget(self.setup)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -372,6 +383,12 @@ class ModelDialog(QDialog):
         buttons.button(QDialogButtonBox.StandardButton.Close).setAccessibleName("Close")
         lay.addWidget(buttons)
         self.setup.model_ready.connect(self._ready)
+
+    def event(self, e) -> bool:  # noqa: D401 - Qt API
+        handled = super().event(e)
+        if e.type() == QEvent.Type.LayoutRequest:
+            fit_height(self)
+        return handled
 
     def _ready(self) -> None:
         self.model_ready.emit()

@@ -1,0 +1,333 @@
+"""Settings: where the data lives, the model and how it runs, recording, language.
+
+``SettingsDialog(services, parent)`` edits ``services.settings`` in place and
+saves it atomically with ``services.save_settings()`` when OK is pressed; a
+change to how the model runs (threads, GPU layers, context, image tokens)
+calls ``services.model.model_changed()`` so the next job loads it that way.
+
+The data folder is shown read-only with an "Open folder" button: moving a
+library and its media is a job of its own, and the folder can already be
+chosen at start with MINUTELY_HOME. The audio devices are listed in a
+background thread (PortAudio may take a moment, or be missing).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from PySide6.QtCore import QEvent, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
+                               QFormLayout, QHBoxLayout, QLabel, QLayout, QLineEdit, QPushButton, QSpinBox,
+                               QTabWidget, QVBoxLayout, QWidget)
+
+from app.paths import ENV_HOME
+
+from .model_download import BackgroundJob, ModelDownloader
+from .model_setup import ModelDialog, fit_height, state_text
+
+# settings that change how the model is loaded: a change reloads it
+ENGINE_KEYS = ("n_threads", "n_gpu_layers", "n_ctx", "image_tokens")
+LANGUAGES = ("English", "German", "French", "Spanish", "Italian", "Portuguese", "Dutch", "Polish",
+             "Swedish", "Danish", "Norwegian", "Finnish", "Czech", "Turkish", "Russian", "Ukrainian",
+             "Greek", "Arabic", "Hebrew", "Hindi", "Japanese", "Korean", "Chinese", "Vietnamese",
+             "Indonesian", "Thai")
+_LANGUAGE = re.compile(r"[^\W\d_](?:[^\W\d_]|[ ()'.-])*")  # a letter, then letters and " ()'.-"
+MIC_DEFAULT, SYSTEM_AUTO, SYSTEM_OFF = "default", "auto", "off"
+
+
+def validate(values: dict) -> list[str]:
+    """Plain sentences for what cannot be saved; empty when all is well."""
+    problems = []
+    for key, what in (("language", "The meeting language"), ("translate_to", "The translation language")):
+        v = values.get(key, "")
+        if v and (len(v) > 40 or not _LANGUAGE.fullmatch(v)):
+            problems.append(f"{what} “{v}” is not a language name: write it in letters, like “German”, "
+                            "or leave it empty.")
+    lang, target = values.get("language", ""), values.get("translate_to", "")
+    if lang and target and lang.casefold() == target.casefold():
+        problems.append(f"The translation language is the meeting language ({lang}): leave “Translate "
+                        "to” empty, or choose another language.")
+    if values.get("capture_interval", 1.0) <= 0:
+        problems.append("The time between screenshots must be more than zero seconds.")
+    return problems
+
+
+def _language_box(name: str, empty: str) -> QComboBox:
+    box = QComboBox()
+    box.setEditable(True)
+    box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+    box.addItem("")
+    box.addItems(LANGUAGES)
+    box.lineEdit().setPlaceholderText(empty)
+    box.setAccessibleName(name)
+    return box
+
+
+class SettingsDialog(QDialog):
+    """Edit and save the settings; ``settings_saved(changed keys)`` after OK."""
+
+    settings_saved = Signal(object)   # set of the setting names that changed
+    model_ready = Signal()            # a model was downloaded or imported from the Model… button
+
+    def __init__(self, services, parent: QWidget | None = None, *,
+                 downloader: ModelDownloader | None = None, sd=None):
+        super().__init__(parent)
+        self.services = services
+        self.downloader = downloader
+        self._sd = sd
+        self.model_dialog: ModelDialog | None = None
+        self.setWindowTitle("Settings")
+        self.setAccessibleName("Settings")
+        s = services.settings
+
+        lay = QVBoxLayout(self)
+        lay.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
+        self.tabs = QTabWidget()
+        self.tabs.setAccessibleName("Settings pages")
+        lay.addWidget(self.tabs)
+        self.tabs.addTab(self._general_tab(), "&General")
+        self.tabs.addTab(self._model_tab(), "&Model")
+        self.tabs.addTab(self._recording_tab(), "&Recording")
+
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.message.setAccessibleName("Settings message")
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message.hide()
+        lay.addWidget(self.message)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        self.ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.ok_button.setAccessibleName("Save the settings")
+        self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setAccessibleName("Discard the changes")
+        lay.addWidget(self.buttons)
+
+        self.load_values(s)
+        services.model.model_state.connect(self._model_state)
+        self._list_devices()
+
+    def event(self, e) -> bool:  # noqa: D401 - Qt API
+        handled = super().event(e)
+        if e.type() == QEvent.Type.LayoutRequest:
+            fit_height(self)
+        return handled
+
+    # -- pages ------------------------------------------------------------------------
+    def _general_tab(self) -> QWidget:
+        w = QWidget()
+        form = QFormLayout(w)
+        row = QHBoxLayout()
+        self.data_dir_edit = QLineEdit(str(self.services.data_dir))
+        self.data_dir_edit.setReadOnly(True)
+        self.data_dir_edit.setAccessibleName("Data folder")
+        self.open_folder_button = QPushButton("&Open folder")
+        self.open_folder_button.setAccessibleName("Open the data folder")
+        self.open_folder_button.clicked.connect(self.open_data_folder)
+        row.addWidget(self.data_dir_edit, 1)
+        row.addWidget(self.open_folder_button)
+        form.addRow("Data folder:", row)
+        note = QLabel(f"The library, recordings and models are kept here. To keep them elsewhere, start "
+                      f"Minutely with the environment variable {ENV_HOME} set to another folder.")
+        note.setWordWrap(True)
+        form.addRow("", note)
+        self.language_box = _language_box("Meeting language", "Detect automatically")
+        form.addRow("Meeting &language:", self.language_box)
+        self.translate_box = _language_box("Translate to", "No translation")
+        form.addRow("&Translate to:", self.translate_box)
+        return w
+
+    def _model_tab(self) -> QWidget:
+        w = QWidget()
+        form = QFormLayout(w)
+        row = QHBoxLayout()
+        self.model_label = QLabel()
+        self.model_label.setWordWrap(True)
+        self.model_label.setAccessibleName("Model in use")
+        self.model_button = QPushButton("Change &model…")
+        self.model_button.setAccessibleName("Download or import a model")
+        self.model_button.clicked.connect(self.open_model_dialog)
+        row.addWidget(self.model_label, 1)
+        row.addWidget(self.model_button)
+        form.addRow("Model:", row)
+        self.threads_spin = QSpinBox()
+        self.threads_spin.setRange(0, max(64, os.cpu_count() or 1))
+        self.threads_spin.setSpecialValueText("Automatic")
+        self.threads_spin.setAccessibleName("CPU threads")
+        self.threads_spin.setToolTip(f"This computer has {os.cpu_count() or 1} logical cores.")
+        form.addRow("CPU &threads:", self.threads_spin)
+        self.gpu_spin = QSpinBox()
+        self.gpu_spin.setRange(-1, 999)
+        self.gpu_spin.setSpecialValueText("All layers")
+        self.gpu_spin.setAccessibleName("GPU layers")
+        self.gpu_spin.setToolTip("Layers of the model on the graphics card; 0 runs everything on the CPU.")
+        form.addRow("&GPU layers:", self.gpu_spin)
+        gpu_note = QLabel("0 runs the model on the CPU only; “All layers” puts all of it on the graphics card.")
+        gpu_note.setWordWrap(True)
+        form.addRow("", gpu_note)
+        self.ctx_spin = QSpinBox()
+        self.ctx_spin.setRange(2048, 262144)
+        self.ctx_spin.setSingleStep(1024)
+        self.ctx_spin.setSuffix(" tokens")
+        self.ctx_spin.setGroupSeparatorShown(True)
+        self.ctx_spin.setAccessibleName("Context size")
+        self.ctx_spin.setToolTip("How much the model can read at once; larger needs more memory. "
+                                 "An hour of audio is 90,000 tokens.")
+        form.addRow("&Context size:", self.ctx_spin)
+        self.image_spin = QSpinBox()
+        self.image_spin.setRange(70, 1120)
+        self.image_spin.setSingleStep(10)
+        self.image_spin.setSuffix(" tokens per image")
+        self.image_spin.setAccessibleName("Image tokens")
+        self.image_spin.setToolTip("Detail the model sees in each screenshot or video frame (70-1120).")
+        form.addRow("&Image detail:", self.image_spin)
+        return w
+
+    def _recording_tab(self) -> QWidget:
+        w = QWidget()
+        form = QFormLayout(w)
+        self.mic_box = QComboBox()
+        self.mic_box.setAccessibleName("Microphone")
+        form.addRow("&Microphone:", self.mic_box)
+        self.system_box = QComboBox()
+        self.system_box.setAccessibleName("System audio")
+        form.addRow("&System audio:", self.system_box)
+        self.devices_note = QLabel("Looking for audio devices…")
+        self.devices_note.setWordWrap(True)
+        self.devices_note.setAccessibleName("Audio devices status")
+        form.addRow("", self.devices_note)
+        self.screen_check = QCheckBox("Take &screenshots while recording")
+        self.screen_check.setAccessibleName("Screen capture")
+        form.addRow("", self.screen_check)
+        self.interval_spin = QDoubleSpinBox()
+        self.interval_spin.setRange(1.0, 3600.0)
+        self.interval_spin.setDecimals(0)
+        self.interval_spin.setSuffix(" s")
+        self.interval_spin.setAccessibleName("Seconds between screenshots")
+        form.addRow("Screenshot &every:", self.interval_spin)
+        self.screen_check.toggled.connect(self.interval_spin.setEnabled)
+        return w
+
+    # -- values -------------------------------------------------------------------------
+    def load_values(self, s) -> None:
+        self.language_box.setEditText(s.language)
+        self.translate_box.setEditText(s.translate_to)
+        self.threads_spin.setValue(s.n_threads)
+        self.gpu_spin.setValue(s.n_gpu_layers)
+        self.ctx_spin.setValue(s.n_ctx)
+        self.image_spin.setValue(s.image_tokens)
+        self.screen_check.setChecked(s.screen_capture)
+        self.interval_spin.setValue(s.capture_interval)
+        self.interval_spin.setEnabled(s.screen_capture)
+        self._fill_devices([])
+        self._refresh_model()
+
+    def values(self) -> dict:
+        """What the dialog shows, as settings fields (the model pair is the Model dialog's)."""
+        return {"language": " ".join(self.language_box.currentText().split()),
+                "translate_to": " ".join(self.translate_box.currentText().split()),
+                "n_threads": self.threads_spin.value(), "n_gpu_layers": self.gpu_spin.value(),
+                "n_ctx": self.ctx_spin.value(), "image_tokens": self.image_spin.value(),
+                "mic_device": self.mic_box.currentData() or MIC_DEFAULT,
+                "system_device": self.system_box.currentData() or SYSTEM_AUTO,
+                "screen_capture": self.screen_check.isChecked(),
+                "capture_interval": float(self.interval_spin.value())}
+
+    def accept(self) -> None:
+        values = self.values()
+        problems = validate(values)
+        if problems:
+            self._say(" ".join(problems))
+            return
+        s = self.services.settings  # current: a model chosen meanwhile is kept
+        old = {k: getattr(s, k) for k in values}
+        changed = {k for k, v in values.items() if old[k] != v}
+        for k, v in values.items():
+            setattr(s, k, v)
+        try:
+            self.services.save_settings()
+        except OSError as e:
+            for k, v in old.items():
+                setattr(s, k, v)
+            self._say(f"The settings could not be saved ({e.strerror or e}); nothing was changed.")
+            return
+        if changed & set(ENGINE_KEYS):
+            self.services.model.model_changed()
+        self.settings_saved.emit(changed)
+        super().accept()
+
+    def _say(self, text: str) -> None:
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
+
+    # -- data folder ----------------------------------------------------------------------
+    def open_data_folder(self) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.services.data_dir)))
+
+    # -- model ----------------------------------------------------------------------------
+    def _refresh_model(self) -> None:
+        s = self.services.settings
+        name = s.model_name or (os.path.basename(s.model_path) if s.model_path else "")
+        state = state_text(self.services, self.services.model.state)
+        self.model_label.setText(f"{name or 'none yet'} — {state}" if name else state)
+
+    def _model_state(self, _state: str) -> None:
+        self._refresh_model()
+
+    def open_model_dialog(self) -> ModelDialog:
+        if self.model_dialog is None:
+            self.model_dialog = ModelDialog(self.services, self, downloader=self.downloader)
+            self.model_dialog.model_ready.connect(self._model_ready)
+        self.model_dialog.open()
+        return self.model_dialog
+
+    def _model_ready(self) -> None:
+        self._refresh_model()
+        self.model_ready.emit()
+
+    # -- audio devices ----------------------------------------------------------------------
+    def _list_devices(self) -> None:
+        from app.capture.devices import list_inputs
+
+        sd = self._sd
+        job = BackgroundJob(lambda progress, cancel: list_inputs(sd), "minutely-devices", self)
+        job.succeeded.connect(self._devices_listed)
+        job.failed.connect(self._devices_failed)
+        self._devices_job = job
+        job.start()
+
+    def _devices_listed(self, devices) -> None:
+        names = [d.name for d in devices]
+        self._fill_devices(names)
+        self.devices_note.setText(f"{len(names)} audio input(s) found." if names else
+                                  "No audio inputs found: plug in a microphone, then open Settings again.")
+
+    def _devices_failed(self, message: str) -> None:
+        self.devices_note.setText(f"The audio devices could not be listed ({message}); the system's "
+                                  "defaults are used.")
+
+    def _fill_devices(self, names: list[str]) -> None:
+        s = self.services.settings
+        mic = self.mic_box.currentData() if self.mic_box.count() else s.mic_device
+        system = self.system_box.currentData() if self.system_box.count() else s.system_device
+        self.mic_box.clear()
+        self.mic_box.addItem("System default", MIC_DEFAULT)
+        self.system_box.clear()
+        self.system_box.addItem("Automatic: what this computer plays", SYSTEM_AUTO)
+        self.system_box.addItem("Off: record the microphone only", SYSTEM_OFF)
+        for n in names:
+            self.mic_box.addItem(n, n)
+            self.system_box.addItem(n, n)
+        for box, want in ((self.mic_box, mic), (self.system_box, system)):
+            i = box.findData(want)
+            if i < 0:  # chosen before, not plugged in now: kept, not silently replaced
+                box.addItem(f"{want} (not connected)", want)
+                i = box.count() - 1
+            box.setCurrentIndex(i)
+
+    def done(self, result: int) -> None:  # noqa: D401 - Qt API
+        if self.model_dialog is not None and self.model_dialog.isVisible():
+            self.model_dialog.reject()
+        super().done(result)
