@@ -406,3 +406,20 @@ def test_app_starts_for_real_and_quits(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "home" / "library.sqlite3").exists() and (tmp_path / "home" / "window.ini").exists()
+
+
+def test_qt_binding_keeps_reference_counts(qapp):
+    """PySide6 6.12.0 took a reference from True on every emit and aborted long sessions: never again."""
+    import sys
+
+    from PySide6.QtCore import QObject, Signal
+
+    class T(QObject):
+        s = Signal(int)
+
+    t = T()
+    t.s.connect(lambda x: None)
+    before = sys.getrefcount(True), sys.getrefcount(None)
+    for _ in range(2000):
+        t.s.emit(1)
+    assert (sys.getrefcount(True), sys.getrefcount(None)) == before
