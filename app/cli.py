@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_record import add_parser as add_record_parser
 
     add_record_parser(sub)
+    from .cli_dictation import add_parser as add_dictation_parser  # `dictate`, `edit`
+
+    add_dictation_parser(sub)
     from .selftest import add_parser as add_selftest_parser  # `self-test` / `--self-test`
 
     add_selftest_parser(sub)
@@ -201,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
             from .cli_record import run as run_record
 
             return run_record(args)
+        if args.command in ("dictate", "edit"):
+            from .cli_dictation import run_dictate, run_edit
+
+            return run_dictate(args) if args.command == "dictate" else run_edit(args)
         if args.command == "self-test":
             from .selftest import run as run_selftest
 

@@ -1,0 +1,265 @@
+"""Dictation and voice editing with the one loaded model (no Qt).
+
+Dictation: the recorded speech goes to the model as audio with a fixed
+instruction (language, optional translation, filler words, spoken
+punctuation) and the text comes back. Speech is checked with the VAD first,
+so silence is "nothing was heard", never a call that makes text up.
+
+Voice edit: the selected text and the spoken instruction go to the model in
+ONE call — the instruction as *audio*, not transcribed first — and the answer
+is constrained by a JSON schema to ``{"text": ...}``, so nothing but the
+replacement can come back (no "Sure! Here is…"). A typed instruction works
+the same way.
+
+Deterministic clean-up after the model: spoken punctuation ("comma", "new
+paragraph") and filler words ("um", "uh") are handled for English, where the
+word lists are known; for other languages the instruction asks the model and
+nothing is rewritten after it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.engine.errors import EngineError
+from app.engine.messages import Audio, Message, Text
+from app.media.audio import SAMPLE_RATE
+
+EDIT_SCHEMA = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"],
+               "additionalProperties": False}
+
+DICTATE = ("Transcribe this dictation exactly as spoken{lang}, as text ready to paste into a document. "
+           "Write only the dictated words with punctuation: no comments, no quotes around them.{extra}")
+TRANSLATE = ("Translate this dictation into {target}{lang}, as text ready to paste into a document. "
+             "Write only the translation: no comments, no quotes around it.{extra}")
+FILLERS_HINT = " Leave out filler words and false starts (um, uh, er)."
+PUNCT_HINT = (" When the speaker says a punctuation mark or layout command (\"comma\", \"period\", "
+              "\"question mark\", \"new line\", \"new paragraph\"), write the mark or the line break instead "
+              "of the word.")
+EDIT_SYSTEM = ("You edit text for the user. You get the selected text and an instruction (spoken as audio, "
+               "or typed). Apply the instruction to the selected text and answer with JSON "
+               "{\"text\": \"...\"} holding ONLY the full replacement text: no explanations, no quotes, no "
+               "markdown fences. Keep the selected text's language unless the instruction asks for another.")
+
+
+class NothingHeard(EngineError):
+    """The recording holds no speech: nothing is inserted."""
+
+
+@dataclass
+class DictationOptions:
+    language: str | None = None        # of the speech, if known
+    translate_to: str | None = None    # write the text in this language instead
+    remove_fillers: bool = True
+    spoken_punctuation: bool = True
+    tokens_per_second: float = 8.0     # answer budget per second of speech (+ a base)
+
+
+def _is_english(lang: str | None) -> bool:
+    return lang is None or lang.strip().lower() in ("", "en", "eng", "english") or \
+        lang.strip().lower().startswith("en-")
+
+
+# -- spoken punctuation and fillers (English) -----------------------------------
+_PUNCT = [  # longest first
+    (r"new paragraph", "\n\n"), (r"new line|newline|next line", "\n"),
+    (r"question mark", "?"), (r"exclamation (?:mark|point)", "!"), (r"full stop|period", "."),
+    (r"semicolon|semi-colon", ";"), (r"colon", ":"), (r"comma", ","),
+    (r"open (?:paren|parenthesis|bracket)", "("), (r"close (?:paren|parenthesis|bracket)", ")"),
+]
+# "period", "full stop" and "colon" are also ordinary words ("the period of growth"): they count as
+# marks only at the end of the text or before another mark or a line break.
+_AMBIGUOUS = r"full stop|period|colon"
+_CLEAR = "|".join(p for p, _ in _PUNCT if p not in ("full stop|period", "colon"))
+_PUNCT_RE = re.compile(r"[,.;:]?\s*\b(" + _CLEAR + r"|(?:" + _AMBIGUOUS + r")(?=\s*(?:[,.;:?!]|$|\n|\b(?:"
+                       + _CLEAR + r")\b)))\b[,.;:]?", re.I)
+_FILLER_RE = re.compile(r"(?<![\w'])(?:um+|uh+|erm+|er|uhm+|hmm+|mm+)(?![\w'])[,.]?\s*", re.I)
+
+
+def _mark(word: str) -> str:
+    w = word.lower()
+    for pat, mark in _PUNCT:
+        if re.fullmatch(pat, w):
+            return mark
+    return ""
+
+
+def apply_spoken_punctuation(text: str) -> str:
+    """'hello comma world period new paragraph next' -> 'hello, world.\\n\\nNext' (English words)."""
+    out = _PUNCT_RE.sub(lambda m: "\x00" + _mark(m.group(1)) + "\x00", text)
+    # attach marks to the word before; no space before closing marks, one after
+    out = re.sub(r"\s*\x00([,.;:?!)])\x00\s*", r"\1 ", out)
+    out = re.sub(r"\s*\x00\(\x00\s*", " (", out)
+    out = re.sub(r"[ \t]*\x00(\n+)\x00[ \t]*", r"\1", out)
+    out = re.sub(r"([,.;:?!])\s*([,.;:?!])", r"\2", out)  # "hello, comma" -> one mark
+    out = re.sub(r"[ \t]+\n", "\n", out)
+    out = re.sub(r"[ \t]{2,}", " ", out).strip()
+    # capitalise after a sentence end or a paragraph
+    return re.sub(r"(^|[.?!]\s+|\n)([a-z])", lambda m: m.group(1) + m.group(2).upper(), out)
+
+
+def remove_fillers(text: str) -> str:
+    out = _FILLER_RE.sub("", text)
+    out = re.sub(r"[ \t]{2,}", " ", out).strip()
+    return out[:1].upper() + out[1:] if out and text[:1].isupper() else out
+
+
+def tidy(text: str, opts: DictationOptions) -> str:
+    t = text.strip()
+    if len(t) >= 2 and t[0] == t[-1] and t[0] in "\"'“”":
+        t = t[1:-1].strip()
+    if _is_english(opts.translate_to or opts.language):
+        if opts.remove_fillers:
+            t = remove_fillers(t)
+        if opts.spoken_punctuation:
+            t = apply_spoken_punctuation(t)
+    return t
+
+
+# -- the calls ---------------------------------------------------------------------
+def speech_spans(audio: np.ndarray) -> list[tuple[float, float]]:
+    from app.media.vad import segment
+
+    return [(u.start, u.end) for u in segment(np.asarray(audio, np.float32))]
+
+
+def instruction(opts: DictationOptions) -> str:
+    lang = f" (the speech is in {opts.language})" if opts.language else ""
+    extra = (FILLERS_HINT if opts.remove_fillers else "") + (PUNCT_HINT if opts.spoken_punctuation else "")
+    if opts.translate_to:
+        return TRANSLATE.format(target=opts.translate_to, lang=lang, extra=extra)
+    return DICTATE.format(lang=lang, extra=extra)
+
+
+def dictation_messages(audio: np.ndarray, opts: DictationOptions) -> list[Message]:
+    return [Message.user(instruction(opts), Audio(np.asarray(audio, np.float32)))]
+
+
+@dataclass
+class Dictation:
+    text: str
+    raw: str                       # what the model wrote, before the clean-up
+    seconds: float                 # of audio
+    reply: object = None           # the engine's Reply (timings)
+    model_seconds: float = 0.0
+
+
+def dictate(engine, audio: np.ndarray, opts: DictationOptions | None = None) -> Dictation:
+    """The text of the dictated ``audio`` (16 kHz mono float32). NothingHeard if it has no speech."""
+    opts = opts or DictationOptions()
+    audio = np.asarray(audio, np.float32).reshape(-1)
+    secs = len(audio) / SAMPLE_RATE
+    spans = speech_spans(audio) if len(audio) else []
+    if not spans:
+        raise NothingHeard("nothing was heard (the recording has no speech)")
+    a, b = spans[0][0], spans[-1][1]
+    lo, hi = max(0, int((a - 0.2) * SAMPLE_RATE)), min(len(audio), int((b + 0.3) * SAMPLE_RATE))
+    clip = audio[lo:hi]
+    budget = int(32 + opts.tokens_per_second * len(clip) / SAMPLE_RATE)
+    t0 = time.perf_counter()
+    r = engine.chat(dictation_messages(clip, opts), max_tokens=budget, temperature=0.0)
+    took = time.perf_counter() - t0
+    if r.finish_reason == "cancelled":
+        raise EngineError("dictation cancelled")
+    return Dictation(tidy(r.text, opts), r.text, secs, r, took)
+
+
+def edit_messages(selection: str, instruction_audio: np.ndarray | None = None,
+                  instruction_text: str | None = None) -> list[Message]:
+    if (instruction_audio is None) == (instruction_text is None):
+        raise ValueError("give the instruction as audio or as text (one of them)")
+    parts: list = [Text(f"Selected text:\n<<<\n{selection}\n>>>\n")]
+    if instruction_audio is not None:
+        parts += [Text("Instruction (spoken):"), Audio(np.asarray(instruction_audio, np.float32))]
+    else:
+        parts.append(Text(f"Instruction: {instruction_text.strip()}"))
+    return [Message.system(EDIT_SYSTEM), Message.user(*parts)]
+
+
+def parse_edit(text: str) -> str:
+    """The replacement from the model's JSON (closing a cut-off answer if it must)."""
+    data = None
+    for attempt in (text, text + '"}', text + '}'):  # an answer cut off inside its string: keep the text
+        try:
+            data = json.loads(attempt, strict=False)
+            break
+        except ValueError:
+            continue
+    if data is None:
+        from app.pipeline.structured import complete_json
+
+        try:
+            data = complete_json(text)
+        except ValueError:
+            data = None
+    if not isinstance(data, dict) or not isinstance(data.get("text"), str):
+        raise EngineError("the model gave no replacement text")
+    return data["text"]
+
+
+@dataclass
+class Edit:
+    text: str
+    reply: object = None
+    model_seconds: float = 0.0
+
+
+def voice_edit(engine, selection: str, instruction_audio: np.ndarray | None = None,
+               instruction_text: str | None = None, *, max_tokens: int | None = None) -> Edit:
+    """Apply a spoken (audio) or typed instruction to ``selection``; the replacement only."""
+    if not selection.strip():
+        raise EngineError("select the text to edit first")
+    if instruction_audio is not None:
+        audio = np.asarray(instruction_audio, np.float32).reshape(-1)
+        spans = speech_spans(audio) if len(audio) else []
+        if not spans:
+            raise NothingHeard("no instruction was heard (the recording has no speech)")
+        lo = max(0, int((spans[0][0] - 0.2) * SAMPLE_RATE))
+        hi = min(len(audio), int((spans[-1][1] + 0.3) * SAMPLE_RATE))
+        instruction_audio = audio[lo:hi]
+    elif not (instruction_text or "").strip():
+        raise EngineError("the instruction is empty")
+    msgs = edit_messages(selection, instruction_audio, instruction_text)
+    budget = max_tokens or int(64 + 2.5 * len(selection) / 3)  # room to rewrite, translate or expand
+    t0 = time.perf_counter()
+    r = engine.chat(msgs, max_tokens=budget, temperature=0.0, json_schema=EDIT_SCHEMA)
+    took = time.perf_counter() - t0
+    if r.finish_reason == "cancelled":
+        raise EngineError("edit cancelled")
+    return Edit(parse_edit(r.text), r, took)
+
+
+# -- the library -------------------------------------------------------------------
+def save_dictation(lib, audio: np.ndarray, text: str, opts: DictationOptions | None = None,
+                   title: str | None = None) -> int:
+    """Keep a dictation as a session (kind 'dictation': its audio and its text), searchable."""
+    from app.media.audio import write_wav
+
+    opts = opts or DictationOptions()
+    secs = len(audio) / SAMPLE_RATE
+    words = text.split()
+    title = title or ("Dictation: " + " ".join(words[:8]) + ("…" if len(words) > 8 else ""))
+    with lib.transaction():
+        s = lib.create_session(title, "dictation", status="ready")
+        path = lib.media_dir(s.id) / "dictation.wav"
+        write_wav(path, np.asarray(audio, np.float32))
+        lib.add_media(s.id, path, "audio", 0.0)
+        lib.add_segment(s.id, 0.0, max(secs, 0.01), text)
+        lib.update_session(s.id, duration=secs, language=opts.translate_to or opts.language)
+    return s.id
+
+
+def read_text_file(path: str | Path) -> str:
+    p = Path(path)
+    try:
+        return p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"text file not found: {p}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"not a UTF-8 text file: {p.name}") from None
