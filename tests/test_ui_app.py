@@ -62,7 +62,7 @@ def test_first_run_says_what_to_do(window):
     text = window.welcome.text()
     assert "get the model" in text and "Model" in text
     assert "No model yet" in window.model_label.text()
-    assert window.right.currentWidget() is window.welcome
+    assert window.right.currentWidget() is window.welcome_page and window.model_setup.isVisible()
     assert window.sessions.rowCount() == 0
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QLineEdit, QListView, QMainWindow,
-                               QMessageBox, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
+                               QMessageBox, QScrollArea, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
 from app import __version__
 
@@ -70,12 +70,28 @@ class MainWindow(QMainWindow):
 
         # right: welcome / session
         self.right = QStackedWidget()
+        from .model_download import ModelDownloader
+        from .model_setup import ModelSetup
+
+        self.downloader = ModelDownloader(services, parent=self)  # one per app: survives its dialogs
+        welcome_page = QWidget()
+        wl = QVBoxLayout(welcome_page)
         self.welcome = QLabel()
         self.welcome.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.welcome.setWordWrap(True)
         self.welcome.setTextFormat(Qt.TextFormat.RichText)
         self.welcome.setAccessibleName("Getting started")
-        self.right.addWidget(self.welcome)
+        wl.addWidget(self.welcome)
+        self.model_setup = ModelSetup(services, downloader=self.downloader)
+        self.model_setup.model_ready.connect(self._model_ready)
+        wl.addWidget(self.model_setup)
+        wl.addStretch(1)
+        scroll = QScrollArea()  # the window may be smaller than the first-run page
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(welcome_page)
+        self.welcome_page = scroll
+        self.right.addWidget(scroll)
         self.session_view = SessionView(services)
         self.session_view.play_requested.connect(self.play)
         self.session_view.export_requested.connect(self.export_session)
@@ -159,6 +175,15 @@ class MainWindow(QMainWindow):
         view.addAction(find)
         self.view_menu = view
         self.tools_menu = mb.addMenu("&Tools")
+        model = QAction("&Model…", self)
+        model.triggered.connect(self.model_dialog)
+        self.tools_menu.addAction(model)
+        settings = QAction("&Settings…", self)
+        settings.setShortcut(QKeySequence.StandardKey.Preferences)
+        settings.setMenuRole(QAction.MenuRole.PreferencesRole)
+        settings.triggered.connect(self.settings_dialog)
+        self.tools_menu.addAction(settings)
+        self.tools_menu.addSeparator()
         ask_all = QAction("&Ask all meetings…", self)
         ask_all.setShortcut(QKeySequence("Ctrl+Shift+A"))
         ask_all.triggered.connect(self.ask_all)
@@ -208,15 +233,46 @@ class MainWindow(QMainWindow):
     def _update_welcome(self) -> None:
         has_sessions = self.sessions.rowCount() > 0
         if not self.services.model.has_model():
-            model = ("<p><b>First, get the model</b> (about 8 GB, once): Tools ▸ Model… downloads it, "
-                     "or imports GGUF files you already have. Until then you can still record and "
-                     "import; transcription waits in the queue.</p>")
+            model = ("<p><b>First, get the model</b> (about 8 GB, once): download it below (or with "
+                     "Tools ▸ Model…), or import GGUF files you already have. Until then you can still "
+                     "record and import; transcription waits in the queue.</p>")
+            self.model_setup.show()
         else:
             model = ""
+            self.model_setup.hide()
         lines = "" if has_sessions else ("<p>Drop an audio or video file here, or use File ▸ Import, "
                                          "to get a transcript with speakers.</p>")
         self.welcome.setText(f"<h2>Minutely</h2>{model}{lines}"
                              "<p>Everything stays on this computer.</p>")
+
+    def model_dialog(self):
+        from .model_setup import ModelDialog
+
+        dlg = ModelDialog(self.services, self, downloader=self.downloader)
+        dlg.model_ready.connect(self._model_ready)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.show()
+        return dlg
+
+    def settings_dialog(self):
+        from .settings_dialog import SettingsDialog
+
+        dlg = SettingsDialog(self.services, self, downloader=self.downloader)
+        dlg.model_ready.connect(self._model_ready)
+        dlg.settings_saved.connect(self._settings_saved)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.show()
+        return dlg
+
+    def _settings_saved(self, changed) -> None:
+        if not self.recording.recording and changed & {"mic_device", "system_device", "screen_capture"}:
+            self.recording.fill_devices()
+            self.recording.screen.setChecked(self.services.settings.screen_capture)
+        self.notify("Settings saved")
+
+    def _model_ready(self) -> None:
+        self._update_welcome()
+        self.services.model.preload()
 
     def notify(self, message: str, ms: int = 8000) -> None:
         log.info("%s", message)
@@ -270,7 +326,7 @@ class MainWindow(QMainWindow):
         self.services.library.delete_session(sid)
         self.sessions.update_session(sid)
         self.session_view.show_session(None)
-        self.right.setCurrentWidget(self.welcome)
+        self.right.setCurrentWidget(self.welcome_page)
         self._update_welcome()
 
     # -- search ----------------------------------------------------------------
@@ -382,6 +438,8 @@ class MainWindow(QMainWindow):
         self._closed = True
         for timer in self.findChildren(QTimer):
             timer.stop()
+        self.model_setup.shutdown()
+        self.downloader.shutdown()
         self.save_state()
         if self._player is not None:
             self._player.stop()
