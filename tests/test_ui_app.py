@@ -423,3 +423,11 @@ def test_qt_binding_keeps_reference_counts(qapp):
     for _ in range(2000):
         t.s.emit(1)
     assert (sys.getrefcount(True), sys.getrefcount(None)) == before
+
+
+def test_dictation_pad_opens_from_the_tools_menu(window):
+    actions = {a.text().replace("&", ""): a for a in window.tools_menu.actions()}
+    assert {"Model…", "Settings…", "Dictation pad", "Ask all meetings…"} <= set(actions)
+    assert not window.dictation_dock.isVisible()
+    actions["Dictation pad"].trigger()
+    assert window.dictation_dock.isVisible() and window.dictation.editor.isVisible()

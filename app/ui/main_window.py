@@ -115,6 +115,16 @@ class MainWindow(QMainWindow):
         self.jobs_dock.setWidget(self.jobs)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.jobs_dock)
 
+        from .dictation_pad import DictationPad
+
+        self.dictation = DictationPad(services)
+        self.dictation.inserted.connect(lambda _t: self.sessions.reload())  # each dictation is a session
+        self.dictation_dock = QDockWidget("Dictation", self)
+        self.dictation_dock.setObjectName("dictationDock")
+        self.dictation_dock.setWidget(self.dictation)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dictation_dock)
+        self.dictation_dock.hide()
+
         self.importer = Importer(services, self.jobs, self)
         self.importer.session_created.connect(self._session_created)
         self.importer.session_changed.connect(self._session_changed)
@@ -184,6 +194,10 @@ class MainWindow(QMainWindow):
         settings.triggered.connect(self.settings_dialog)
         self.tools_menu.addAction(settings)
         self.tools_menu.addSeparator()
+        dictation = self.dictation_dock.toggleViewAction()
+        dictation.setText("&Dictation pad")
+        dictation.setShortcut(QKeySequence("Ctrl+D"))
+        self.tools_menu.addAction(dictation)
         ask_all = QAction("&Ask all meetings…", self)
         ask_all.setShortcut(QKeySequence("Ctrl+Shift+A"))
         ask_all.triggered.connect(self.ask_all)
@@ -440,6 +454,7 @@ class MainWindow(QMainWindow):
             timer.stop()
         self.model_setup.shutdown()
         self.downloader.shutdown()
+        self.dictation.shutdown()
         self.save_state()
         if self._player is not None:
             self._player.stop()

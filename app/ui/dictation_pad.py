@@ -1,0 +1,425 @@
+"""The dictation pad: hold a key to talk, release to get the text at the cursor; voice-edit a selection.
+
+- Hold F9 (or the Talk button) and speak; on release the speech goes to the
+  model (a model task) and the text is inserted at the cursor, as one undo
+  step. "Continuous" cuts long dictation into utterances with the VAD and
+  inserts each as it is ready.
+- Select text, hold F10 (or the Voice edit button) and say what to do ("make
+  this more formal", "translate to Spanish"): the selection and the spoken
+  instruction go to the model in one call; the replacement is previewed and
+  Accept puts it in place of exactly that selection, as one undo step. A
+  typed instruction works the same way.
+- Every dictation is kept in the library as a session of kind "dictation".
+- Copy, and "Send to app": the text goes to the clipboard and, on X11 with
+  xdotool installed, Minutely minimizes and pastes it into the window that
+  had the focus before. There is no global push-to-talk key outside the app
+  (Wayland forbids it; see the README).
+
+Audio comes from the microphone in the settings through the same Recorder
+the meetings use (a temporary folder, removed after), so device names,
+PulseAudio sources and unplugged devices behave the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QTextCursor
+from PySide6.QtWidgets import (QApplication, QCheckBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
+                               QPushButton, QVBoxLayout, QWidget)
+
+from .tasks import Task
+
+log = logging.getLogger("minutely.ui.dictation")
+
+TALK_KEY, EDIT_KEY = Qt.Key.Key_F9, Qt.Key.Key_F10
+
+
+class Listener(QObject):
+    """Records the microphone into memory while a key is held (and cuts utterances in continuous mode)."""
+
+    utterance = Signal(object)      # np.ndarray of one utterance (continuous mode)
+    finished = Signal(object)       # np.ndarray of everything heard (or None on failure)
+    failed = Signal(str)
+
+    def __init__(self, services, recorder_factory=None, continuous: bool = False):
+        super().__init__()
+        self.services = services
+        self.factory = recorder_factory
+        self.continuous = continuous
+        self._blocks: list[np.ndarray] = []
+        self._lock = threading.Lock()
+        self._folder = Path(tempfile.mkdtemp(prefix="dictation-", dir=services.data_dir))
+        self._seg = None
+        self._offset = 0
+        self.recorder = None
+
+    def start(self) -> None:
+        from app.capture.recorder import Recorder
+
+        mic = self.services.settings.mic_device or "default"
+        make = self.factory or (lambda folder, mic, on_audio: Recorder(folder, mic=mic, system=None,
+                                                                        on_audio=on_audio))
+        if self.continuous:
+            from app.media.vad import Segmenter
+
+            self._seg = Segmenter()
+        self.recorder = make(self._folder / "rec", mic, self._on_audio)
+        try:
+            self.recorder.start()
+        except Exception as e:  # noqa: BLE001 - no microphone: one line
+            self._cleanup()
+            raise RuntimeError(" ".join(str(e).split()) or type(e).__name__) from None
+
+    def _on_audio(self, track: str, position: int, x: np.ndarray) -> None:  # recorder's writer thread
+        with self._lock:
+            self._blocks.append(np.asarray(x, np.float32).reshape(-1).copy())
+            if self._seg is not None:
+                for u in self._seg.push(x):
+                    self._emit_utterance(u)
+
+    def _emit_utterance(self, u) -> None:
+        audio = np.concatenate(self._blocks) if self._blocks else np.zeros(0, np.float32)
+        a, b = int(u.start * 16000), int(u.end * 16000)
+        self.utterance.emit(audio[a:b].copy())
+
+    def stop(self) -> None:
+        """Stop off the UI thread; `finished` brings the audio."""
+        def run():
+            try:
+                if self.recorder is not None:
+                    self.recorder.stop()
+                with self._lock:
+                    audio = np.concatenate(self._blocks) if self._blocks else np.zeros(0, np.float32)
+                    if self._seg is not None:
+                        for u in self._seg.flush():
+                            self._emit_utterance(u)
+                self.finished.emit(audio)
+            except Exception as e:  # noqa: BLE001
+                self.failed.emit(" ".join(str(e).split()) or type(e).__name__)
+                self.finished.emit(None)
+            finally:
+                self._cleanup()
+
+        threading.Thread(target=run, name="minutely-dictation-stop", daemon=True).start()
+
+    def _cleanup(self) -> None:
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+
+class DictationPad(QWidget):
+    inserted = Signal(str)          # text put at the cursor
+    edit_ready = Signal(str)        # a replacement waiting in the preview
+    message = Signal(str)
+    task_started = Signal(object)
+
+    def __init__(self, services, recorder_factory=None, parent=None):
+        super().__init__(parent)
+        self.services = services
+        self.recorder_factory = recorder_factory
+        self.listener: Listener | None = None
+        self.mode: str | None = None           # "talk", "edit", "continuous"
+        self._edit_range: tuple[int, int, str] | None = None
+        self._pending_edit: tuple[int, int, str, str] | None = None
+        self._busy = 0
+        lay = QVBoxLayout(self)
+        bar = QHBoxLayout()
+        self.talk = QPushButton("Hold to talk (F9)")
+        self.talk.setAccessibleName("Hold to talk")
+        self.talk.pressed.connect(lambda: self.begin("talk"))
+        self.talk.released.connect(self.end)
+        bar.addWidget(self.talk)
+        self.voice_edit_button = QPushButton("Hold to voice-edit (F10)")
+        self.voice_edit_button.setAccessibleName("Hold to edit the selection by voice")
+        self.voice_edit_button.pressed.connect(lambda: self.begin("edit"))
+        self.voice_edit_button.released.connect(self.end)
+        bar.addWidget(self.voice_edit_button)
+        self.continuous = QPushButton("Continuous dictation")
+        self.continuous.setCheckable(True)
+        self.continuous.setAccessibleName("Continuous dictation")
+        self.continuous.toggled.connect(self._continuous)
+        bar.addWidget(self.continuous)
+        bar.addStretch(1)
+        self.copy = QPushButton("Copy")
+        self.copy.clicked.connect(self.copy_text)
+        bar.addWidget(self.copy)
+        self.send = QPushButton("Send to app")
+        self.send.setToolTip("Copy, then paste into the window you used before Minutely (X11 with xdotool)")
+        self.send.clicked.connect(self.send_to_app)
+        bar.addWidget(self.send)
+        lay.addLayout(bar)
+        opts = QHBoxLayout()
+        self.fillers = QCheckBox("Remove filler words")
+        self.fillers.setChecked(True)
+        self.punct = QCheckBox("Spoken punctuation")
+        self.punct.setChecked(True)
+        self.punct.setToolTip('Say "comma", "period", "new paragraph"…')
+        self.language = QLineEdit(services.settings.language)
+        self.language.setPlaceholderText("Language (auto)")
+        self.language.setAccessibleName("Dictation language")
+        self.translate = QLineEdit(services.settings.translate_to)
+        self.translate.setPlaceholderText("Translate to (off)")
+        self.translate.setAccessibleName("Translate dictation to")
+        for w in (self.fillers, self.punct, self.language, self.translate):
+            opts.addWidget(w)
+        lay.addLayout(opts)
+        self.editor = QPlainTextEdit()
+        self.editor.setAccessibleName("Dictation pad")
+        self.editor.setPlaceholderText("Hold F9 and speak. Select text and hold F10 to edit it by voice.")
+        self.editor.installEventFilter(self)
+        lay.addWidget(self.editor, 1)
+        instr = QHBoxLayout()
+        self.instruction = QLineEdit()
+        self.instruction.setPlaceholderText("Or type what to do with the selection (e.g. make it shorter)")
+        self.instruction.setAccessibleName("Typed edit instruction")
+        self.instruction.returnPressed.connect(self.typed_edit)
+        instr.addWidget(self.instruction, 1)
+        apply = QPushButton("Edit selection")
+        apply.clicked.connect(self.typed_edit)
+        instr.addWidget(apply)
+        lay.addLayout(instr)
+        self.preview_box = QWidget()
+        pl = QVBoxLayout(self.preview_box)
+        pl.setContentsMargins(0, 0, 0, 0)
+        pl.addWidget(QLabel("<b>Replace the selection with:</b>"))
+        self.preview = QPlainTextEdit()
+        self.preview.setReadOnly(True)
+        self.preview.setAccessibleName("Proposed replacement")
+        self.preview.setMaximumHeight(self.fontMetrics().height() * 8)
+        pl.addWidget(self.preview)
+        pb = QHBoxLayout()
+        self.accept_button = QPushButton("Accept")
+        self.accept_button.clicked.connect(self.accept_edit)
+        self.discard_button = QPushButton("Discard")
+        self.discard_button.clicked.connect(self.discard_edit)
+        pb.addStretch(1)
+        pb.addWidget(self.discard_button)
+        pb.addWidget(self.accept_button)
+        pl.addLayout(pb)
+        self.preview_box.hide()
+        lay.addWidget(self.preview_box)
+        self.status = QLabel("")
+        self.status.setAccessibleName("Dictation status")
+        lay.addWidget(self.status)
+        self.message.connect(self.status.setText)
+
+    # -- keys ------------------------------------------------------------------
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API
+        if event.type() in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease) and event.key() in (TALK_KEY, EDIT_KEY):
+            if not event.isAutoRepeat():
+                if event.type() == QEvent.Type.KeyPress:
+                    self.begin("talk" if event.key() == TALK_KEY else "edit")
+                else:
+                    self.end()
+            return True
+        return super().eventFilter(obj, event)
+
+    # -- listening -------------------------------------------------------------
+    def options(self):
+        from app.pipeline.dictate import DictationOptions
+
+        return DictationOptions(language=self.language.text().strip() or None,
+                                translate_to=self.translate.text().strip() or None,
+                                remove_fillers=self.fillers.isChecked(), spoken_punctuation=self.punct.isChecked())
+
+    def begin(self, mode: str) -> bool:
+        if self.listener is not None:
+            return False
+        if mode == "edit":
+            c = self.editor.textCursor()
+            if not c.hasSelection():
+                self.message.emit("Select the text to edit first, then hold F10 and say what to do.")
+                return False
+            self._edit_range = (c.selectionStart(), c.selectionEnd(), c.selectedText().replace("\u2029", "\n"))
+        listener = Listener(self.services, self.recorder_factory, continuous=(mode == "continuous"))
+        try:
+            listener.start()
+        except RuntimeError as e:
+            self.message.emit(f"Cannot listen: {e}")
+            return False
+        self.listener, self.mode = listener, mode
+        listener.utterance.connect(self._utterance)
+        listener.finished.connect(lambda audio, m=mode: self._heard(m, audio))
+        listener.failed.connect(lambda msg: self.message.emit(f"Recording failed: {msg}"))
+        self.message.emit({"talk": "Listening… release F9 when done.",
+                           "edit": "Listening for the edit… release F10 when done.",
+                           "continuous": "Listening… each sentence is inserted as you finish it."}[mode])
+        return True
+
+    def end(self) -> None:
+        if self.listener is None or self.mode == "continuous":
+            return
+        self._stop_listener()
+
+    def _stop_listener(self) -> None:
+        listener, self.listener = self.listener, None
+        if listener is not None:
+            self.message.emit("Working…")
+            listener.stop()
+
+    def _continuous(self, on: bool) -> None:
+        if on:
+            if not self.begin("continuous"):
+                self.continuous.setChecked(False)
+        elif self.mode == "continuous":
+            self._stop_listener()
+
+    def _utterance(self, audio) -> None:
+        self._dictate(audio)
+
+    def _heard(self, mode: str, audio) -> None:
+        self.mode = None if self.listener is None else self.mode
+        if audio is None:
+            return
+        if mode == "talk":
+            self._dictate(audio)
+        elif mode == "edit":
+            rng, self._edit_range = self._edit_range, None
+            if rng is not None:
+                self._edit(rng, audio=audio)
+        elif mode == "continuous" and not len(audio):
+            self.message.emit("Nothing was heard.")
+
+    # -- model tasks -----------------------------------------------------------
+    def _dictate(self, audio: np.ndarray) -> Task:
+        from app.pipeline.dictate import dictate, save_dictation
+
+        opts = self.options()
+
+        def run(ctx):
+            d = dictate(ctx.engine, audio, opts)
+            if d.text:
+                save_dictation(ctx.library, audio, d.text, opts)
+            return d
+
+        task = Task("Dictation", run, kind="dictate")
+        task.done.connect(lambda d: self.insert(d.text))
+        task.failed.connect(self._failed)
+        return self._submit(task)
+
+    def _edit(self, rng: tuple[int, int, str], audio=None, text: str | None = None) -> Task:
+        from app.pipeline.dictate import voice_edit
+
+        start, end, selection = rng
+
+        def run(ctx):
+            return voice_edit(ctx.engine, selection, instruction_audio=audio, instruction_text=text)
+
+        task = Task("Voice edit", run, kind="edit")
+        task.done.connect(lambda e: self._show_edit(start, end, selection, e.text))
+        task.failed.connect(self._failed)
+        return self._submit(task)
+
+    def _submit(self, task: Task) -> Task:
+        self._busy += 1
+        task.state_changed.connect(self._task_state)
+        self.services.model.submit(task)
+        self.task_started.emit(task)
+        return task
+
+    def _task_state(self, state: str) -> None:
+        if state in ("done", "failed", "cancelled"):
+            self._busy = max(0, self._busy - 1)
+
+    def _failed(self, msg: str) -> None:
+        from app.pipeline.dictate import NothingHeard  # noqa: F401  (its text is the message)
+
+        self.message.emit(msg[:1].upper() + msg[1:] + ("" if msg.endswith(".") else "."))
+
+    def typed_edit(self) -> Task | None:
+        c = self.editor.textCursor()
+        text = self.instruction.text().strip()
+        if not c.hasSelection():
+            self.message.emit("Select the text to edit first.")
+            return None
+        if not text:
+            self.message.emit("Type what to do with the selection.")
+            return None
+        rng = (c.selectionStart(), c.selectionEnd(), c.selectedText().replace("\u2029", "\n"))
+        self.instruction.clear()
+        return self._edit(rng, text=text)
+
+    # -- applying ----------------------------------------------------------------
+    def insert(self, text: str) -> None:
+        """Put dictated text at the cursor (one undo step), with a space where words would touch."""
+        if not text:
+            self.message.emit("Nothing was heard.")
+            return
+        c = self.editor.textCursor()
+        if c.hasSelection():
+            c.setPosition(c.selectionEnd())
+        before = self.editor.document().characterAt(c.position() - 1) if c.position() > 0 else ""
+        if before and not before.isspace() and before != "\u2029" and not text[:1] in ",.;:!?)":
+            text = " " + text
+        c.beginEditBlock()
+        c.insertText(text)
+        c.endEditBlock()
+        self.editor.setTextCursor(c)
+        self.message.emit("Inserted.")
+        self.inserted.emit(text)
+
+    def _show_edit(self, start: int, end: int, selection: str, replacement: str) -> None:
+        self._pending_edit = (start, end, selection, replacement)
+        self.preview.setPlainText(replacement)
+        self.preview_box.show()
+        self.message.emit("Accept the replacement, or discard it.")
+        self.edit_ready.emit(replacement)
+
+    def accept_edit(self) -> bool:
+        """Replace exactly the selection the edit was made for, as one undo step."""
+        if self._pending_edit is None:
+            return False
+        start, end, selection, replacement = self._pending_edit
+        self._pending_edit = None
+        self.preview_box.hide()
+        c = QTextCursor(self.editor.document())
+        c.setPosition(start)
+        c.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+        if c.selectedText().replace("\u2029", "\n") != selection:
+            self.message.emit("The text changed meanwhile; the edit was not applied.")
+            return False
+        c.beginEditBlock()
+        c.insertText(replacement)
+        c.endEditBlock()
+        self.editor.setTextCursor(c)
+        self.message.emit("Replaced. Ctrl+Z undoes it.")
+        return True
+
+    def discard_edit(self) -> None:
+        self._pending_edit = None
+        self.preview_box.hide()
+        self.message.emit("Discarded.")
+
+    # -- getting text out -------------------------------------------------------
+    def _text_out(self) -> str:
+        c = self.editor.textCursor()
+        return c.selectedText().replace("\u2029", "\n") if c.hasSelection() else self.editor.toPlainText()
+
+    def copy_text(self) -> None:
+        QApplication.clipboard().setText(self._text_out())
+        self.message.emit("Copied.")
+
+    def send_to_app(self) -> None:
+        import os
+
+        QApplication.clipboard().setText(self._text_out())
+        if shutil.which("xdotool") and os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+            self.window().showMinimized()
+            QTimer.singleShot(400, lambda: subprocess.run(["xdotool", "key", "--clearmodifiers", "ctrl+v"],
+                                                          check=False, timeout=5))
+            self.message.emit("Sent to the window that had the focus.")
+        else:
+            self.message.emit("Copied: paste it with Ctrl+V where you want it (automatic pasting needs X11 "
+                              "and xdotool).")
+
+    def shutdown(self) -> None:
+        if self.listener is not None:
+            self.listener.stop()
+            self.listener = None

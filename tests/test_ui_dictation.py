@@ -1,0 +1,127 @@
+"""The dictation pad with the PulseAudio virtual mic and the tiny Gemma 4 (real engine, real Recorder)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextCursor
+from PySide6.QtTest import QTest
+
+from app.media.audio import write_wav
+from app.ui.bootstrap import build_services
+from app.ui.dictation_pad import DictationPad
+from tests.meetings import VOICES, have_tools, speak
+from tests.pulse import pulse  # noqa: F401  (session fixture)
+
+pytestmark = pytest.mark.skipif(not have_tools(), reason="needs espeak-ng and sox")
+
+
+@pytest.fixture(scope="module")
+def speech_wav(tmp_path_factory):
+    d = tmp_path_factory.mktemp("dictation")
+    x = speak("Please send the report to the whole team before Friday", VOICES[1], d)
+    return write_wav(d / "say.wav", x), len(x) / 16000
+
+
+@pytest.fixture
+def pad(qtbot, tmp_path, tiny_model, pulse):
+    services = build_services(tmp_path / "home")
+    s = services.settings
+    s.model_path, s.mmproj_path, s.n_threads, s.n_ctx = str(tiny_model.model), str(tiny_model.mmproj), 1, 4096
+    s.mic_device = pulse.mic
+    p = DictationPad(services)
+    qtbot.addWidget(p)
+    p.show()
+    yield p
+    p.shutdown()
+    services.close()
+
+
+def heard_seconds(p) -> float:
+    lst = p.listener
+    return sum(len(b) for b in lst._blocks) / 16000 if lst is not None else 0.0
+
+
+def hold(qtbot, p, key, pulse, wav=None, silence: float = 0.0):
+    QTest.keyPress(p.editor, key)
+    assert p.listener is not None, p.status.text()
+    qtbot.waitUntil(lambda: p.listener.recorder.wait_ready(0), timeout=20_000)
+    start = heard_seconds(p)
+    if wav is not None:
+        assert pulse.play(wav, "micfeed").wait(60) == 0
+    target = heard_seconds(p) + 0.6 if wav is not None else start + silence
+    qtbot.waitUntil(lambda: heard_seconds(p) >= target, timeout=20_000)  # the tail has arrived
+    QTest.keyRelease(p.editor, key)
+
+
+def set_cursor(p, pos: int, end: int | None = None) -> None:
+    c = p.editor.textCursor()
+    c.setPosition(pos)
+    if end is not None:
+        c.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+    p.editor.setTextCursor(c)
+
+
+def test_push_to_talk_inserts_at_the_cursor_and_nowhere_else(qtbot, pad, pulse, speech_wav):
+    wav, _ = speech_wav
+    pad.editor.setPlainText("Dear team, \n\nBest, Ana")
+    set_cursor(pad, len("Dear team, "))
+    with qtbot.waitSignal(pad.inserted, timeout=120_000) as got:
+        hold(qtbot, pad, Qt.Key.Key_F9, pulse, wav)
+    text = got.args[0]
+    assert text.strip()
+    assert pad.editor.toPlainText() == "Dear team, " + text + "\n\nBest, Ana"
+    lib = pad.services.library
+    (session,) = [s for s in lib.sessions() if s.kind == "dictation"]  # kept, searchable
+    assert lib.segments(session.id)[0].text == text.strip()
+    pad.editor.undo()  # one step
+    assert pad.editor.toPlainText() == "Dear team, \n\nBest, Ana"
+
+
+def test_voice_edit_replaces_exactly_the_selection_and_one_undo_restores(qtbot, pad, pulse, speech_wav):
+    wav, _ = speech_wav
+    original = "First line stays.\nwe has went to the meeting\nLast line stays."
+    pad.editor.setPlainText(original)
+    a = original.index("we has")
+    b = a + len("we has went to the meeting")
+    set_cursor(pad, a, b)
+    with qtbot.waitSignal(pad.edit_ready, timeout=120_000) as got:
+        hold(qtbot, pad, Qt.Key.Key_F10, pulse, wav)
+    replacement = got.args[0]
+    assert pad.preview_box.isVisible() and pad.editor.toPlainText() == original  # a preview, not yet applied
+    assert pad.accept_edit()
+    assert pad.editor.toPlainText() == original[:a] + replacement + original[b:]
+    pad.editor.undo()
+    assert pad.editor.toPlainText() == original
+
+
+def test_typed_instruction_and_discard(qtbot, pad):
+    pad.editor.setPlainText("hello world")
+    set_cursor(pad, 6, 11)
+    pad.instruction.setText("make it formal")
+    with qtbot.waitSignal(pad.edit_ready, timeout=120_000):
+        task = pad.typed_edit()
+    assert task is not None
+    pad.discard_edit()
+    assert pad.editor.toPlainText() == "hello world" and not pad.preview_box.isVisible()
+    set_cursor(pad, 3)
+    pad.instruction.setText("shorter")
+    assert pad.typed_edit() is None and "Select" in pad.status.text()
+
+
+def test_a_silent_recording_inserts_nothing_and_says_so(qtbot, pad, pulse):
+    pad.editor.setPlainText("unchanged")
+    set_cursor(pad, 4)
+    hold(qtbot, pad, Qt.Key.Key_F9, pulse, silence=1.5)
+    qtbot.waitUntil(lambda: "nothing was heard" in pad.status.text().lower(), timeout=60_000)
+    assert pad.editor.toPlainText() == "unchanged"
+    assert not [s for s in pad.services.library.sessions() if s.kind == "dictation"]
+
+
+def test_voice_edit_without_a_selection_says_what_to_do(qtbot, pad):
+    pad.editor.setPlainText("no selection")
+    QTest.keyPress(pad.editor, Qt.Key.Key_F10)
+    assert pad.listener is None and "Select the text" in pad.status.text()
+    QTest.keyRelease(pad.editor, Qt.Key.Key_F10)
+    assert np is not None
