@@ -79,3 +79,14 @@ def test_capture_bench_runs(tiny_model):
              "--grabs", "4")
     assert r["record_alone"]["recorded_s"] > 2 and len(r["summary"]["overflows"]) == 3
     assert "grab_ms" in r["screen"] or "error" in r["screen"]
+
+
+@pytest.mark.slow
+def test_dictation_bench_runs():
+    from tests.meetings import have_tools
+    from tests.pulse import missing
+
+    if missing() or not have_tools():
+        pytest.skip(missing() or "needs espeak-ng and sox")
+    r = _run("dictation.py", "--small", "--rounds", "1", "--seconds", "3")
+    assert r["median_release_to_text_s"] > 0 and len(r["rounds"]) == 1
