@@ -125,3 +125,52 @@ def test_voice_edit_without_a_selection_says_what_to_do(qtbot, pad):
     assert pad.listener is None and "Select the text" in pad.status.text()
     QTest.keyRelease(pad.editor, Qt.Key.Key_F10)
     assert np is not None
+
+
+def test_voice_edit_in_a_summary_being_edited(qtbot, tmp_path, tiny_model, pulse, speech_wav):
+    """Any text field: the summary's Markdown editor takes F10 voice edits, one undo step each."""
+    from app.ui.summary_tab import SummaryTab
+
+    wav, _ = speech_wav
+    services = build_services(tmp_path / "home2")
+    s = services.settings
+    s.model_path, s.mmproj_path, s.n_threads, s.n_ctx = str(tiny_model.model), str(tiny_model.mmproj), 1, 4096
+    s.mic_device = pulse.mic
+    lib = services.library
+    sid = lib.create_session("Weekly", "file", status="ready").id
+    summary = lib.start_summary(sid, "general")
+    lib.finish_summary(summary.id, "# Weekly\n\nwe has agreed the budget\n")
+    tab = SummaryTab(services)
+    qtbot.addWidget(tab)
+    tab.show()
+    try:
+        tab.load(sid)
+        tab.edit_button.setChecked(True)
+        assert tab.pages.currentWidget() is tab.editor
+        original = tab.editor.toPlainText()
+        a = original.index("we has")
+        b = a + len("we has agreed the budget")
+        c = tab.editor.textCursor()
+        c.setPosition(a)
+        c.setPosition(b, QTextCursor.MoveMode.KeepAnchor)
+        tab.editor.setTextCursor(c)
+        tab.voice.confirm = lambda replacement: True  # the user presses Accept
+        got = []
+        tab.voice.edit_ready.connect(got.append)
+        QTest.keyPress(tab.editor, Qt.Key.Key_F10)
+        assert tab.voice.listener is not None
+        qtbot.waitUntil(lambda: tab.voice.listener.recorder.wait_ready(0), timeout=20_000)
+        assert pulse.play(wav, "micfeed").wait(60) == 0
+        blocks = tab.voice.listener._blocks
+        n = sum(len(x) for x in blocks)
+        qtbot.waitUntil(lambda: sum(len(x) for x in blocks) >= n + 8000, timeout=20_000)
+        QTest.keyRelease(tab.editor, Qt.Key.Key_F10)
+        qtbot.waitUntil(lambda: bool(got), timeout=120_000)
+        assert tab.editor.toPlainText() == original[:a] + got[0] + original[b:]
+        tab.editor.undo()
+        assert tab.editor.toPlainText() == original
+        tab.editor.redo()
+        tab.edit_button.setChecked(False)  # Save
+        assert lib.summary(summary.id).text == original[:a] + got[0] + original[b:]
+    finally:
+        services.close()

@@ -8,8 +8,8 @@ another template keeps the older summaries, listed in the "Version" box.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
-                               QSplitter, QTextBrowser, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPlainTextEdit,
+                               QPushButton, QSplitter, QStackedWidget, QTextBrowser, QVBoxLayout, QWidget)
 
 from .qmodels import local_time
 from .tasks import FINISHED, Task
@@ -40,12 +40,27 @@ class SummaryTab(QWidget):
         self.versions.setAccessibleName("Summary version")
         self.versions.currentIndexChanged.connect(self._show_version)
         bar.addWidget(self.versions)
+        self.edit_button = QPushButton("Edit")
+        self.edit_button.setAccessibleName("Edit the summary")
+        self.edit_button.setCheckable(True)
+        self.edit_button.setToolTip("Edit the summary as Markdown; select text and hold F10 to edit it by voice")
+        self.edit_button.toggled.connect(self._editing)
+        bar.addWidget(self.edit_button)
         lay.addLayout(bar)
         split = QSplitter(Qt.Orientation.Vertical)
         self.text = QTextBrowser()
         self.text.setAccessibleName("Summary")
         self.text.setOpenLinks(False)
-        split.addWidget(self.text)
+        self.editor = QPlainTextEdit()
+        self.editor.setAccessibleName("Summary (Markdown)")
+        from .dictation_pad import VoiceEdit
+
+        self.voice = VoiceEdit(self.editor, services)
+        self.voice.message.connect(self.message)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.text)
+        self.pages.addWidget(self.editor)
+        split.addWidget(self.pages)
         items = QWidget()
         il = QVBoxLayout(items)
         il.setContentsMargins(0, 0, 0, 0)
@@ -74,6 +89,8 @@ class SummaryTab(QWidget):
 
     # -- loading ---------------------------------------------------------------
     def load(self, session_id: int | None) -> None:
+        if self.edit_button.isChecked():
+            self.edit_button.setChecked(False)  # saves the edit of the session being left
         self.session_id = session_id
         self._fill_versions()
         self._sync_button()
@@ -114,6 +131,25 @@ class SummaryTab(QWidget):
     def _ticked(self, item: QListWidgetItem) -> None:
         self.services.library.set_action_done(int(item.data(Qt.ItemDataRole.UserRole)),
                                               item.checkState() == Qt.CheckState.Checked)
+
+    # -- editing ---------------------------------------------------------------
+    def _editing(self, on: bool) -> None:
+        sid = self.versions.currentData()
+        if on:
+            if sid is None or self.running():
+                self.edit_button.setChecked(False)
+                return
+            self.editor.setPlainText(self.services.library.summary(sid).text)
+            self.pages.setCurrentWidget(self.editor)
+            self.edit_button.setText("Save")
+            self.editor.setFocus()
+        else:
+            if self.pages.currentWidget() is self.editor and sid is not None:
+                self.services.library.write_summary(sid, self.editor.toPlainText())
+                self.message.emit("Summary saved.")
+            self.pages.setCurrentWidget(self.text)
+            self.edit_button.setText("Edit")
+            self._show_version()
 
     # -- running ---------------------------------------------------------------
     def running(self) -> bool:
