@@ -48,6 +48,17 @@ def test_spoken_punctuation_and_fillers_in_english():
     assert tidy("hola comma mundo", DictationOptions(language="en")) == "Hola, mundo"
 
 
+def test_no_language_given_leaves_other_languages_words_alone():
+    # the default setting is "detect": English word lists must not delete German "er"/"um",
+    # Danish "er" or Portuguese "um" (all ordinary words there)
+    for text in ("Ich glaube er kommt morgen", "Wir treffen uns um acht", "Det er en god idé",
+                 "Eu comprei um carro ontem"):
+        assert tidy(text, DictationOptions()) == text
+    assert tidy("I think um we should uh go comma then stop", DictationOptions()) == \
+        "I think we should go, then stop"
+    assert tidy("hello comma world period", DictationOptions()) == "Hello, world."
+
+
 @needs_speech
 def test_dictation_sends_the_audio_and_returns_clean_text(engine, said):
     rec = Recording(engine)

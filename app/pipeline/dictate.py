@@ -66,6 +66,22 @@ def _is_english(lang: str | None) -> bool:
         lang.strip().lower().startswith("en-")
 
 
+# Common English words: with no language given, the English clean-up runs only on text that holds
+# enough of them. "um" is a German and Portuguese word, "er" German, Danish and Norwegian ("er kommt",
+# "det er"): rewriting every unknown-language dictation with English word lists would delete them.
+_EN_WORDS = frozenset("""a about all an and are as at be but by can do for from have he i if in is it me my
+no not of on or our so that the then there they this to was we what when will with would you your
+comma period colon semicolon new paragraph line question exclamation mark""".split())  # spoken marks too
+
+
+def looks_english(text: str) -> bool:
+    words = re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)?", text.lower())
+    if not words:
+        return False
+    hits = sum(w in _EN_WORDS or w.split("'")[0] in _EN_WORDS for w in words)
+    return hits >= 1 and hits / len(words) >= 0.15
+
+
 # -- spoken punctuation and fillers (English) -----------------------------------
 _PUNCT = [  # longest first
     (r"new paragraph", "\n\n"), (r"new line|newline|next line", "\n"),
@@ -114,7 +130,8 @@ def tidy(text: str, opts: DictationOptions) -> str:
     t = text.strip()
     if len(t) >= 2 and t[0] == t[-1] and t[0] in "\"'“”":
         t = t[1:-1].strip()
-    if _is_english(opts.translate_to or opts.language):
+    lang = opts.translate_to or opts.language
+    if (lang and _is_english(lang)) or (not lang and looks_english(t)):
         if opts.remove_fillers:
             t = remove_fillers(t)
         if opts.spoken_punctuation:
