@@ -1,0 +1,284 @@
+"""Voice edit for any text field: the selection + a spoken or typed instruction -> a previewed replacement.
+
+The dictation pad has its own preview; this module gives the same behaviour to
+every other editable text field of the app (a summary, a transcript segment):
+
+    ed = voice_edit_selection(text_edit, services, instruction_text="shorter")
+    ed = voice_edit_selection(text_edit, services, instruction_audio=samples)
+    VoiceEditKey(text_edit, services)   # hold F10 in that field and speak
+
+The selection (its start, end and text) is taken when the edit is asked for.
+The model gets it with the instruction in ONE call (``app.pipeline.dictate.
+voice_edit``: the instruction as audio, the answer constrained to JSON
+``{"text": ...}``), on the model worker. The replacement is shown in a
+preview; Accept replaces exactly that span as ONE undo step, and is refused
+if the text there changed meanwhile. Nothing touches the field before Accept.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import numpy as np
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QTextCursor
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QTextEdit, QVBoxLayout,
+                               QWidget)
+
+from .tasks import Task
+
+log = logging.getLogger("minutely.ui.voice_edit")
+
+EDIT_KEY = Qt.Key.Key_F10
+PARA = "\u2029"  # how QTextCursor.selectedText() writes a line break
+
+
+def _plain(selected: str) -> str:
+    return selected.replace(PARA, "\n")
+
+
+_BREAKS = re.compile(r"\r\n|[\r\u2028\u2029\x85]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def clean_replacement(text: str) -> str:
+    """Line breaks as \\n (what a text field holds) and no control characters."""
+    return _CONTROL.sub("", _BREAKS.sub("\n", text))
+
+
+def selection_of(text_edit: QPlainTextEdit | QTextEdit) -> tuple[int, int, str] | None:
+    """(start, end, plain text) of the field's selection, None without one."""
+    c = text_edit.textCursor()
+    if not c.hasSelection():
+        return None
+    return c.selectionStart(), c.selectionEnd(), _plain(c.selectedText())
+
+
+def apply_replacement(text_edit: QPlainTextEdit | QTextEdit, start: int, end: int, selection: str,
+                      replacement: str) -> bool:
+    """Replace [start, end) with ``replacement`` as one undo step, only if it still holds ``selection``."""
+    doc = text_edit.document()
+    if end > doc.characterCount() - 1:
+        return False
+    c = QTextCursor(doc)
+    c.setPosition(start)
+    c.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+    if _plain(c.selectedText()) != selection:
+        return False
+    c.beginEditBlock()
+    c.insertText(replacement)  # keeps the character format at the start of the selection
+    c.endEditBlock()
+    c.setPosition(start)
+    c.setPosition(start + len(replacement), QTextCursor.MoveMode.KeepAnchor)
+    text_edit.setTextCursor(c)
+    return True
+
+
+class EditPreview(QDialog):
+    """The proposed replacement, with Accept and Discard (non-modal: the field stays visible)."""
+
+    def __init__(self, replacement: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Voice edit")
+        lay = QVBoxLayout(self)
+        lay.addWidget(QLabel("Replace the selection with:"))
+        self.text = QPlainTextEdit(replacement)
+        self.text.setReadOnly(True)
+        self.text.setAccessibleName("Proposed replacement")
+        lay.addWidget(self.text)
+        self.buttons = QDialogButtonBox()
+        self.accept_button = self.buttons.addButton("Accept", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.discard_button = self.buttons.addButton("Discard", QDialogButtonBox.ButtonRole.RejectRole)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        lay.addWidget(self.buttons)
+        self.accept_button.setDefault(True)
+
+
+class VoiceEdit(QObject):
+    """One voice edit of one field's selection: ask -> preview -> accept (one undo step) or discard."""
+
+    ready = Signal(str)        # the replacement, shown in the preview
+    applied = Signal(str)      # accepted and put in place
+    discarded = Signal()
+    failed = Signal(str)       # one line: nothing heard, no model, the text changed meanwhile...
+
+    def __init__(self, text_edit: QPlainTextEdit | QTextEdit, services, span: tuple[int, int, str], *,
+                 preview: bool = True):
+        super().__init__(text_edit)
+        self.text_edit, self.services = text_edit, services
+        self.start, self.end, self.selection = span
+        self.use_preview = preview
+        self.replacement: str | None = None
+        self.preview: EditPreview | None = None
+        self.task: Task | None = None
+
+    def submit(self, instruction_audio: np.ndarray | None, instruction_text: str | None) -> Task:
+        from app.pipeline.dictate import voice_edit
+
+        sel = self.selection
+
+        def run(ctx):
+            if instruction_audio is not None:  # silence: say so before the model is even loaded
+                from app.pipeline.dictate import NothingHeard, speech_spans
+
+                if not len(instruction_audio) or not speech_spans(instruction_audio):
+                    raise NothingHeard("no instruction was heard (the recording has no speech)")
+            ctx.check()
+            return voice_edit(ctx.engine, sel, instruction_audio=instruction_audio,
+                              instruction_text=instruction_text).text
+
+        self.task = Task("Voice edit", run, kind="edit")
+        self.task.done.connect(self._done)
+        self.task.failed.connect(self._fail)
+        return self.services.model.submit(self.task)
+
+    def _fail(self, msg: str) -> None:
+        self.failed.emit(msg[:1].upper() + msg[1:])
+
+    def _done(self, replacement: str) -> None:
+        if getattr(self.services, "closed", False):
+            return
+        self.replacement = replacement = clean_replacement(replacement)
+        if not self.use_preview:
+            self.accept()
+            return
+        self.preview = EditPreview(replacement, self.text_edit.window())
+        self.preview.accepted.connect(self.accept)
+        self.preview.rejected.connect(self.discard)
+        self.preview.show()
+        self.ready.emit(replacement)
+
+    def accept(self) -> bool:
+        """Put the replacement in place of exactly the selection it was made for (one undo step)."""
+        if self.replacement is None:
+            return False
+        rep, self.replacement = self.replacement, None
+        self._close_preview()
+        if not apply_replacement(self.text_edit, self.start, self.end, self.selection, rep):
+            self.failed.emit("The text changed meanwhile; the edit was not applied")
+            return False
+        self.applied.emit(rep)
+        return True
+
+    def discard(self) -> None:
+        if self.replacement is None:
+            return
+        self.replacement = None
+        self._close_preview()
+        self.discarded.emit()
+
+    def _close_preview(self) -> None:
+        p, self.preview = self.preview, None
+        if p is not None:
+            for sig in (p.accepted, p.rejected):
+                try:
+                    sig.disconnect()
+                except (RuntimeError, TypeError):
+                    pass
+            p.close()
+            p.deleteLater()
+
+
+def voice_edit_selection(text_edit: QPlainTextEdit | QTextEdit, services, *,
+                         instruction_text: str | None = None, instruction_audio: np.ndarray | None = None,
+                         preview: bool = True) -> VoiceEdit:
+    """Edit the field's current selection by a typed or spoken instruction (exactly one of them).
+
+    Returns the VoiceEdit at once (the model works on the model worker). Without a selection, in a
+    read-only field or with an empty instruction, it fails at once: ``failed`` is emitted after the
+    caller could connect, and ``task`` stays None."""
+    span = selection_of(text_edit)
+    ed = VoiceEdit(text_edit, services, span or (0, 0, ""), preview=preview)
+    why = None
+    if text_edit.isReadOnly():
+        why = "This text cannot be edited here"
+    elif span is None or not span[2].strip():
+        why = "Select the text to edit first"
+    elif instruction_audio is None and not (instruction_text or "").strip():
+        why = "Say or type what to do with the selection"
+    if why is not None:
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(0, lambda: ed.failed.emit(why))
+        return ed
+    ed.submit(instruction_audio, None if instruction_audio is not None else instruction_text.strip())
+    return ed
+
+
+class VoiceEditKey(QObject):
+    """Hold F10 in a text field and say what to do with its selection; the preview follows.
+
+    Records the settings' microphone through the dictation pad's Listener (the meetings'
+    Recorder, a temporary folder). ``message`` carries one line for a status bar."""
+
+    message = Signal(str)
+    started = Signal(object)   # the VoiceEdit, once the instruction was heard
+
+    def __init__(self, text_edit: QPlainTextEdit | QTextEdit, services, recorder_factory=None,
+                 key: Qt.Key = EDIT_KEY, preview: bool = True):
+        super().__init__(text_edit)
+        self.text_edit, self.services, self.factory = text_edit, services, recorder_factory
+        self.key, self.preview = key, preview
+        self.listener = None
+        self.edit: VoiceEdit | None = None
+        self._span: tuple[int, int, str] | None = None
+        text_edit.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API
+        t = event.type()
+        if t in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease) and event.key() == self.key:
+            if not event.isAutoRepeat():
+                self.press() if t == QEvent.Type.KeyPress else self.release()
+            return True
+        return super().eventFilter(obj, event)
+
+    def press(self) -> bool:
+        from .dictation_pad import Listener
+
+        if self.listener is not None:
+            return False
+        if self.text_edit.isReadOnly():
+            self.message.emit("This text cannot be edited here.")
+            return False
+        self._span = selection_of(self.text_edit)
+        if self._span is None or not self._span[2].strip():
+            self.message.emit("Select the text to edit first, then hold F10 and say what to do.")
+            return False
+        listener = Listener(self.services, self.factory)
+        try:
+            listener.start()
+        except RuntimeError as e:
+            self.message.emit(f"Cannot listen: {e}")
+            return False
+        self.listener = listener
+        listener.finished.connect(self._heard)
+        listener.failed.connect(lambda m: self.message.emit(f"Recording failed: {m}"))
+        self.message.emit("Listening for the edit… release F10 when done.")
+        return True
+
+    def release(self) -> None:
+        listener, self.listener = self.listener, None
+        if listener is not None:
+            self.message.emit("Working…")
+            listener.stop()
+
+    def _heard(self, audio) -> None:
+        span, self._span = self._span, None
+        if audio is None or span is None or getattr(self.services, "closed", False):
+            return
+        ed = VoiceEdit(self.text_edit, self.services, span, preview=self.preview)
+        ed.failed.connect(lambda m: self.message.emit(m if m.endswith(".") else m + "."))
+        ed.ready.connect(lambda _: self.message.emit("Accept the replacement, or discard it."))
+        ed.applied.connect(lambda _: self.message.emit("Replaced. Ctrl+Z undoes it."))
+        self.edit = ed
+        ed.submit(np.asarray(audio, np.float32), None)
+        self.started.emit(ed)
+
+    def shutdown(self) -> None:
+        self.release()
+
+
+__all__ = ["voice_edit_selection", "VoiceEdit", "VoiceEditKey", "EditPreview", "apply_replacement",
+           "selection_of"]
