@@ -124,6 +124,7 @@ class MainWindow(QMainWindow):
         self.dictation_dock.setWidget(self.dictation)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dictation_dock)
         self.dictation_dock.hide()
+        self.dictation_dock.visibilityChanged.connect(self._dictation_shown)
 
         self.importer = Importer(services, self.jobs, self)
         self.importer.session_created.connect(self._session_created)
@@ -224,6 +225,9 @@ class MainWindow(QMainWindow):
             self.resize(1100, 720)
         if isinstance(state, QByteArray):
             self.restoreState(state)
+        else:  # first start: a slim jobs panel
+            QTimer.singleShot(0, self, lambda: self.resizeDocks(
+                [self.jobs_dock], [max(90, self.height() // 8)], Qt.Orientation.Vertical))
         if isinstance(split, QByteArray):
             self.splitter.restoreState(split)
         ts = st.value("transcriptSplitter")
@@ -322,6 +326,12 @@ class MainWindow(QMainWindow):
             return
         self.sessions.update_session(session_id)
         self.session_view.refresh_soon(session_id)
+
+    def _dictation_shown(self, visible: bool) -> None:
+        if visible and not getattr(self, "_dictation_sized", False):
+            self._dictation_sized = True  # a sensible first width; later the user's is kept
+            QTimer.singleShot(0, self, lambda: self.resizeDocks(
+                [self.dictation_dock], [max(360, self.width() // 3)], Qt.Orientation.Horizontal))
 
     def _recording_finished(self, session_id: int, transcribed_live: bool) -> None:
         self._session_changed(session_id)

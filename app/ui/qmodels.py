@@ -28,6 +28,15 @@ RecordRole = Qt.ItemDataRole.UserRole + 6
 # Distinct on light and dark backgrounds (Okabe-Ito, colour-blind safe).
 SPEAKER_COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8C6D31", "#999999"]
 KIND_NAMES = {"recording": "recording", "file": "imported file", "dictation": "dictation"}
+STATUS_NAMES = {"recording": "● recording now", "transcribing": "transcribing…", "failed": "failed"}
+
+
+def describe(s) -> list[str]:
+    """Date, duration, kind and (when it is not simply ready) the state of a session."""
+    parts = [local_time(s.created), clock(s.duration), KIND_NAMES.get(s.kind, s.kind)]
+    if s.status in STATUS_NAMES:
+        parts.append(STATUS_NAMES[s.status])
+    return [p for p in parts if p]
 
 
 def clock(seconds: float) -> str:
@@ -109,10 +118,7 @@ class SessionListModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return s.title or "Untitled"
         if role in (SecondaryRole, Qt.ItemDataRole.ToolTipRole):
-            parts = [local_time(s.created), clock(s.duration), KIND_NAMES.get(s.kind, s.kind)]
-            if s.status not in ("ready", "new"):
-                parts.append(s.status)
-            return " · ".join(p for p in parts if p)
+            return " · ".join(describe(s))
         if role == Qt.ItemDataRole.AccessibleTextRole:
             return f"{s.title or 'Untitled'}, {self.data(index, SecondaryRole)}"
         if role == IdRole:

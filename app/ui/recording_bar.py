@@ -137,7 +137,10 @@ class RecordingBar(QToolBar):
         self.addAction(self.screen)
         self.addSeparator()
         self.meters: dict[str, QProgressBar] = {}
-        for track, name in (("mic", "Microphone level"), ("system", "System audio level")):
+        self._meter_actions = []
+        for track, name, short in (("mic", "Microphone level", "Mic"), ("system", "System audio level", "System")):
+            label = QLabel(f" {short} ")
+            self._meter_actions.append(self.addWidget(label))
             bar = QProgressBar()
             bar.setRange(0, 100)
             bar.setTextVisible(False)
@@ -145,7 +148,8 @@ class RecordingBar(QToolBar):
             bar.setAccessibleName(name)
             bar.setToolTip(name)
             self.meters[track] = bar
-            self.addWidget(bar)
+            self._meter_actions.append(self.addWidget(bar))
+        self._show_meters(False)  # only while recording
         self.elapsed = QLabel("")
         self.elapsed.setAccessibleName("Elapsed time")
         self.elapsed.setMinimumWidth(self.elapsed.fontMetrics().horizontalAdvance("0:00:00  "))
@@ -240,11 +244,16 @@ class RecordingBar(QToolBar):
         self.record.setEnabled(True)
         self.pause.setEnabled(True)
         self.timer.start()
+        self._show_meters(True)
         if self.screen.isChecked():
             self._start_grabber()
         self._show_tray(True)
         self.session_started.emit(sid)
         self.recording_changed.emit(True)
+
+    def _show_meters(self, on: bool) -> None:
+        for a in self._meter_actions:
+            a.setVisible(on)
 
     def _start_grabber(self) -> None:
         from app.capture.screen import ScreenGrabber, display_missing
@@ -293,6 +302,7 @@ class RecordingBar(QToolBar):
         self.system.setEnabled(True)
         for bar in self.meters.values():
             bar.setValue(0)
+        self._show_meters(False)
         self.elapsed.setText("")
         self._show_tray(False)
         self.recording_changed.emit(False)

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QLabel
 
 from app.library.db import NotFound
 
-from .qmodels import KIND_NAMES, SegmentDelegate, SegmentModel, clock, local_time, speaker_colour
+from .qmodels import SegmentDelegate, SegmentModel, clock, describe, speaker_colour
 
 log = logging.getLogger("minutely.ui.session")
 
@@ -297,9 +297,7 @@ class SessionView(QWidget):
         s = self.services.library.get_session(self.session_id)
         if not self.title.hasFocus():
             self.title.setText(s.title)
-        parts = [local_time(s.created), clock(s.duration), KIND_NAMES.get(s.kind, s.kind)]
-        if s.status not in ("ready", "new"):
-            parts.append(s.status)
+        parts = describe(s)
         if s.source:
             parts.append(Path(s.source).name)
         self.meta.setText(" · ".join(p for p in parts if p))
