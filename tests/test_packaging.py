@@ -87,6 +87,14 @@ def test_bundle_self_test_loads_the_model_and_answers_audio_and_image(built, tin
     assert "PortAudio" in line
 
 
+def test_bundled_app_opens_its_window_and_quits_cleanly(built, tmp_path):
+    """The packaged GUI itself: the window opens (offscreen), the library is made, it closes with exit 0."""
+    home = tmp_path / "home"
+    p = run(built.bundle / "minutely", home=home, env_extra={"MINUTELY_QUIT_AFTER_MS": "2000"})
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert (home / "library.sqlite3").exists() and (home / "window.ini").exists()
+
+
 def test_bundle_self_test_reports_a_wrong_model_in_one_line(built, tiny_model, tmp_path):
     p = run(built.bundle / "minutely", "--self-test", "--model", str(tiny_model.mmproj),
             "--mmproj", str(tiny_model.mmproj), home=tmp_path / "home")
