@@ -431,3 +431,19 @@ def test_dictation_pad_opens_from_the_tools_menu(window):
     assert not window.dictation_dock.isVisible()
     actions["Dictation pad"].trigger()
     assert window.dictation_dock.isVisible() and window.dictation.editor.isVisible()
+
+
+def test_merge_speakers_from_the_panel(window, qtbot):
+    lib = window.services.library
+    s = lib.create_session("Standup", "recording", status="ready")
+    lib.add_segments(s.id, [{"start": 2.0 * i, "end": 2.0 * i + 1.5, "text": f"line {i}", "speaker": f"S{i % 3 + 1}"}
+                            for i in range(6)])
+    window.open_session(s.id)
+    panel = window.session_view.speakers
+    assert panel.list.count() == 3
+    panel.merge("S3", "S1")
+    qtbot.waitUntil(lambda: panel.list.count() == 2, timeout=5000)
+    model = window.session_view.segments
+    names = [model.index(i).data(Qt.ItemDataRole.UserRole + 4) for i in range(model.rowCount())]
+    assert names == ["S1", "S2", "S1", "S1", "S2", "S1"]
+    assert {sp.label for sp in lib.speakers(s.id)} == {"S1", "S2"}
