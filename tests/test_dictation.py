@@ -7,8 +7,8 @@ import pytest
 
 from app.engine.messages import Audio, Text
 from app.media.audio import write_wav
-from app.pipeline.dictate import (EDIT_SCHEMA, DictationOptions, NothingHeard, apply_spoken_punctuation, dictate,
-                                  parse_edit, remove_fillers, save_dictation, tidy, voice_edit)
+from app.pipeline.dictate import (EDIT_SCHEMA, DictationOptions, NothingHeard, apply_spoken_punctuation, clean_text,
+                                  dictate, parse_edit, remove_fillers, save_dictation, tidy, voice_edit)
 from tests.meetings import VOICES, have_tools, speak
 from tests.test_cli import assert_one_line_error, model_args, run
 
@@ -46,6 +46,12 @@ def test_spoken_punctuation_and_fillers_in_english():
     # other languages: nothing is rewritten after the model
     assert tidy("hola comma um mundo", DictationOptions(language="es")) == "hola comma um mundo"
     assert tidy("hola comma mundo", DictationOptions(language="en")) == "Hola, mundo"
+
+
+def test_text_for_a_field_has_plain_line_breaks_and_no_control_characters():
+    # Qt turns \r and U+2028 into paragraph breaks: text holding them would not be what was inserted
+    assert clean_text("a\r\nb\rc\u2028d\u2029e\x00f\x1b\tg") == "a\nb\nc\nd\ne" + "f\tg"
+    assert tidy("one\rtwo\x07", DictationOptions(language="de")) == "one\ntwo"
 
 
 def test_no_language_given_leaves_other_languages_words_alone():
@@ -91,8 +97,8 @@ def test_voice_edit_is_one_call_with_the_spoken_instruction_and_the_selection(en
     assert any(isinstance(p, Audio) for p in user), "the instruction goes in as audio"
     assert any(isinstance(p, Text) and sel in p.text for p in user), "with the selection"
     assert kw["json_schema"] == EDIT_SCHEMA  # constrained: only the replacement can come back
-    assert isinstance(out.text, str) and out.text == parse_edit(rec.engine.last_text if hasattr(
-        rec.engine, "last_text") else out.reply.text)
+    assert isinstance(out.text, str) and out.text == clean_text(parse_edit(rec.engine.last_text if hasattr(
+        rec.engine, "last_text") else out.reply.text))
 
 
 def test_typed_instruction_works_the_same_way(engine):

@@ -46,7 +46,10 @@ def heard_seconds(p) -> float:
 def hold(qtbot, p, key, pulse, wav=None, silence: float = 0.0):
     QTest.keyPress(p.editor, key)
     assert p.listener is not None, p.status.text()
-    qtbot.waitUntil(lambda: p.listener.recorder.wait_ready(0), timeout=20_000)
+    # PulseAudio needs 0.3-2 s before the first audio: "Listening" only once the mic really hears
+    assert p.status.text().startswith("Opening the microphone")
+    qtbot.waitUntil(lambda: p.status.text().startswith("Listening"), timeout=20_000)
+    assert p.listener.recorder.wait_ready(0)
     start = heard_seconds(p)
     if wav is not None:
         assert pulse.play(wav, "micfeed").wait(60) == 0
@@ -116,6 +119,7 @@ def test_a_silent_recording_inserts_nothing_and_says_so(qtbot, pad, pulse):
     hold(qtbot, pad, Qt.Key.Key_F9, pulse, silence=1.5)
     qtbot.waitUntil(lambda: "nothing was heard" in pad.status.text().lower(), timeout=60_000)
     assert pad.editor.toPlainText() == "unchanged"
+    assert pad.services.model._engine is None  # silence never loaded the model (a minute for the real one)
     assert not [s for s in pad.services.library.sessions() if s.kind == "dictation"]
 
 
@@ -173,4 +177,52 @@ def test_voice_edit_in_a_summary_being_edited(qtbot, tmp_path, tiny_model, pulse
         tab.edit_button.setChecked(False)  # Save
         assert lib.summary(summary.id).text == original[:a] + got[0] + original[b:]
     finally:
+        services.close()
+
+
+@pytest.fixture(scope="module")
+def two_sentences(tmp_path_factory):
+    d = tmp_path_factory.mktemp("dictation-two")
+    a = speak("The first sentence is about the budget", VOICES[1], d)
+    b = speak("The second one asks about the schedule", VOICES[1], d)
+    gap = np.zeros(int(1.5 * 16000), np.float32)
+    return write_wav(d / "two.wav", np.concatenate([a, gap, b]))
+
+
+def test_continuous_dictation_inserts_each_utterance_as_it_ends(qtbot, pad, pulse, two_sentences):
+    pad.services.model.preload()  # the first utterance must not wait for the model's start
+    qtbot.waitUntil(lambda: pad.services.model.state == "ready", timeout=60_000)
+    pad.editor.setPlainText("")
+    got = []
+    pad.inserted.connect(got.append)
+    pad.continuous.setChecked(True)
+    qtbot.waitUntil(lambda: pad.status.text().startswith("Listening"), timeout=20_000)
+    lst = pad.listener
+    player = pulse.play(two_sentences, "micfeed")
+    # the first sentence is in the pad while the second is still being spoken
+    qtbot.waitUntil(lambda: bool(got) or player.poll() is not None, timeout=60_000)
+    assert got and player.poll() is None, "the first utterance should be inserted before the end"
+    assert player.wait(60) == 0
+    qtbot.waitUntil(lambda: len(got) >= 2, timeout=60_000)
+    # cut audio is let go: what stays is at most the audio since the last utterance's end
+    assert sum(len(b) for b in lst._blocks) / 16000 < 3.0
+    pad.continuous.setChecked(False)
+    qtbot.waitUntil(lambda: pad.listener is None, timeout=5_000)
+    assert pad.editor.toPlainText() == "".join(got) and len(got) == 2
+    assert len([s for s in pad.services.library.sessions() if s.kind == "dictation"]) == 2
+
+
+def test_a_dictation_waiting_for_a_model_says_so(qtbot, tmp_path):
+    services = build_services(tmp_path / "home")  # no model configured
+    p = DictationPad(services)
+    qtbot.addWidget(p)
+    try:
+        p.editor.setPlainText("hello world")
+        set_cursor(p, 0, 5)
+        p.instruction.setText("shorter")
+        p.typed_edit()
+        qtbot.waitUntil(lambda: p.status.text().startswith("No model yet"), timeout=10_000)
+        assert p.editor.toPlainText() == "hello world"
+    finally:
+        p.shutdown()
         services.close()

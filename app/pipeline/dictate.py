@@ -126,8 +126,18 @@ def remove_fillers(text: str) -> str:
     return out[:1].upper() + out[1:] if out and text[:1].isupper() else out
 
 
+_BREAKS = re.compile(r"\r\n|[\r\u2028\u2029\x85]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def clean_text(text: str) -> str:
+    """Line breaks as \\n (what a text field holds; Qt turns \\r and U+2028 into paragraph breaks, so
+    text with them would not match what was inserted) and no control characters."""
+    return _CONTROL.sub("", _BREAKS.sub("\n", text))
+
+
 def tidy(text: str, opts: DictationOptions) -> str:
-    t = text.strip()
+    t = clean_text(text).strip()
     if len(t) >= 2 and t[0] == t[-1] and t[0] in "\"'“”":
         t = t[1:-1].strip()
     lang = opts.translate_to or opts.language
@@ -249,7 +259,7 @@ def voice_edit(engine, selection: str, instruction_audio: np.ndarray | None = No
     took = time.perf_counter() - t0
     if r.finish_reason == "cancelled":
         raise EngineError("edit cancelled")
-    return Edit(parse_edit(r.text), r, took)
+    return Edit(clean_text(parse_edit(r.text)), r, took)
 
 
 # -- the library -------------------------------------------------------------------

@@ -48,6 +48,7 @@ class Listener(QObject):
     utterance = Signal(object)      # np.ndarray of one utterance (continuous mode)
     finished = Signal(object)       # np.ndarray of everything heard (or None on failure)
     failed = Signal(str)
+    ready = Signal()                # the first audio arrived: speech from now on is heard
 
     def __init__(self, services, recorder_factory=None, continuous: bool = False):
         super().__init__()
@@ -58,7 +59,8 @@ class Listener(QObject):
         self._lock = threading.Lock()
         self._folder = Path(tempfile.mkdtemp(prefix="dictation-", dir=services.data_dir))
         self._seg = None
-        self._offset = 0
+        self._offset = 0                # stream position of _blocks[0] (continuous mode drops cut audio)
+        self._got_audio = False
         self.recorder = None
 
     def start(self) -> None:
@@ -79,6 +81,9 @@ class Listener(QObject):
             raise RuntimeError(" ".join(str(e).split()) or type(e).__name__) from None
 
     def _on_audio(self, track: str, position: int, x: np.ndarray) -> None:  # recorder's writer thread
+        if not self._got_audio:
+            self._got_audio = True
+            self.ready.emit()
         with self._lock:
             self._blocks.append(np.asarray(x, np.float32).reshape(-1).copy())
             if self._seg is not None:
@@ -86,9 +91,22 @@ class Listener(QObject):
                     self._emit_utterance(u)
 
     def _emit_utterance(self, u) -> None:
-        audio = np.concatenate(self._blocks) if self._blocks else np.zeros(0, np.float32)
-        a, b = int(u.start * 16000), int(u.end * 16000)
-        self.utterance.emit(audio[a:b].copy())
+        """Cut one utterance out of the blocks, then drop the blocks before its end: the next
+        utterance starts after it, so a long continuous dictation keeps only the audio not yet cut
+        (concatenating everything heard for each utterance grew without bound)."""
+        a, b = int(u.start * 16000) - self._offset, int(u.end * 16000) - self._offset
+        pos, parts, keep = 0, [], 0
+        for i, blk in enumerate(self._blocks):
+            lo, hi = pos, pos + len(blk)
+            if hi > a and lo < b:
+                parts.append(blk[max(0, a - lo):b - lo])
+            if hi <= b:
+                keep = i + 1
+            pos = hi
+        self.utterance.emit(np.concatenate(parts) if parts else np.zeros(0, np.float32))
+        dropped = self._blocks[:keep]
+        del self._blocks[:keep]
+        self._offset += sum(len(x) for x in dropped)
 
     def stop(self) -> None:
         """Stop off the UI thread; `finished` brings the audio."""
@@ -112,6 +130,15 @@ class Listener(QObject):
 
     def _cleanup(self) -> None:
         shutil.rmtree(self._folder, ignore_errors=True)
+
+
+def require_speech(audio: np.ndarray, what: str = "nothing was heard") -> None:
+    """NothingHeard for a recording without speech, on the worker *before* ``ctx.engine`` is
+    touched: silence never loads the model (seconds to a minute for the real one)."""
+    from app.pipeline.dictate import NothingHeard, speech_spans
+
+    if not len(audio) or not speech_spans(audio):
+        raise NothingHeard(f"{what} (the recording has no speech)")
 
 
 class VoiceEdit(QObject):
@@ -168,8 +195,12 @@ class VoiceEdit(QObject):
         if audio is None or rng is None:
             return
         start, end, selection = rng
-        task = Task("Voice edit", lambda ctx: voice_edit(ctx.engine, selection, instruction_audio=audio),
-                    kind="edit")
+
+        def run(ctx):
+            require_speech(audio, "no instruction was heard")
+            return voice_edit(ctx.engine, selection, instruction_audio=audio)
+
+        task = Task("Voice edit", run, kind="edit")
         task.done.connect(lambda e: self._apply(start, end, selection, e.text))
         task.failed.connect(lambda msg: self.message.emit(msg[:1].upper() + msg[1:]))
         self.services.model.submit(task)
@@ -221,6 +252,7 @@ class DictationPad(QWidget):
         self._edit_range: tuple[int, int, str] | None = None
         self._pending_edit: tuple[int, int, str, str] | None = None
         self._busy = 0
+        self._utterances = 0
         lay = QVBoxLayout(self)
         bar = QHBoxLayout()
         self.talk = QPushButton("Talk (hold F9)")
@@ -346,13 +378,21 @@ class DictationPad(QWidget):
             self.message.emit(f"Cannot listen: {e}")
             return False
         self.listener, self.mode = listener, mode
+        self._utterances = 0  # cut by the VAD in this continuous take
         listener.utterance.connect(self._utterance)
         listener.finished.connect(lambda audio, m=mode: self._heard(m, audio))
         listener.failed.connect(lambda msg: self.message.emit(f"Recording failed: {msg}"))
-        self.message.emit({"talk": "Listening… release F9 when done.",
-                           "edit": "Listening for the edit… release F10 when done.",
-                           "continuous": "Listening… each sentence is inserted as you finish it."}[mode])
+        # PulseAudio takes 0.3-2 s to deliver the first audio; words said before that are lost,
+        # so "Listening" shows only once the microphone really hears
+        listener.ready.connect(lambda m=mode, lst=listener: self._listening(m, lst))
+        self.message.emit("Opening the microphone… speak when it says Listening.")
         return True
+
+    def _listening(self, mode: str, listener: "Listener") -> None:
+        if listener is self.listener:
+            self.message.emit({"talk": "Listening… release F9 when done.",
+                               "edit": "Listening for the edit… release F10 when done.",
+                               "continuous": "Listening… each sentence is inserted as you finish it."}[mode])
 
     def end(self) -> None:
         if self.listener is None or self.mode == "continuous":
@@ -373,6 +413,7 @@ class DictationPad(QWidget):
             self._stop_listener()
 
     def _utterance(self, audio) -> None:
+        self._utterances += 1
         self._dictate(audio)
 
     def _heard(self, mode: str, audio) -> None:
@@ -385,7 +426,7 @@ class DictationPad(QWidget):
             rng, self._edit_range = self._edit_range, None
             if rng is not None:
                 self._edit(rng, audio=audio)
-        elif mode == "continuous" and not len(audio):
+        elif mode == "continuous" and not self._utterances:
             self.message.emit("Nothing was heard.")
 
     # -- model tasks -----------------------------------------------------------
@@ -395,6 +436,7 @@ class DictationPad(QWidget):
         opts = self.options()
 
         def run(ctx):
+            require_speech(audio)
             d = dictate(ctx.engine, audio, opts)
             if d.text:
                 save_dictation(ctx.library, audio, d.text, opts)
@@ -411,6 +453,8 @@ class DictationPad(QWidget):
         start, end, selection = rng
 
         def run(ctx):
+            if audio is not None:
+                require_speech(audio, "no instruction was heard")
             return voice_edit(ctx.engine, selection, instruction_audio=audio, instruction_text=text)
 
         task = Task("Voice edit", run, kind="edit")
@@ -426,8 +470,12 @@ class DictationPad(QWidget):
         return task
 
     def _task_state(self, state: str) -> None:
+        from .tasks import WAITING
+
         if state in ("done", "failed", "cancelled"):
             self._busy = max(0, self._busy - 1)
+        elif state == WAITING:
+            self.message.emit("No model yet: set one up in Tools ▸ Model…; this goes on once it is ready.")
 
     def _failed(self, msg: str) -> None:
         from app.pipeline.dictate import NothingHeard  # noqa: F401  (its text is the message)

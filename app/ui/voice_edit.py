@@ -18,7 +18,6 @@ if the text there changed meanwhile. Nothing touches the field before Accept.
 from __future__ import annotations
 
 import logging
-import re
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
@@ -38,13 +37,11 @@ def _plain(selected: str) -> str:
     return selected.replace(PARA, "\n")
 
 
-_BREAKS = re.compile(r"\r\n|[\r\u2028\u2029\x85]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
 def clean_replacement(text: str) -> str:
     """Line breaks as \\n (what a text field holds) and no control characters."""
-    return _CONTROL.sub("", _BREAKS.sub("\n", text))
+    from app.pipeline.dictate import clean_text
+
+    return clean_text(text)
 
 
 def selection_of(text_edit: QPlainTextEdit | QTextEdit) -> tuple[int, int, str] | None:
