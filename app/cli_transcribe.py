@@ -11,8 +11,11 @@ from .cli import EXIT_OK, _add_model_args, _engine_config, _settings
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("transcribe", help="transcribe an audio or video file into a new session")
-    p.add_argument("file")
+    p = sub.add_parser("transcribe", help="transcribe an audio or video file into a new session "
+                                          "(or a recorded session: --session ID)")
+    p.add_argument("file", nargs="?", help="the file (not with --session)")
+    p.add_argument("--session", type=int, metavar="ID",
+                   help="transcribe the audio of this session (a recording made without --live)")
     p.add_argument("--speakers", type=int, help="number of speakers, if known (else automatic)")
     p.add_argument("--language", help="language of the speech, if known")
     p.add_argument("--translate-to", metavar="LANG", help="write the transcript in this language")
@@ -32,6 +35,8 @@ def run_transcribe(args) -> int:
 
     if args.speakers is not None and args.speakers < 1:
         raise UsageError("--speakers must be at least 1")
+    if (args.file is None) == (args.session is None):
+        raise UsageError("give a FILE to transcribe, or --session ID of a recording (one of them)")
     settings = _settings()
     choice = resolve_model(args.model, args.mmproj, settings)
     if choice.mmproj is None:
@@ -65,7 +70,10 @@ def run_transcribe(args) -> int:
         if lib.notice:
             print(f"minutely: {lib.notice}", file=sys.stderr)
         try:
-            sid = transcribe_file(lib, engine, args.file, opts, progress=show, cancel=cancel)
+            path = args.file
+            if args.session is not None:
+                path = _session_audio(lib, args.session, opts)
+            sid = transcribe_file(lib, engine, path, opts, progress=show, cancel=cancel)
         except (KeyboardInterrupt, TranscribeCancelled):
             if tty:
                 print(file=sys.stderr)
@@ -84,3 +92,23 @@ def run_transcribe(args) -> int:
         else:
             print(sid)
     return EXIT_OK
+
+
+def _session_audio(lib, session_id: int, opts):
+    """The audio of a recorded session, with its transcription job prepared in that session."""
+    from .cli import UsageError
+    from .library.db import NotFound
+    from .pipeline.transcribe import prepare_file
+
+    try:
+        lib.get_session(session_id)
+    except NotFound:
+        raise UsageError(f"no session {session_id}") from None
+    audio = [lib.absolute(m) for m in lib.media(session_id, "audio")]
+    audio = [p for p in audio if p.exists()]
+    if not audio:
+        raise UsageError(f"session {session_id} has no audio to transcribe")
+    if lib.segments(session_id):
+        raise UsageError(f"session {session_id} is already transcribed")
+    prepare_file(lib, audio[0], opts, session_id=session_id)  # the job then resumes into this session
+    return audio[0]

@@ -171,3 +171,24 @@ def test_saved_voices_name_speakers_in_later_meetings(tiny_model, tmp_path):
     assert ana == {"Ana"}
     others = {s["speaker"] for s in second["segments"]} - {"Ana"}
     assert len(others) == 1 and not others.pop().startswith("Ana")
+
+
+def test_a_recording_made_without_live_is_transcribed_into_its_own_session(tmp_path, tiny_model, meetings,
+                                                                             _private_home):
+    import shutil
+
+    with Library.open(_private_home) as lib:
+        s = lib.create_session("Recorded", "recording", status="new")
+        dest = lib.media_dir(s.id) / "recording" / "mix.wav"
+        dest.parent.mkdir(parents=True)
+        shutil.copy(meetings[2].wav, dest)
+        lib.add_media(s.id, dest, "audio", 0.0)
+    p = run("transcribe", "--session", str(s.id), "--json", *model_args(tiny_model), timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["session_id"] == s.id
+    with Library.open(_private_home) as lib:
+        assert [x.id for x in lib.sessions()] == [s.id]  # no new session
+        assert lib.get_session(s.id).status == "ready" and len(lib.segments(s.id)) >= 4
+    assert_one_line_error(run("transcribe", "--session", str(s.id), *model_args(tiny_model)), 2)  # done already
+    assert_one_line_error(run("transcribe", "--session", "999", *model_args(tiny_model)), 2)
+    assert_one_line_error(run("transcribe", str(meetings[2].wav), "--session", str(s.id)), 2)
