@@ -10,10 +10,10 @@
   Accept puts it in place of exactly that selection, as one undo step. A
   typed instruction works the same way.
 - Every dictation is kept in the library as a session of kind "dictation".
-- Copy, and "Send to app": the text goes to the clipboard and, on X11 with
-  xdotool installed, Minutely minimizes and pastes it into the window that
-  had the focus before. There is no global push-to-talk key outside the app
-  (Wayland forbids it; see the README).
+- Copy, and "Send to app": the text goes to the clipboard and, on X11,
+  Minutely minimizes and pastes it (Ctrl+V through XTEST) into the window
+  that had the focus before. A push-to-talk key outside the app is
+  ``global_keys.PadGlobalKey`` (X11 only: Wayland forbids it; see there).
 
 Audio comes from the microphone in the settings through the same Recorder
 the meetings use (a temporary folder, removed after), so device names,
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import subprocess
 import tempfile
 import threading
 from pathlib import Path
@@ -275,7 +274,7 @@ class DictationPad(QWidget):
         self.copy = QPushButton("Copy")
         self.copy.clicked.connect(self.copy_text)
         self.send = QPushButton("Send to app")
-        self.send.setToolTip("Copy, then paste into the window you used before Minutely (X11 with xdotool)")
+        self.send.setToolTip("Copy, then paste into the window you used before Minutely (X11)")
         self.send.clicked.connect(self.send_to_app)
         lay.addLayout(bar)
         opts = QHBoxLayout()
@@ -556,17 +555,22 @@ class DictationPad(QWidget):
         self.message.emit("Copied.")
 
     def send_to_app(self) -> None:
-        import os
+        from .global_keys import global_key_support, paste_keystroke
 
         QApplication.clipboard().setText(self._text_out())
-        if shutil.which("xdotool") and os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        if global_key_support()[0]:  # X11: Ctrl+V through XTEST once the previous window has the focus
             self.window().showMinimized()
-            QTimer.singleShot(400, lambda: subprocess.run(["xdotool", "key", "--clearmodifiers", "ctrl+v"],
-                                                          check=False, timeout=5))
+            QTimer.singleShot(400, lambda: self._paste(paste_keystroke))
             self.message.emit("Sent to the window that had the focus.")
         else:
-            self.message.emit("Copied: paste it with Ctrl+V where you want it (automatic pasting needs X11 "
-                              "and xdotool).")
+            self.message.emit("Copied: paste it with Ctrl+V where you want it (automatic pasting works on "
+                              "X11 only).")
+
+    def _paste(self, paste_keystroke) -> None:
+        try:
+            paste_keystroke()
+        except Exception as e:  # noqa: BLE001 - the display went away: the text is on the clipboard
+            self.message.emit(f"Copied: paste it with Ctrl+V ({e}).")
 
     def shutdown(self) -> None:
         if self.listener is not None:
