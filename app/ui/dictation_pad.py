@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QHBoxLayout, QLabel, QLi
                                QPushButton, QVBoxLayout, QWidget)
 
 from .tasks import Task
+from .voice_edit import VoiceEditKey as VoiceEdit  # noqa: F401  F10 in any other field (the summary editor)
 
 log = logging.getLogger("minutely.ui.dictation")
 
@@ -138,102 +139,6 @@ def require_speech(audio: np.ndarray, what: str = "nothing was heard") -> None:
 
     if not len(audio) or not speech_spans(audio):
         raise NothingHeard(f"{what} (the recording has no speech)")
-
-
-class VoiceEdit(QObject):
-    """Voice edit for any plain-text field (a summary being edited, the pad): select, hold F10, speak.
-
-    The replacement is shown in a small preview dialog; Accept replaces exactly the selection the
-    edit was made for, as one undo step."""
-
-    edit_ready = Signal(str)
-    message = Signal(str)
-
-    def __init__(self, editor: QPlainTextEdit, services, recorder_factory=None, confirm=None):
-        super().__init__(editor)
-        self.editor, self.services, self.factory = editor, services, recorder_factory
-        self.confirm = confirm or self._ask        # (replacement) -> bool
-        self.listener: Listener | None = None
-        self._range: tuple[int, int, str] | None = None
-        editor.installEventFilter(self)
-
-    def eventFilter(self, obj, event) -> bool:  # noqa: N802
-        if event.type() in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease) and event.key() == EDIT_KEY:
-            if not event.isAutoRepeat():
-                self.begin() if event.type() == QEvent.Type.KeyPress else self.end()
-            return True
-        return super().eventFilter(obj, event)
-
-    def begin(self) -> bool:
-        c = self.editor.textCursor()
-        if self.listener is not None or not c.hasSelection():
-            if not c.hasSelection():
-                self.message.emit("Select the text to edit first, then hold F10 and say what to do.")
-            return False
-        self._range = (c.selectionStart(), c.selectionEnd(), c.selectedText().replace("\u2029", "\n"))
-        lst = Listener(self.services, self.factory)
-        try:
-            lst.start()
-        except RuntimeError as e:
-            self.message.emit(f"Cannot listen: {e}")
-            return False
-        self.listener = lst
-        lst.finished.connect(self._heard)
-        self.message.emit("Listening for the edit… release F10 when done.")
-        return True
-
-    def end(self) -> None:
-        lst, self.listener = self.listener, None
-        if lst is not None:
-            lst.stop()
-
-    def _heard(self, audio) -> None:
-        from app.pipeline.dictate import voice_edit
-
-        rng, self._range = self._range, None
-        if audio is None or rng is None:
-            return
-        start, end, selection = rng
-
-        def run(ctx):
-            require_speech(audio, "no instruction was heard")
-            return voice_edit(ctx.engine, selection, instruction_audio=audio)
-
-        task = Task("Voice edit", run, kind="edit")
-        task.done.connect(lambda e: self._apply(start, end, selection, e.text))
-        task.failed.connect(lambda msg: self.message.emit(msg[:1].upper() + msg[1:]))
-        self.services.model.submit(task)
-
-    def _ask(self, replacement: str) -> bool:
-        from PySide6.QtWidgets import QMessageBox
-
-        box = QMessageBox(QMessageBox.Icon.Question, "Voice edit", "Replace the selection with:",
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self.editor.window())
-        box.setInformativeText(replacement)
-        box.button(QMessageBox.StandardButton.Yes).setText("Accept")
-        box.button(QMessageBox.StandardButton.No).setText("Discard")
-        return box.exec() == QMessageBox.StandardButton.Yes
-
-    def _apply(self, start: int, end: int, selection: str, replacement: str) -> bool:
-        self.edit_ready.emit(replacement)
-        if not self.confirm(replacement):
-            self.message.emit("Discarded.")
-            return False
-        c = QTextCursor(self.editor.document())
-        c.setPosition(start)
-        c.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
-        if c.selectedText().replace("\u2029", "\n") != selection:
-            self.message.emit("The text changed meanwhile; the edit was not applied.")
-            return False
-        c.beginEditBlock()
-        c.insertText(replacement)
-        c.endEditBlock()
-        self.editor.setTextCursor(c)
-        self.message.emit("Replaced. Ctrl+Z undoes it.")
-        return True
-
-    def shutdown(self) -> None:
-        self.end()
 
 
 class DictationPad(QWidget):

@@ -18,6 +18,7 @@ if the text there changed meanwhile. Nothing touches the field before Accept.
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
@@ -102,11 +103,12 @@ class VoiceEdit(QObject):
     failed = Signal(str)       # one line: nothing heard, no model, the text changed meanwhile...
 
     def __init__(self, text_edit: QPlainTextEdit | QTextEdit, services, span: tuple[int, int, str], *,
-                 preview: bool = True):
+                 preview: bool = True, confirm: Callable[[str], bool] | None = None):
         super().__init__(text_edit)
         self.text_edit, self.services = text_edit, services
         self.start, self.end, self.selection = span
         self.use_preview = preview
+        self.confirm = confirm  # asks instead of the preview dialog: True accepts
         self.replacement: str | None = None
         self.preview: EditPreview | None = None
         self.task: Task | None = None
@@ -138,6 +140,10 @@ class VoiceEdit(QObject):
         if getattr(self.services, "closed", False):
             return
         self.replacement = replacement = clean_replacement(replacement)
+        if self.confirm is not None:
+            self.ready.emit(replacement)
+            self.accept() if self.confirm(replacement) else self.discard()
+            return
         if not self.use_preview:
             self.accept()
             return
@@ -208,16 +214,19 @@ class VoiceEditKey(QObject):
     """Hold F10 in a text field and say what to do with its selection; the preview follows.
 
     Records the settings' microphone through the dictation pad's Listener (the meetings'
-    Recorder, a temporary folder). ``message`` carries one line for a status bar."""
+    Recorder, a temporary folder). ``message`` carries one line for a status bar. ``confirm``
+    (replacement -> bool) asks instead of the preview dialog."""
 
     message = Signal(str)
     started = Signal(object)   # the VoiceEdit, once the instruction was heard
+    edit_ready = Signal(str)   # a replacement to accept or discard
 
     def __init__(self, text_edit: QPlainTextEdit | QTextEdit, services, recorder_factory=None,
-                 key: Qt.Key = EDIT_KEY, preview: bool = True):
+                 confirm: Callable[[str], bool] | None = None, *, key: Qt.Key = EDIT_KEY,
+                 preview: bool = True):
         super().__init__(text_edit)
         self.text_edit, self.services, self.factory = text_edit, services, recorder_factory
-        self.key, self.preview = key, preview
+        self.key, self.preview, self.confirm = key, preview, confirm
         self.listener = None
         self.edit: VoiceEdit | None = None
         self._span: tuple[int, int, str] | None = None
@@ -252,7 +261,9 @@ class VoiceEditKey(QObject):
         self.listener = listener
         listener.finished.connect(self._heard)
         listener.failed.connect(lambda m: self.message.emit(f"Recording failed: {m}"))
-        self.message.emit("Listening for the edit… release F10 when done.")
+        listener.ready.connect(lambda lst=listener: lst is self.listener and self.message.emit(
+            "Listening for the edit… release F10 when done."))
+        self.message.emit("Opening the microphone… speak when it says Listening.")
         return True
 
     def release(self) -> None:
@@ -265,13 +276,17 @@ class VoiceEditKey(QObject):
         span, self._span = self._span, None
         if audio is None or span is None or getattr(self.services, "closed", False):
             return
-        ed = VoiceEdit(self.text_edit, self.services, span, preview=self.preview)
+        ed = VoiceEdit(self.text_edit, self.services, span, preview=self.preview, confirm=self.confirm)
         ed.failed.connect(lambda m: self.message.emit(m if m.endswith(".") else m + "."))
         ed.ready.connect(lambda _: self.message.emit("Accept the replacement, or discard it."))
+        ed.ready.connect(self.edit_ready)
         ed.applied.connect(lambda _: self.message.emit("Replaced. Ctrl+Z undoes it."))
+        ed.discarded.connect(lambda: self.message.emit("Discarded."))
         self.edit = ed
         ed.submit(np.asarray(audio, np.float32), None)
         self.started.emit(ed)
+
+    begin, end = press, release  # the names the dictation pad's keys use
 
     def shutdown(self) -> None:
         self.release()
