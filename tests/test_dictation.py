@@ -149,3 +149,23 @@ def test_cli_dictate_edit_and_their_errors(tmp_path, tiny_model, said):
     bad = tmp_path / "bad.mp3"
     bad.write_bytes(b"not audio" * 50)
     assert_one_line_error(run("dictate", str(bad), *model_args(tiny_model)), 2)
+
+
+def test_a_continuous_take_is_one_session_with_a_segment_per_utterance(tmp_path):
+    from app.library import Library
+    from app.pipeline.dictate import DictationTake
+
+    with Library.open(tmp_path / "home") as lib:
+        take = DictationTake(DictationOptions(language="en"))
+        assert take.finish(lib, None) is None and lib.sessions() == []  # nothing heard: nothing kept
+        sid = take.add(lib, 0.5, 2.0, "Budget first.")
+        assert take.add(lib, 3.0, 4.5, "Then the schedule.") == sid
+        wav = write_wav(tmp_path / "take.wav", np.zeros(16000 * 5, np.float32))
+        assert take.finish(lib, wav, 5.0) == sid
+        (s,) = lib.sessions()
+        assert s.kind == "dictation" and s.title == "Dictation: Budget first." and s.duration == 5.0
+        assert [(x.start, x.end, x.text) for x in lib.segments(sid)] == [(0.5, 2.0, "Budget first."),
+                                                                      (3.0, 4.5, "Then the schedule.")]
+        (m,) = lib.media(sid, "audio")
+        assert lib.absolute(m).exists() and not wav.exists()  # moved into the session's folder
+        assert {h.session_id for h in lib.search("schedule")} == {sid}

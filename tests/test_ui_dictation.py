@@ -11,7 +11,7 @@ from PySide6.QtTest import QTest
 from app.media.audio import write_wav
 from app.ui.bootstrap import build_services
 from app.ui.dictation_pad import DictationPad
-from tests.meetings import VOICES, have_tools, speak
+from tests.meetings import VOICES, have_tools, read_wav, speak
 from tests.pulse import pulse  # noqa: F401  (session fixture)
 
 pytestmark = pytest.mark.skipif(not have_tools(), reason="needs espeak-ng and sox")
@@ -209,7 +209,18 @@ def test_continuous_dictation_inserts_each_utterance_as_it_ends(qtbot, pad, puls
     pad.continuous.setChecked(False)
     qtbot.waitUntil(lambda: pad.listener is None, timeout=5_000)
     assert pad.editor.toPlainText() == "".join(got) and len(got) == 2
-    assert len([s for s in pad.services.library.sessions() if s.kind == "dictation"]) == 2
+    # the take is ONE session: a segment per utterance on its timeline, and the take's recording
+    lib = pad.services.library
+    qtbot.waitUntil(lambda: any(lib.media(s.id, "audio") for s in lib.sessions()), timeout=30_000)
+    (session,) = [s for s in lib.sessions() if s.kind == "dictation"]
+    segs = lib.segments(session.id)
+    assert [x.text for x in segs] == [t.strip() for t in got]
+    assert segs[0].end <= segs[1].start and segs[1].start - segs[0].end > 0.8  # the 1.5 s pause
+    wav = lib.absolute(lib.media(session.id, "audio")[0])
+    assert wav.exists() and session.title.startswith("Dictation: ")
+    heard = read_wav(wav)
+    assert len(heard) / 16000 >= segs[1].end and lib.get_session(session.id).duration >= segs[1].end
+    assert not list(pad.services.data_dir.glob("dictation-*"))  # the take's temporary folder is gone
 
 
 def test_a_dictation_waiting_for_a_model_says_so(qtbot, tmp_path):

@@ -270,8 +270,7 @@ def save_dictation(lib, audio: np.ndarray, text: str, opts: DictationOptions | N
 
     opts = opts or DictationOptions()
     secs = len(audio) / SAMPLE_RATE
-    words = text.split()
-    title = title or ("Dictation: " + " ".join(words[:8]) + ("…" if len(words) > 8 else ""))
+    title = title or dictation_title(text)
     with lib.transaction():
         s = lib.create_session(title, "dictation", status="ready")
         path = lib.media_dir(s.id) / "dictation.wav"
@@ -280,6 +279,46 @@ def save_dictation(lib, audio: np.ndarray, text: str, opts: DictationOptions | N
         lib.add_segment(s.id, 0.0, max(secs, 0.01), text)
         lib.update_session(s.id, duration=secs, language=opts.translate_to or opts.language)
     return s.id
+
+
+def dictation_title(text: str) -> str:
+    words = text.split()
+    return "Dictation: " + " ".join(words[:8]) + ("…" if len(words) > 8 else "")
+
+
+class DictationTake:
+    """A continuous dictation kept as ONE session: a segment per utterance as each is written (times
+    on the take's own timeline), then the take's whole recording as its audio. The session appears
+    with the first utterance that has text; a take in which nothing was heard leaves nothing.
+    ``add`` and ``finish`` run on the model worker, in the order the utterances were cut."""
+
+    def __init__(self, opts: DictationOptions | None = None):
+        self.opts = opts or DictationOptions()
+        self.session_id: int | None = None
+        self.end = 0.0
+
+    def add(self, lib, start: float, end: float, text: str) -> int:
+        with lib.transaction():
+            if self.session_id is None:
+                s = lib.create_session(dictation_title(text), "dictation", status="ready")
+                self.session_id = s.id
+                lib.update_session(s.id, language=self.opts.translate_to or self.opts.language)
+            lib.add_segment(self.session_id, start, end, text)
+            self.end = max(self.end, end)
+        return self.session_id
+
+    def finish(self, lib, wav: Path | None, duration: float | None = None) -> int | None:
+        """Move the take's recording (a WAV, on the same timeline) into the session's media."""
+        if self.session_id is None or wav is None or not Path(wav).exists():
+            return self.session_id
+        import shutil
+
+        dest = lib.media_dir(self.session_id) / "dictation.wav"
+        shutil.move(str(wav), dest)
+        with lib.transaction():
+            lib.add_media(self.session_id, dest, "audio", 0.0)
+            lib.update_session(self.session_id, duration=max(self.end, duration or 0.0))
+        return self.session_id
 
 
 def read_text_file(path: str | Path) -> str:

@@ -45,7 +45,7 @@ TALK_KEY, EDIT_KEY = Qt.Key.Key_F9, Qt.Key.Key_F10
 class Listener(QObject):
     """Records the microphone into memory while a key is held (and cuts utterances in continuous mode)."""
 
-    utterance = Signal(object)      # np.ndarray of one utterance (continuous mode)
+    utterance = Signal(object, float, float)  # one utterance (continuous mode): audio, start, end (s)
     finished = Signal(object)       # np.ndarray of everything heard (or None on failure)
     failed = Signal(str)
     ready = Signal()                # the first audio arrived: speech from now on is heard
@@ -62,6 +62,7 @@ class Listener(QObject):
         self._offset = 0                # stream position of _blocks[0] (continuous mode drops cut audio)
         self._got_audio = False
         self.recorder = None
+        self.result = None              # the RecordingResult: continuous mode keeps its WAV (see stop)
 
     def start(self) -> None:
         from app.capture.recorder import Recorder
@@ -103,17 +104,20 @@ class Listener(QObject):
             if hi <= b:
                 keep = i + 1
             pos = hi
-        self.utterance.emit(np.concatenate(parts) if parts else np.zeros(0, np.float32))
+        self.utterance.emit(np.concatenate(parts) if parts else np.zeros(0, np.float32), u.start, u.end)
         dropped = self._blocks[:keep]
         del self._blocks[:keep]
         self._offset += sum(len(x) for x in dropped)
 
     def stop(self) -> None:
-        """Stop off the UI thread; `finished` brings the audio."""
+        """Stop off the UI thread; `finished` brings the audio. In continuous mode the take's
+        recording stays on disk for the session (``result``) until ``discard_files()``."""
         def run():
+            keep = False
             try:
                 if self.recorder is not None:
-                    self.recorder.stop()
+                    self.result = self.recorder.stop()
+                    keep = self.continuous
                 with self._lock:
                     audio = np.concatenate(self._blocks) if self._blocks else np.zeros(0, np.float32)
                     if self._seg is not None:
@@ -121,15 +125,24 @@ class Listener(QObject):
                             self._emit_utterance(u)
                 self.finished.emit(audio)
             except Exception as e:  # noqa: BLE001
+                keep = False
                 self.failed.emit(" ".join(str(e).split()) or type(e).__name__)
                 self.finished.emit(None)
             finally:
-                self._cleanup()
+                if not keep:
+                    self._cleanup()
 
         threading.Thread(target=run, name="minutely-dictation-stop", daemon=True).start()
 
+    def recording(self) -> Path | None:
+        """The take's WAV (continuous mode, after stop)."""
+        tracks = getattr(self.result, "tracks", None) or {}
+        return tracks.get("mic") or next(iter(tracks.values()), None)
+
     def _cleanup(self) -> None:
         shutil.rmtree(self._folder, ignore_errors=True)
+
+    discard_files = _cleanup
 
 
 def require_speech(audio: np.ndarray, what: str = "nothing was heard") -> None:
@@ -157,6 +170,7 @@ class DictationPad(QWidget):
         self._pending_edit: tuple[int, int, str, str] | None = None
         self._busy = 0
         self._utterances = 0
+        self._take = None
         lay = QVBoxLayout(self)
         bar = QHBoxLayout()
         self.talk = QPushButton("Talk (hold F9)")
@@ -283,8 +297,12 @@ class DictationPad(QWidget):
             return False
         self.listener, self.mode = listener, mode
         self._utterances = 0  # cut by the VAD in this continuous take
+        if mode == "continuous":
+            from app.pipeline.dictate import DictationTake
+
+            self._take = DictationTake(self.options())  # one session for the whole take
         listener.utterance.connect(self._utterance)
-        listener.finished.connect(lambda audio, m=mode: self._heard(m, audio))
+        listener.finished.connect(lambda audio, m=mode, lst=listener: self._heard(m, audio, lst))
         listener.failed.connect(lambda msg: self.message.emit(f"Recording failed: {msg}"))
         # PulseAudio takes 0.3-2 s to deliver the first audio; words said before that are lost,
         # so "Listening" shows only once the microphone really hears
@@ -316,11 +334,11 @@ class DictationPad(QWidget):
         elif self.mode == "continuous":
             self._stop_listener()
 
-    def _utterance(self, audio) -> None:
+    def _utterance(self, audio, start: float, end: float) -> None:
         self._utterances += 1
-        self._dictate(audio)
+        self._dictate(audio, (start, end))
 
-    def _heard(self, mode: str, audio) -> None:
+    def _heard(self, mode: str, audio, listener: Listener | None = None) -> None:
         self.mode = None if self.listener is None else self.mode
         if audio is None:
             return
@@ -330,19 +348,26 @@ class DictationPad(QWidget):
             rng, self._edit_range = self._edit_range, None
             if rng is not None:
                 self._edit(rng, audio=audio)
-        elif mode == "continuous" and not self._utterances:
-            self.message.emit("Nothing was heard.")
+        elif mode == "continuous":
+            if not self._utterances:
+                self.message.emit("Nothing was heard.")
+            self._finish_take(self._take, listener)
 
     # -- model tasks -----------------------------------------------------------
-    def _dictate(self, audio: np.ndarray) -> Task:
+    def _dictate(self, audio: np.ndarray, span: tuple[float, float] | None = None) -> Task:
+        """Dictate one take (push-to-talk: its own session) or one utterance of a continuous take
+        (``span`` on the take's timeline: a segment of the take's session)."""
         from app.pipeline.dictate import dictate, save_dictation
 
         opts = self.options()
+        take = self._take if span is not None else None
 
         def run(ctx):
             require_speech(audio)
             d = dictate(ctx.engine, audio, opts)
-            if d.text:
+            if d.text and take is not None:
+                take.add(ctx.library, span[0], span[1], d.text)
+            elif d.text:
                 save_dictation(ctx.library, audio, d.text, opts)
             return d
 
@@ -365,6 +390,24 @@ class DictationPad(QWidget):
         task.done.connect(lambda e: self._show_edit(start, end, selection, e.text))
         task.failed.connect(self._failed)
         return self._submit(task)
+
+    def _finish_take(self, take, listener: Listener | None) -> Task | None:
+        """After the take's last utterance (same worker, queued after it): its recording becomes
+        the session's audio, or is deleted if nothing was written."""
+        if take is None or listener is None:
+            return None
+        duration = getattr(listener.result, "duration", None)
+
+        def run(ctx):
+            try:
+                return take.finish(ctx.library, listener.recording(), duration)
+            finally:
+                listener.discard_files()
+
+        task = Task("Dictation audio", run, kind="dictate", needs_model=False)
+        task.failed.connect(self._failed)
+        self.services.model.submit(task)
+        return task
 
     def _submit(self, task: Task) -> Task:
         self._busy += 1
