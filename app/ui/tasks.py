@@ -74,7 +74,8 @@ class Task(QObject):
         self.needs_model = needs_model
         self.session_id = session_id
         self.retry_fn = retry      # builds a fresh Task doing the same work
-        self.state = QUEUED
+        self.state = QUEUED        # changed on the main thread only, with state_changed: a test or a
+        #                            widget that sees `finished` also sees every slot of it has run
         self.fraction = 0.0
         self.status = ""
         self.error = ""
@@ -326,8 +327,8 @@ class ModelService(QObject):
                         if model_ok is None:
                             model_ok = self._engine is not None or self.has_model()
                         if not model_ok:
-                            if t.state != WAITING:
-                                t.state = WAITING
+                            if not getattr(t, "_waiting", False):
+                                t._waiting = True
                                 self._relay.state.emit(t, WAITING)
                             continue
                     self._queue.remove(t)
@@ -353,7 +354,6 @@ class ModelService(QObject):
             task = self._next()
             if task is None:
                 break
-            task.state = RUNNING
             self._relay.state.emit(task, RUNNING)
             ctx = TaskContext(self, task)
             try:
@@ -361,21 +361,17 @@ class ModelService(QObject):
                     raise Cancelled()
                 result = task.fn(ctx)
             except Cancelled:
-                task.state = CANCELLED
                 self._relay.state.emit(task, CANCELLED)
             except BaseException as e:  # noqa: BLE001 - every failure becomes one line for the user
                 if task.cancel_event.is_set():
-                    task.state = CANCELLED
                     self._relay.state.emit(task, CANCELLED)
                 else:
                     log.warning("task %r failed", task.title, exc_info=True)
                     task.error = one_line(e)
-                    task.state = FAILED
                     task.failed.emit(task.error)
                     self._relay.state.emit(task, FAILED)
             else:
                 task.result = result
-                task.state = DONE
                 task.done.emit(result)
                 self._relay.state.emit(task, DONE)
             finally:
