@@ -447,3 +447,10 @@ def test_merge_speakers_from_the_panel(window, qtbot):
     names = [model.index(i).data(Qt.ItemDataRole.UserRole + 4) for i in range(model.rowCount())]
     assert names == ["S1", "S2", "S1", "S1", "S2", "S1"]
     assert {sp.label for sp in lib.speakers(s.id)} == {"S1", "S2"}
+
+
+def test_global_push_to_talk_without_x11_says_why_and_stays_off(window, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    why = window.set_global_push_to_talk(True)
+    assert why and "\n" not in why
+    assert not window.global_ptt.isChecked() and not window.services.settings.global_push_to_talk

@@ -50,6 +50,10 @@ def build_services(data_dir: str | Path | None = None,
     data = Path(data_dir) if data_dir is not None else paths.data_dir()
     data.mkdir(parents=True, exist_ok=True)
     settings = Settings.load(data / "settings.json")
+    import shutil
+
+    for tmp in data.glob("dictation-*"):  # a dictation's scratch folder left by a quit mid-take
+        shutil.rmtree(tmp, ignore_errors=True)
     library = Library.open(data)
     notices = [library.notice] if library.notice else []
     interrupted = library.mark_interrupted()

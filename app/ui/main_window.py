@@ -156,6 +156,9 @@ class MainWindow(QMainWindow):
             self.notify(msg)
         self.importer.add_interrupted_jobs()
         self.importer.recover_recordings()
+        self._global_key = None
+        if services.settings.global_push_to_talk:
+            self.global_ptt.setChecked(True)
 
     # -- menus -----------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -199,6 +202,11 @@ class MainWindow(QMainWindow):
         dictation.setText("&Dictation pad")
         dictation.setShortcut(QKeySequence("Ctrl+D"))
         self.tools_menu.addAction(dictation)
+        self.global_ptt = QAction("Push-to-talk in every app (hold F9; X11)", self)
+        self.global_ptt.setCheckable(True)
+        self.global_ptt.setToolTip("Hold F9 in any app, speak, release: the text is pasted there")
+        self.global_ptt.toggled.connect(self.set_global_push_to_talk)
+        self.tools_menu.addAction(self.global_ptt)
         ask_all = QAction("&Ask all meetings…", self)
         ask_all.setShortcut(QKeySequence("Ctrl+Shift+A"))
         ask_all.triggered.connect(self.ask_all)
@@ -326,6 +334,30 @@ class MainWindow(QMainWindow):
             return
         self.sessions.update_session(session_id)
         self.session_view.refresh_soon(session_id)
+
+    def set_global_push_to_talk(self, on: bool) -> str | None:
+        """Hold F9 in any app to dictate into it (X11); otherwise a one-line reason."""
+        why = None
+        if on and self._global_key is None:
+            from .global_keys import PadGlobalKey
+
+            key = PadGlobalKey(self.dictation)
+            why = key.start()
+            if why is None:
+                self._global_key = key
+            else:
+                self.notify(f"Push-to-talk in every app is not available: {why}")
+                self.global_ptt.blockSignals(True)
+                self.global_ptt.setChecked(False)
+                self.global_ptt.blockSignals(False)
+        elif not on and self._global_key is not None:
+            self._global_key.stop()
+            self._global_key = None
+        want = self._global_key is not None
+        if self.services.settings.global_push_to_talk != want and not self.services.closed:
+            self.services.settings.global_push_to_talk = want
+            self.services.save_settings()
+        return why
 
     def _dictation_shown(self, visible: bool) -> None:
         if visible and not getattr(self, "_dictation_sized", False):
@@ -464,6 +496,9 @@ class MainWindow(QMainWindow):
             timer.stop()
         self.model_setup.shutdown()
         self.downloader.shutdown()
+        if self._global_key is not None:
+            self._global_key.stop()
+            self._global_key = None
         self.dictation.shutdown()
         self.save_state()
         if self._player is not None:
