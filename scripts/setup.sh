@@ -55,6 +55,6 @@ if [[ "${REBUILD_LLAMA:-0}" == 1 ]]; then
   "$VPY" -m pip install --force-reinstall --no-cache-dir "llama-cpp-python==0.3.36"
 fi
 extras="."
-[[ $WANT_TEST == 1 ]] && extras=".[test,package]"  # tests/test_packaging.py builds the bundle
+[[ $WANT_TEST == 1 ]] && extras=".[test,package,bench]"  # the bundle is built by tests/test_packaging.py; Gemma 3 270M (bench) checks summary quality
 "$VPY" -m pip install -q -e "$extras"
 echo "setup: ready (.venv)"
