@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
     p.add_argument("--language", help="language of the speech, if known")
     p.add_argument("--translate-to", metavar="LANG", help="write the transcript in this language")
     p.add_argument("--title", help="session title (default: the file name)")
-    p.add_argument("--parallel", type=int, default=4, help="utterances decoded together (default 4)")
+    p.add_argument("--parallel", type=int, default=8, help="utterances decoded together (default 8)")
     p.add_argument("--json", action="store_true", help="print the session's segments as JSON")
     _add_model_args(p)
 

@@ -41,7 +41,7 @@ class EngineConfig:
     n_batch: int = 2048         # also n_ubatch: an image is never split (>= 1120)
     full_swa_cache: bool = True  # needed to reuse a prefix longer than the sliding window
     image_tokens: int | None = None  # default per-image budget (70-1120); None: model default
-    n_parallel: int = 4         # sequences decoded together by chat_batch (shared KV cache)
+    n_parallel: int = 8         # sequences decoded together by chat_batch (shared KV cache)
 
     def threads(self) -> int:
         if self.n_threads > 0:

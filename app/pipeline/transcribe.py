@@ -49,7 +49,7 @@ class TranscribeOptions:
     speakers: int | None = None          # known number of speakers, else automatic
     language: str | None = None          # language of the speech, if known
     translate_to: str | None = None      # write the text in this language instead
-    parallel: int = 4                    # utterances decoded together
+    parallel: int = 8                    # utterances decoded together (2.1x one-by-one on 2 CPU threads)
     tokens_per_second: float = 8.0       # answer budget per second of speech (+ a base)
 
     def key(self) -> dict:
