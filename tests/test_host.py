@@ -107,3 +107,29 @@ def test_host_batch(host):
     convs = [[Message.user("Transcribe.", Audio(tone(1.0 + i)))] for i in range(3)]
     rs = host.chat_batch(convs, max_tokens=5, ignore_eos=True)
     assert [r.media_tokens for r in rs] == [[25], [50], [75]] and all(r.generated_tokens == 5 for r in rs)
+
+
+@pytest.mark.parametrize("call", ["chat_batch", "count_tokens", "chat"])
+def test_a_child_that_dies_as_a_request_is_sent_is_a_crash_not_a_broken_pipe(host, call, monkeypatch):
+    """The child dies between the liveness check and the request (seen in CI as '[Errno 32] Broken
+    pipe' on the user's screen): the caller gets EngineCrashed naming what happened to the model
+    process, and the call after that starts a fresh one."""
+    host.start()
+    pid = host.pid
+    ensure = host._ensure
+
+    def ensure_then_die():
+        ensure()
+        if host.pid == pid:
+            os.kill(pid, signal.SIGKILL)
+            host._proc.join(10)
+
+    monkeypatch.setattr(host, "_ensure", ensure_then_die)
+    msgs = [Message.user("Hello there")]
+    do = {"chat_batch": lambda: host.chat_batch([msgs, msgs], max_tokens=4),
+          "count_tokens": lambda: host.count_tokens(msgs),
+          "chat": lambda: host.chat(msgs, max_tokens=4)}[call]
+    with pytest.raises(EngineCrashed, match="model process"):
+        do()
+    do()
+    assert host.restarts == 1 and host.pid != pid

@@ -274,7 +274,10 @@ class EngineHost:
     def _call(self, *req):
         with self._lock:
             self._ensure()
-            self._conn.send(req)
+            try:
+                self._conn.send(req)
+            except (OSError, BrokenPipeError):
+                pass  # the child died: _recv says how, as EngineCrashed
             msg = self._recv()
             if msg[0] == "error":
                 raise self._error(msg)
