@@ -4,7 +4,7 @@ Stops on Ctrl-C, SIGTERM or after ``--seconds``; prints the session id. At start
 crash left unfinished are finalized into their sessions first. With ``--live`` the model
 transcribes utterances while the meeting runs (segments are printed to stderr as they land);
 without it the session keeps the audio for a later transcription. With ``--screen-interval`` the
-main thread runs a Qt event loop that grabs the screen (only this command imports Qt).
+main thread runs the screen grab's Qt event loop (app/capture/screen.py; this module imports no Qt).
 """
 
 from __future__ import annotations
@@ -148,34 +148,20 @@ def _wait(meeting, seconds: float | None, t0: float) -> None:
 
 
 def _run_with_screen(meeting, args, t0: float) -> None:
-    from .capture.screen import ScreenGrabber, display_missing
+    from .capture.screen import display_missing
 
     why = display_missing()
-    if why is not None:
+    if why is not None:  # checked before loading Qt at all
         _say(f"{why}; recording without screen grabs")
         return _wait(meeting, args.seconds, t0)
-    from PySide6.QtCore import QTimer
-    from PySide6.QtGui import QGuiApplication
+    from .capture.screen import grab_until  # the Qt event loop lives with the screen grab
 
-    app = QGuiApplication.instance() or QGuiApplication(["minutely-record"])
-    grabber = ScreenGrabber(args.screen_interval, meeting.offer_screen)
-    why = grabber.start()
-    if why is not None:
-        _say(f"{why}; recording without screen grabs")
     stop = threading.Event()
     _stop_signals(stop.set)
-    watch = QTimer()  # Python runs signal handlers only between Qt events: wake it up
-
-    def check() -> None:
-        if stop.is_set() or meeting.wait_ended(0) or \
-                (args.seconds is not None and time.monotonic() - t0 >= args.seconds):
-            grabber.stop()
-            app.quit()
-    watch.timeout.connect(check)
-    watch.start(100)
-    app.exec()
-    watch.stop()
-    grabber.stop()
+    grab_until(args.screen_interval, meeting.offer_screen,
+               done=lambda: stop.is_set() or meeting.wait_ended(0) or
+               (args.seconds is not None and time.monotonic() - t0 >= args.seconds),
+               on_notice=lambda why: _say(f"{why}; recording without screen grabs"))
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 

@@ -41,3 +41,20 @@ def test_no_module_is_a_god_module():
     big = {str(p.relative_to(ROOT)): n for p in (ROOT / "app").rglob("*.py")
            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 650}
     assert not big, big
+
+
+def test_no_headless_module_imports_qt_even_lazily():
+    """The import test above misses an import inside a function: read the source too."""
+    import ast
+
+    bad = []
+    for p in sorted((ROOT / "app").rglob("*.py")):
+        name = ".".join(p.relative_to(ROOT).with_suffix("").parts)
+        if name.startswith(QT_ALLOWED):
+            continue
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if any(m.split(".")[0] in ("PySide6", "shiboken6", "PyQt5", "PyQt6") for m in mods):
+                bad.append(f"{name}:{node.lineno}")
+    assert not bad, bad

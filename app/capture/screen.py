@@ -106,3 +106,28 @@ class ScreenGrabber(QObject):
             self.grabs += 1
             self.on_image(img, forced)
         return img
+
+
+def grab_until(interval: float, on_image: Callable[[Image.Image, bool], None],
+               done: Callable[[], bool], on_notice: Callable[[str], None] | None = None) -> None:
+    """Run a Qt event loop on this (main) thread that grabs the screen every `interval` seconds
+    until `done()` is true (checked ten times a second, which also lets Python run its signal
+    handlers). For programs without a window of their own (`python main.py record`, which checks
+    `display_missing()` first: Qt aborts the process without a display); the app uses
+    ScreenGrabber in its own loop. If the screen gives no pixels, `on_notice` hears why and the
+    loop still runs until `done()`."""
+    app = QGuiApplication.instance() or QGuiApplication(["minutely-record"])
+    grabber = ScreenGrabber(interval, on_image)
+    why = grabber.start()
+    if why is not None and on_notice is not None:
+        on_notice(why)
+    watch = QTimer()
+
+    def check() -> None:
+        if done():
+            app.quit()
+    watch.timeout.connect(check)
+    watch.start(100)
+    app.exec()
+    watch.stop()
+    grabber.stop()
