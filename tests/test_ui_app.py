@@ -196,7 +196,22 @@ def test_model_process_killed_mid_job_fails_cleanly_and_retry_works(window, qtbo
     assert len(services.library.segments(sid)) > 0
 
 
+COLD_START = """
+import time; t0 = time.perf_counter()
+import llama_cpp  # noqa: F401  (what the app imports first, as main.py does through app.engine)
+from app.ui.app import make_application
+from app.ui.bootstrap import build_services
+from app.ui.main_window import MainWindow
+app = make_application(); services = build_services(); w = MainWindow(services); w.show(); app.processEvents()
+print(f"{time.perf_counter() - t0:.3f} {w.sessions.rowCount()}"); w.close(); services.close()
+"""
+
+
 def test_startup_under_a_second_with_1000_sessions(qtbot, tmp_path):
+    """Cold: a fresh interpreter, imports included, to a shown window listing 1,000 sessions."""
+    import subprocess
+    import sys
+
     from app.library import Library
 
     home = tmp_path / "big"
@@ -206,20 +221,14 @@ def test_startup_under_a_second_with_1000_sessions(qtbot, tmp_path):
                 s = lib.create_session(f"Weekly sync {i}", "recording")
                 lib.add_segments(s.id, [{"start": j * 5.0, "end": j * 5.0 + 4, "text": f"item {j} of meeting {i}"}
                                         for j in range(20)])
-    t0 = time.perf_counter()
-    services = build_services(home)
-    w = MainWindow(services)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    elapsed = time.perf_counter() - t0
-    try:
-        assert w.sessions.rowCount() == 1000
-        print(f"startup with 1000 sessions: {1000 * elapsed:.0f} ms")
-        assert elapsed < 1.0
-    finally:
-        w.close()
-        services.close()
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "MINUTELY_HOME": str(home)}
+    p = subprocess.run([sys.executable, "-c", COLD_START], cwd=Path(__file__).resolve().parents[1], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    elapsed, rows = p.stdout.split()
+    print(f"cold start to a shown window with 1000 sessions: {1000 * float(elapsed):.0f} ms")
+    assert int(rows) == 1000
+    assert float(elapsed) < 1.0
 
 
 def test_window_state_is_kept(qtbot, tmp_path):

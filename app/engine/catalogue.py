@@ -23,6 +23,10 @@ from typing import Any
 from ..paths import models_dir as _default_models_dir
 from .errors import ModelError
 
+# Where a download stages its partial files, beside the finished ones (here, not in download.py,
+# so the app can show what is on disk without importing the HTTP stack).
+STAGING_DIR = ".download"
+
 log = logging.getLogger("minutely.catalogue")
 
 CATALOGUE_FILE = "catalogue.json"

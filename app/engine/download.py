@@ -52,7 +52,7 @@ except ImportError:  # pragma: no cover - huggingface_hub 1.x
 
 from .. import __version__
 from ..paths import models_dir as _default_models_dir
-from .catalogue import CatalogueEntry, local_paths
+from .catalogue import STAGING_DIR, CatalogueEntry, local_paths
 from .errors import ModelError
 from .gguf_check import check_mmproj, check_model, check_pair
 
@@ -62,7 +62,6 @@ log = logging.getLogger("minutely.download")
 hf_constants.HF_HUB_DISABLE_TELEMETRY = True
 
 ProgressFn = Callable[[int, int], None]
-STAGING_DIR = ".download"
 PROGRESS_INTERVAL = 0.1  # seconds between progress calls (at most ~10 a second)
 _HASH_BLOCK = 8 << 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -215,7 +215,7 @@ class ModelDownloader(QObject):
         return local_paths(self.entry, models_root(self.services))
 
     def staging(self) -> Path:
-        from app.engine.download import STAGING_DIR
+        from app.engine.catalogue import STAGING_DIR
 
         return self.paths()[0].parent / STAGING_DIR
 
