@@ -137,6 +137,19 @@ def run(args) -> int:
         print(f"minutely: self-test failed: {e}", file=sys.stderr)
         return EXIT_BROKEN
 
+    # llama.cpp's CPU code: which variant runs here and that a quantized matrix
+    # product does (in this process with --in-process: under an emulated CPU the
+    # process that runs the model must be the emulated one).
+    from .engine import backends, cpucheck
+
+    verdict = cpucheck.check(in_process=args.in_process, use_cache=False)  # always fresh
+    cpu = verdict.system_info
+    if args.in_process:
+        cpucheck.ensure_backend(in_process=True)
+        cpu = backends.system_info()
+    feats = " ".join(backends.features(cpu))
+    which = f"variant {verdict.variant}" if verdict.variant else "linked CPU code"
+
     choice = resolve_model(args.model, args.mmproj)
     if choice.mmproj is None:
         raise ModelError("the self-test needs the model's mmproj (audio and images): give --mmproj")
@@ -170,5 +183,6 @@ def run(args) -> int:
           f"load {timings['load']:.2f}s, answer {timings['answer']:.2f}s "
           f"(prompt {reply.prompt_tokens} tokens, audio {media[0]} + image {media[1]}, "
           f"{reply.generated_tokens} generated); media {timings['media']:.2f}s, "
-          f"vad {timings['vad']:.2f}s, {pa}")
+          f"vad {timings['vad']:.2f}s, {pa}; cpu: {which} ({feats}), "
+          f"{'quantized check ' + format(verdict.seconds, '.2f') + 's' if not verdict.cached else 'checked before'}")
     return EXIT_OK

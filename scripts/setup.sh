@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Set up Minutely on a Debian/Ubuntu machine: system packages, a virtual
-# environment in .venv, and the Python packages (llama-cpp-python compiles
-# llama.cpp from source: about 5 minutes on 2 cores, once; pip caches it).
+# environment in .venv, and the Python packages. llama-cpp-python compiles
+# llama.cpp from source with the portable flags of scripts/llama-flags.sh (a
+# CPU backend for every instruction-set level; about 25 minutes on 2 cores,
+# once: the wheel is kept in ~/.cache/minutely/llama-wheels/ under a key of
+# version + flags, so a second checkout or a new .venv installs it in seconds).
 #
 #   bash scripts/setup.sh            # what the app needs
 #   bash scripts/setup.sh --test     # plus what the tests need
 #
-# GPU builds: CMAKE_ARGS="-DGGML_CUDA=on" (or -DGGML_VULKAN=on, -DGGML_METAL=on
-# on macOS) with REBUILD_LLAMA=1 to rebuild an already installed CPU build.
+# GPU builds: CMAKE_ARGS="-DGGML_CUDA=on" (or -DGGML_VULKAN=on); changed flags
+# rebuild by themselves; REBUILD_LLAMA=1 rebuilds even when a wheel is kept.
+# MINUTELY_LLAMA_NATIVE=1: build for this machine only (never for packaging).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +24,7 @@ APT_APP=(python3-venv python3-dev build-essential cmake libportaudio2 libgl1 lib
          libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libxcb-cursor0
          libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0
          libxcb-render-util0 libxcb-image0)
-APT_TEST=(xvfb xauth pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox)
+APT_TEST=(xvfb xauth pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox qemu-user)
 
 if command -v dpkg-query >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
   want=("${APT_APP[@]}")
@@ -51,8 +55,27 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 VPY=.venv/bin/python
 "$VPY" -m pip install -q --upgrade pip >/dev/null
-if [[ "${REBUILD_LLAMA:-0}" == 1 ]]; then
-  "$VPY" -m pip install --force-reinstall --no-cache-dir "llama-cpp-python==0.3.36"
+
+# llama.cpp: pip's own wheel cache is keyed by the source archive only, so it
+# would hand back a wheel built with other flags (say, -march=native from an
+# earlier setup): build our own wheel, keyed by version + flags + platform.
+LLAMA_VERSION=0.3.36
+FLAGS="$(bash scripts/llama-flags.sh)${CMAKE_ARGS:+ $CMAKE_ARGS}"
+KEY=$("$VPY" -c 'import hashlib, platform, sys; print(hashlib.sha256("|".join(sys.argv[1:] + [platform.machine(), platform.system(), sys.version.split()[0]]).encode()).hexdigest()[:16])' "$LLAMA_VERSION" "$FLAGS")
+MARK=.venv/.llama-build
+if [[ "${REBUILD_LLAMA:-0}" == 1 || "$(cat "$MARK" 2>/dev/null)" != "$KEY" ]] || ! "$VPY" -c "import llama_cpp" 2>/dev/null; then
+  WHEELS="${XDG_CACHE_HOME:-$HOME/.cache}/minutely/llama-wheels/$KEY"
+  if [[ "${REBUILD_LLAMA:-0}" == 1 ]] || ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+    echo "setup: compiling llama.cpp $LLAMA_VERSION ($FLAGS); this takes a while, once"
+    rm -rf "$WHEELS.tmp" && mkdir -p "$WHEELS.tmp"
+    t0=$SECONDS
+    CMAKE_ARGS="$FLAGS" "$VPY" -m pip wheel -q --no-deps --no-cache-dir --no-binary llama-cpp-python \
+      -w "$WHEELS.tmp" "llama-cpp-python==$LLAMA_VERSION"
+    rm -rf "$WHEELS" && mv "$WHEELS.tmp" "$WHEELS"
+    echo "setup: llama.cpp compiled in $((SECONDS - t0)) s"
+  fi
+  "$VPY" -m pip install -q --force-reinstall --no-deps "$WHEELS"/llama_cpp_python-*.whl
+  echo "$KEY" > "$MARK"
 fi
 extras="."
 [[ $WANT_TEST == 1 ]] && extras=".[test,package,bench]"  # the bundle is built by tests/test_packaging.py; Gemma 3 270M (bench) checks summary quality

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,8 +14,15 @@ import numpy as np
 import pytest
 
 # Nothing a test does may reach the user's real data, settings or hub cache.
-for var in ("MINUTELY_MODEL", "MINUTELY_MMPROJ", "HF_TOKEN"):
+for var in ("MINUTELY_MODEL", "MINUTELY_MMPROJ", "HF_TOKEN", "MINUTELY_CPU_VARIANT"):
     os.environ.pop(var, None)
+
+# llama.cpp's CPU check (app/engine/cpucheck.py) keeps its verdict per machine in the data
+# folder; every test has its own data folder, so the suite keeps one verdict for all of them
+# (tests/test_cpucheck.py checks the keeping itself, with files of its own).
+_CPU_CHECK_DIR = tempfile.mkdtemp(prefix="minutely-test-cpucheck-")
+atexit.register(shutil.rmtree, _CPU_CHECK_DIR, True)
+os.environ["MINUTELY_CPU_CHECK_FILE"] = os.path.join(_CPU_CHECK_DIR, "cpu-check.json")
 
 
 # MINUTELY_TEST_GPU_LAYERS=-1 runs the engine tests with every layer offloaded

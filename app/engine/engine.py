@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from . import native
+from . import cpucheck, native
 from .errors import ContextOverflow, EngineError, ModelError
 from .gguf_check import MODEL_ARCH, check_pair
 from .messages import IMAGE_TOKENS_MIN, Audio, Image, Message, as_messages, clamp_image_tokens
@@ -147,6 +147,7 @@ class Engine:
             raise ModelError(f"{Path(model).name} carries no chat template")
         native.install()
         native.clear_recent()
+        cpucheck.ensure_backend()  # the CPU code that runs on this machine (checked once)
         self._llama, self._mtmd = llama_cpp, mtmd
         self._lock = threading.Lock()
         self._external_cancel = cancel_event is not None

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from . import errors
+from . import cpucheck, errors
 from .engine import EngineConfig, GenerateOptions, Reply, Stream, _options
 from .errors import EngineCrashed, EngineError, ModelError
 from .gguf_check import MODEL_ARCH, check_pair
@@ -31,11 +31,18 @@ log = logging.getLogger("minutely.engine.host")
 _POLL = 0.05  # seconds between liveness checks while waiting on the child
 
 
-def _child_main(conn, cancel, model, mmproj, config, chat_template, require_arch) -> None:
+def _child_main(conn, cancel, cpu_variant, model, mmproj, config, chat_template,
+                require_arch) -> None:
     """Entry point of the engine process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    from . import backends
     from .engine import Engine
 
+    try:
+        backends.load(cpu_variant)  # the parent's CPU check chose it
+    except OSError as e:
+        conn.send(("error", "ModelError", f"{e}: this CPU lacks its instructions"))
+        return
     try:
         engine = Engine(model, mmproj, config, chat_template=chat_template,
                         require_arch=require_arch, cancel_event=cancel)
@@ -130,8 +137,13 @@ class EngineHost:
         if self._proc is not None and self._proc.is_alive():
             return
         self._reap()
+        # Which CPU code runs llama.cpp here: checked once per machine in throw-away
+        # children, so an instruction this CPU lacks is a one-line ModelError
+        # (CPUUnsupported), never a model process that dies at every start.
+        variant = cpucheck.check().variant
         parent, child = self._mp.Pipe()
-        proc = self._mp.Process(target=_child_main, args=(child, self._cancel, *self._args),
+        proc = self._mp.Process(target=_child_main,
+                                args=(child, self._cancel, variant, *self._args),
                                 name="minutely-engine", daemon=True)
         proc.start()
         child.close()
