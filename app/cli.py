@@ -112,6 +112,8 @@ def _engine_config(args, settings):
 
 def _need_file(path: str, what: str) -> Path:
     p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"{path} is a directory")
     if not p.is_file():
         raise UsageError(f"{what} not found: {path}")
     return p

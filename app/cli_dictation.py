@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from .cli import EXIT_OK, UsageError, _add_model_args, _engine_config, _need_file, _settings
 
@@ -47,8 +48,11 @@ def run_dictate(args) -> int:
                             remove_fillers=not args.keep_fillers, spoken_punctuation=not args.literal)
     from .pipeline.dictate import speech_spans
 
-    if not speech_spans(audio):
-        print("minutely: nothing was heard (the recording has no speech)", file=sys.stderr)
+    if not speech_spans(audio):  # exit 1 (README): nothing heard; the same words as `transcribe` says
+        from .media.audio import SAMPLE_RATE, NoSpeech
+
+        print(f"minutely: nothing was heard: {NoSpeech(Path(args.audio).name, len(audio) / SAMPLE_RATE)}",
+              file=sys.stderr)
         return 1
     with _engine(args, settings) as engine:
         try:

@@ -37,6 +37,10 @@ def run_transcribe(args) -> int:
         raise UsageError("--speakers must be at least 1")
     if (args.file is None) == (args.session is None):
         raise UsageError("give a FILE to transcribe, or --session ID of a recording (one of them)")
+    if args.file is not None:
+        from .media.audio import check_file
+
+        check_file(args.file)  # a missing file or a directory says so before any model is looked for
     settings = _settings()
     choice = resolve_model(args.model, args.mmproj, settings)
     if choice.mmproj is None:

@@ -21,14 +21,40 @@ class MediaError(Exception):
     """A media file that cannot be used; the message is one line for the user."""
 
 
+class NoSpeech(MediaError):
+    """The file decodes, but holds no speech: too little audio for an utterance, or the VAD
+    found none in it. Nothing is stored for such a file."""
+
+    def __init__(self, name: str, seconds: float):
+        self.seconds = seconds
+        super().__init__(f"no speech in {name} ({format_seconds(seconds)} s of audio)")
+
+
+def format_seconds(seconds: float) -> str:
+    """A length for a message: 0.06, 12.50, 3600; a sliver of a file is not shown as 0.00."""
+    if seconds >= 60:
+        return f"{seconds:.0f}"
+    if seconds == 0 or seconds >= 0.01:
+        return f"{seconds:.2f}"
+    return f"{seconds:.1g}"
+
+
+def check_file(path: str | os.PathLike) -> Path:
+    """``path`` as a Path if it is a file; else MediaError saying what it is instead."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise MediaError(f"{path} is a directory")
+    if not p.exists():
+        raise MediaError(f"file not found: {path}")
+    if not p.is_file():
+        raise MediaError(f"{path} is not a regular file")
+    return p
+
+
 def _open(path: str | os.PathLike):
     import av
 
-    p = Path(path)
-    if not p.exists():
-        raise MediaError(f"file not found: {p}")
-    if p.is_dir():
-        raise MediaError(f"expected a file, got a folder: {p}")
+    p = check_file(path)
     if p.stat().st_size == 0:
         raise MediaError(f"file is empty: {p.name}")
     try:

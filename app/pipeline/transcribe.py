@@ -1,7 +1,8 @@
 """Transcribe an audio or video file into a session with speaker-labelled segments.
 
 1. Decode the file (streaming) and cut speech into utterances with the VAD. A
-   file that cannot be decoded fails here, before anything is written.
+   file that cannot be decoded, or holds no speech, fails here, before anything
+   is written.
 2. Create the session and a job whose resume state holds the utterance list.
 3. Decode again, utterance by utterance, and send them to the model in groups
    of ``parallel`` (one llama.cpp sequence each). Every utterance is asked with
@@ -28,7 +29,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from app.engine.messages import Audio, Message
-from app.media.audio import SAMPLE_RATE, MediaError, iter_audio
+from app.media.audio import SAMPLE_RATE, NoSpeech, check_file, iter_audio
 
 log = logging.getLogger("minutely.transcribe")
 
@@ -169,17 +170,20 @@ def prepare_file(lib, path: str | Path, opts: TranscribeOptions | None = None, *
     Needs no model: the app calls it as soon as a file is dropped, so the session
     appears at once and its transcription waits for the model. ``session_id``:
     transcribe into that existing session instead (a recording made without live
-    transcription). A file that cannot be read raises MediaError and writes nothing."""
+    transcription). A file that cannot be read raises MediaError and writes nothing;
+    so does one without speech (NoSpeech): the VAD found no utterance in it (it keeps
+    none with less than ``Segmenter.min_speech`` of speech, so a sliver of audio, like
+    a truncated header, is no speech either)."""
     opts = opts or TranscribeOptions()
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise MediaError(f"file not found: {path}")
-    path = path.resolve()
+    given = check_file(path)
+    path = given.resolve()
     fp = fingerprint(path)
     job = find_resumable(lib, fp, opts)
     if job is not None:
         return job
     utts, duration = scan(path)  # MediaError here: nothing is written
+    if not utts:
+        raise NoSpeech(given.name, duration)
     state = _State(str(path), fp, opts.key(), [list(u) for u in utts], duration)
     with lib.transaction():
         if session_id is None:

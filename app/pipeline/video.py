@@ -35,7 +35,7 @@ import numpy as np
 from app.engine.engine import Reply
 from app.engine.errors import EngineError
 from app.engine.messages import IMAGE_TOKENS_MIN, Image, Message, Text, clamp_image_tokens
-from app.media.audio import MediaError
+from app.media.audio import MediaError, NoSpeech, check_file
 
 from .chat import Callback, ChatAnswer, ThoughtSplitter, _stream, context_size, find_citations, fit_span, \
     stride_sample
@@ -157,6 +157,8 @@ def sample_frames(path: str | Path, opts: FrameOptions | None = None,
             if not got:
                 raise MediaError(f"cannot decode the video of {Path(path).name}: {e}") from None
             log.warning("video %s ends in damaged data: %s", Path(path).name, e)
+        if not got:
+            raise MediaError(f"no decodable frames in {Path(path).name}")
     finally:
         c.close()
 
@@ -204,10 +206,7 @@ def import_video(lib, engine, path: str | Path, *, title: str | None = None, tra
     or "frames". An earlier complete import of the same file is reused."""
     from .transcribe import TranscribeCancelled, TranscribeOptions, transcribe_file
 
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise MediaError(f"file not found: {path}")
-    p = p.resolve()
+    p = check_file(path).resolve()
     info = probe(p)   # MediaError before anything is written
     done = find_video_session(lib, p)
     if done is not None:
@@ -223,11 +222,18 @@ def import_video(lib, engine, path: str | Path, *, title: str | None = None, tra
                                   progress=(lambda pr: progress("transcribe", pr.fraction)) if progress else None)
         except TranscribeCancelled:
             raise VideoCancelled("video import cancelled") from None
-    else:
-        s = lib.create_session(topts.title or p.stem, "file", source=str(p), status="transcribing")
-        sid = s.id
-    return add_frames(lib, sid, p, fopts, info=info, cancel=cancel,
-                      progress=(lambda f: progress("frames", f)) if progress else None)
+        except NoSpeech:  # a silent soundtrack: the frames are still worth asking about
+            pass
+    frames_only = sid is None
+    if frames_only:
+        sid = lib.create_session(topts.title or p.stem, "file", source=str(p), status="transcribing").id
+    try:
+        return add_frames(lib, sid, p, fopts, info=info, cancel=cancel,
+                          progress=(lambda f: progress("frames", f)) if progress else None)
+    except MediaError:
+        if frames_only:  # neither speech nor a frame: nothing of this file is kept
+            lib.delete_session(sid)
+        raise
 
 
 def add_frames(lib, sid: int, path: str | Path, frame_opts: FrameOptions | None = None, *,

@@ -42,19 +42,25 @@ class Importer(QObject):
         opts = self._options()
 
         def read(ctx):
-            from app.media.audio import MediaError
+            from app.media.audio import MediaError, NoSpeech
             from app.pipeline.video import probe
 
             try:
                 info = probe(path)
             except MediaError:
                 info = None  # no video track: an audio file (or not media, which prepare_file says)
-            if info is not None and not info.has_audio:
+            if info is not None and info.has_audio:
+                try:
+                    job = prepare_file(ctx.library, path, opts)
+                    return job.session_id, True, True
+                except NoSpeech:
+                    pass  # a silent soundtrack: the video's frames alone
+            if info is not None:
                 s = ctx.library.create_session(opts.title or path.stem, "file", source=str(path.resolve()),
                                                status="transcribing")
                 return s.id, True, False
-            job = prepare_file(ctx.library, path, opts)
-            return job.session_id, info is not None, True
+            # an audio file: no speech (NoSpeech), or anything unreadable, fails here and stores nothing
+            return prepare_file(ctx.library, path, opts).session_id, False, True
 
         task = Task(f"Reading {path.name}", read, kind="import", needs_model=False,
                     retry=lambda: self.import_file(path))
