@@ -58,7 +58,7 @@ def bench_chat(args, tmp: Path) -> dict:
     engine = Engine(model, None, EngineConfig(n_ctx=args.ctx, n_threads=args.threads),
                     chat_template=GEMMA_TEMPLATE, require_arch=None)
     first, follow, overhead, follow_engine = [], [], [], []
-    n_first = n_follow = 0
+    n_first = n_follow = n_new = 0
     try:
         for _ in range(args.rounds):
             engine.reset()
@@ -76,11 +76,13 @@ def bench_chat(args, tmp: Path) -> dict:
             follow_engine.append(r2.prompt_seconds + r2.generate_seconds)
             overhead.append(wall - (r2.prompt_seconds + r2.generate_seconds))
             n_first, n_follow = r1.evaluated_tokens, r2.evaluated_tokens
+            n_new = r2.prompt_tokens - r1.prompt_tokens  # the answer + the new question: what reuse leaves
     finally:
         engine.close()
         lib.close()
     return {"model": Path(model).name, "minutes": args.minutes, "prompt_tokens": n_first,
-            "followup_evaluated_tokens": n_follow, "ttft_first_s": round(median(first), 3),
+            "followup_evaluated_tokens": n_follow, "followup_new_tokens": n_new,
+            "ttft_first_s": round(median(first), 3),
             "ttft_followup_s": round(median(follow), 4), "ratio": round(median(follow) / median(first), 4),
             "followup_engine_s": round(median(follow_engine), 4),
             "chat_overhead_s": round(median(overhead), 4)}

@@ -33,7 +33,10 @@ def test_engine_overhead_bench_runs(tiny_model):
 def test_prefix_reuse_bench_runs(tiny_model):
     r = _run("prefix_reuse.py", "--model", str(tiny_model.model), "--transcript-tokens", "1500",
              "--rounds", "1")
-    assert r["prompt_tokens"] > 1000 and r["followup_evaluated_tokens"] < 100
+    assert r["prompt_tokens"] > 1000
+    # the follow-up evaluates no more than its own new turn (the random model's previous answer, whose
+    # length depends on the CPU's arithmetic, + the question): the transcript came from the cache
+    assert r["followup_evaluated_tokens"] <= r["followup_new_tokens"]
 
 
 @pytest.mark.slow
@@ -65,7 +68,8 @@ def test_summarize_bench_runs(tiny_model):
 def test_ask_bench_runs(tiny_model):
     r = _run("ask.py", "--model", str(tiny_model.model), "--minutes", "3", "--ctx", "8192", "--rounds", "1",
              "--video-seconds", "10", "--video-ctx", "4096")
-    assert r["chat"]["prompt_tokens"] > 1000 and r["chat"]["followup_evaluated_tokens"] < 200
+    assert r["chat"]["prompt_tokens"] > 1000
+    assert r["chat"]["followup_evaluated_tokens"] <= r["chat"]["followup_new_tokens"]  # as above
     assert r["video"]["frames"] == 10 and r["video"]["overhead_s"] >= 0
 
 
