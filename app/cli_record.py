@@ -1,7 +1,9 @@
 """``python main.py record``: record a meeting (microphone, system audio, screen) into a session.
 
-Stops on Ctrl-C, SIGTERM or after ``--seconds``; prints the session id. At start, recordings a
-crash left unfinished are finalized into their sessions first. With ``--live`` the model
+Stops on Ctrl-C, SIGTERM or after ``--seconds`` of stored audio (counted in samples by the
+recorder, so ``--seconds 20`` stores 20 s however long the devices take to start); "recording" is
+said once audio flows, not when the devices are merely open. Prints the session id. At start,
+recordings a crash left unfinished are finalized into their sessions first. With ``--live`` the model
 transcribes utterances while the meeting runs (segments are printed to stderr as they land);
 without it the session keeps the audio for a later transcription. With ``--screen-interval`` the
 main thread runs the screen grab's Qt event loop (app/capture/screen.py; this module imports no Qt).
@@ -12,7 +14,6 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-import time
 
 from .cli import EXIT_OK, UsageError, _add_model_args, _engine_config, _settings
 
@@ -25,7 +26,7 @@ def add_parser(sub) -> None:
     p.add_argument("--no-mic", action="store_true", help="record no microphone (system audio only)")
     p.add_argument("--system-audio", nargs="?", const="auto", metavar="NAME",
                    help="also record what the computer plays ('auto' if no NAME is given)")
-    p.add_argument("--seconds", type=float, help="stop after this many seconds (default: Ctrl-C)")
+    p.add_argument("--seconds", type=float, help="stop once this many seconds of audio are stored (default: Ctrl-C)")
     p.add_argument("--screen-interval", type=float, metavar="S", help="grab the screen every S seconds")
     p.add_argument("--live", action="store_true", help="transcribe while recording (needs the model)")
     p.add_argument("--title", help="session title (default: 'Meeting <date> <time>')")
@@ -62,24 +63,31 @@ def run(args) -> int:
             _say(lib.notice)
         for sid, res in recover_unfinished(lib):
             _say(f"recovered an unfinished recording ({res.duration:.1f} s) into session {sid}")
-        t0 = time.monotonic()
 
         def show(seg) -> None:
             _say(f"[{_clock(seg.start)}] {seg.speaker or '?'}: {seg.text}")
 
         meeting = Meeting(lib, mic=mic, system=system, title=args.title, engine=engine, options=opts,
-                          on_segment=show if args.live else None, on_notice=_say)
+                          on_segment=show if args.live else None, on_notice=_say,
+                          recorder_options={"max_seconds": args.seconds})
+        stop = threading.Event()
+        _stop_signals(stop.set)
         try:
             sid = meeting.start()
         except RecordingError as e:
             raise UsageError(str(e)) from None
-        tracks = " + ".join({"mic": "microphone", "system": "system audio"}.get(t, t) for t in meeting.tracks)
-        _say(f"recording session {sid} ({tracks}); Ctrl-C stops")
         try:
-            if args.screen_interval:
-                _run_with_screen(meeting, args, t0)
-            else:
-                _wait(meeting, args.seconds, t0)
+            while not (stop.is_set() or meeting.wait_audio(0.05) or meeting.wait_ended(0)):
+                pass  # the devices are open; audio follows (PulseAudio: 0.4-2 s)
+            if meeting.wait_audio(0):
+                tracks = " + ".join({"mic": "microphone", "system": "system audio"}.get(t, t)
+                                    for t in meeting.tracks)
+                _say(f"recording session {sid} ({tracks}); Ctrl-C stops")
+                if args.screen_interval:
+                    _run_with_screen(meeting, args, stop)
+                else:
+                    _wait(meeting, stop)
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C cuts finishing short
             _say("stopping" + ("; finishing the live transcription" if args.live else ""))
             result = meeting.stop()
         except KeyboardInterrupt:  # a second Ctrl-C while finishing: keep what is stored
@@ -135,34 +143,25 @@ def _stop_signals(on_stop) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def _wait(meeting, seconds: float | None, t0: float) -> None:
-    stop = threading.Event()
-    _stop_signals(stop.set)
-    while not stop.is_set():
-        left = None if seconds is None else seconds - (time.monotonic() - t0)
-        if left is not None and left <= 0:
-            break
-        if meeting.wait_ended(min(0.2, left) if left is not None else 0.2):
-            break  # a device was lost: the recorder saved and stopped
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C cuts finishing short
+def _wait(meeting, stop: threading.Event) -> None:
+    """Until Ctrl-C/SIGTERM, or the recorder ended by itself: --seconds of audio stored, or a
+    device lost (it saved and stopped)."""
+    while not stop.is_set() and not meeting.wait_ended(0.2):
+        pass
 
 
-def _run_with_screen(meeting, args, t0: float) -> None:
+def _run_with_screen(meeting, args, stop: threading.Event) -> None:
     from .capture.screen import display_missing
 
     why = display_missing()
     if why is not None:  # checked before loading Qt at all
         _say(f"{why}; recording without screen grabs")
-        return _wait(meeting, args.seconds, t0)
+        return _wait(meeting, stop)
     from .capture.screen import grab_until  # the Qt event loop lives with the screen grab
 
-    stop = threading.Event()
-    _stop_signals(stop.set)
     grab_until(args.screen_interval, meeting.offer_screen,
-               done=lambda: stop.is_set() or meeting.wait_ended(0) or
-               (args.seconds is not None and time.monotonic() - t0 >= args.seconds),
+               done=lambda: stop.is_set() or meeting.wait_ended(0),
                on_notice=lambda why: _say(f"{why}; recording without screen grabs"))
-    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _clock(t: float) -> str:

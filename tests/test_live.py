@@ -298,7 +298,7 @@ def test_meeting_pause_resume_and_system_audio_notice(tmp_path, pulse):
     m.resume()
     wait_for(lambda: m.position > at + 0.5, 15, "audio after resuming")
     res = m.stop()
-    assert states == ["recording", "paused", "recording", "finishing", "stopped"]
+    assert states == ["starting", "recording", "paused", "recording", "finishing", "stopped"]
     s = lib.get_session(sid)
     assert (s.status, s.title) == ("new", "Standup") and s.duration == pytest.approx(res.duration)
     assert [x.kind for x in lib.media(sid)] == ["audio"] and res.live is None

@@ -413,6 +413,31 @@ def test_losing_system_audio_keeps_the_microphone(tmp_path):
     assert len(read_wav(res.tracks["mic"])) == 3200 and len(read_wav(res.mix)) == 3200
 
 
+def test_max_seconds_stores_exactly_that_much_counted_from_the_first_audio(tmp_path):
+    sd = FakeSD()
+    ready, stopped = [], []
+    r = Recorder(tmp_path / "n", mic="Fake Mic", system="auto", sd=sd, stall_timeout=30, max_seconds=0.5,
+                 on_ready=lambda: ready.append(dict(r.frames_written)), on_stop=stopped.append)
+    r.start()
+    mic, system = sd.streams["Fake Mic"], sd.streams["Fake Monitor of Speakers"]
+    mic.push(saw(0, 1600))
+    wait_for(lambda: r.frames_written["mic"] == 1600, what="the microphone's first block on disk")
+    assert ready == [] and r.state == "recording"  # the system audio has not delivered yet
+    system.push(saw(0, 1600))
+    wait_for(lambda: ready, what="on_ready once every device delivered")
+    for i in range(1600, 16000, 1600):  # far more than 0.5 s: the rest is not stored
+        mic.push(saw(i, 1600))
+        system.push(saw(i, 1600))
+    res = r.wait(10)
+    assert res is not None and r.state == "stopped" and stopped == [res], "it did not end by itself"
+    assert res.error is None and res.duration == 0.5 and len(ready) == 1
+    mic_wav = read_wav(res.tracks["mic"])
+    assert len(mic_wav) == 8000 and np.abs(mic_wav - saw(0, 8000)).max() < Q
+    assert len(read_wav(res.tracks["system"])) == 8000 and len(read_wav(res.mix)) == 8000
+    assert sidecar(tmp_path / "n")["duration"] == 0.5
+    assert r.stop() is res
+
+
 def test_start_errors_and_notices(tmp_path):
     with pytest.raises(RecordingError, match="no microphone named 'Nope' \\(inputs: 'Fake Mic', 'Fake Monitor"):
         Recorder(tmp_path / "a", mic="Nope", sd=FakeSD()).start()

@@ -7,6 +7,11 @@ and finalizes (see `tracks` for the format). `sd` is injectable: tests pass a fa
 
 `mic` and `system` are device specs (see `devices`): a name or part of one, "default",
 "pulse:SOURCE", and for `system` also "auto"; None leaves the track out.
+
+Audio flows some time after `start()` returns (PulseAudio: 0.4-2 s; its first ~0.4 s is never
+delivered): `on_ready` / `wait_ready` tell when every track has delivered its first block; the
+timeline starts at the first sample any track delivered. `max_seconds` ends the recording by itself once that much
+audio is stored (counted in samples, not wall time), every track cut to exactly that length.
 """
 
 from __future__ import annotations
@@ -89,11 +94,16 @@ class Recorder:
                  on_level: Callable[[str, float, float], None] | None = None, sd=None, *,
                  on_audio: Callable[[str, int, np.ndarray], None] | None = None,
                  on_stop: Callable[[RecordingResult], None] | None = None,
+                 on_ready: Callable[[], None] | None = None, max_seconds: float | None = None,
                  stall_timeout: float = 5.0, start_timeout: float = 10.0, buffer_seconds: float = 30.0,
                  keep_pcm: bool = False, block_seconds: float = BLOCK_S):
         self.folder, self.mic, self.system, self.rate = Path(folder), mic, system, int(rate)
         self.block_seconds = block_seconds  # 0: let PortAudio choose
-        self.on_level, self.on_audio, self.on_stop = on_level, on_audio, on_stop
+        self.on_level, self.on_audio, self.on_stop, self.on_ready = on_level, on_audio, on_stop, on_ready
+        if max_seconds is not None and max_seconds <= 0:
+            raise RecordingError("a recording's length must be more than 0 seconds")
+        self._limit = None if max_seconds is None else max(1, round(max_seconds * self.rate))  # frames per track
+        self._full_at: float | None = None  # when the first track reached the limit
         self._sd = sd
         self._stall, self._start_timeout, self._buffer_s = stall_timeout, start_timeout, buffer_seconds
         self._keep_pcm = keep_pcm
@@ -306,6 +316,7 @@ class Recorder:
                     self._drain(t)
                 self._meter()
                 self._watch()
+                self._check_limit()
                 now = time.monotonic()
                 sync = now >= next_sync
                 for t in self._tracks.values():
@@ -362,6 +373,8 @@ class Recorder:
             if tr.resample is not None:
                 x = tr.resample(x)
             position = tr.file.frames
+            if self._limit is not None:  # what arrives after the limit is read (the ring must not fill) and dropped
+                x = x[:max(0, self._limit - position)]
             tr.file.write(x)
             if len(x):
                 tr.acc[0] += float(np.dot(x, x))
@@ -381,7 +394,8 @@ class Recorder:
                     p["at"] = round(base / self.rate, 3) if p["at"] is None else p["at"]
                 self._dirty = True
         base, t0 = self._epoch_base[epoch]
-        tr.file.pad_to(base + max(0, round((t_first - t0) * self.rate)))
+        start = base + max(0, round((t_first - t0) * self.rate))
+        tr.file.pad_to(start if self._limit is None else min(start, self._limit))
         if tr.resample is not None:  # a pause is a discontinuity: start the filter afresh
             tr.resample = Resampler(tr.rate, self.rate)
 
@@ -403,6 +417,7 @@ class Recorder:
         live = [t for t in self._tracks.values() if not t.lost]
         if not self._ready.is_set() and live and all(t.last_cb for t in live):
             self._ready.set()
+            self._notify(self.on_ready)
         if self._stopping:
             return
         for t in live:
@@ -414,6 +429,23 @@ class Recorder:
             stalled = t.last_cb and now - t.last_cb > self._stall
             if t.finished or not active or never or stalled or self._lost_audio(t, now):
                 self._lose(t, "gave no audio" if never else "disappeared")
+
+    def _check_limit(self) -> None:
+        """End the recording once every live track holds `max_seconds` of audio (a track still
+        short of it 1 s after the first got there, a late or stalled one, ends short)."""
+        if self._limit is None or self._stopping:
+            return
+        live = [t for t in self._tracks.values() if not t.lost]
+        full = [t.file.frames >= self._limit for t in live]
+        if not any(full):
+            return
+        now = time.monotonic()
+        self._full_at = self._full_at or now
+        if all(full) or now - self._full_at > 1.0:
+            with self._lock:
+                self._stopping = True
+                self.state = "stopping"
+            self._stop_evt.set()
 
     def _lost_audio(self, t: _Track, now: float) -> bool:
         """True when the stream has fallen behind the clock by more than `lost_audio_s` within a

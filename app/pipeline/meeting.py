@@ -3,6 +3,7 @@
     m = Meeting(lib, mic="default", system="auto", engine=engine_or_factory_or_None,
                 on_segment=..., on_level=..., on_notice=..., on_state=...)
     sid = m.start()            # creates the session (kind "recording", status "recording")
+    m.wait_audio(timeout)      # state "starting" until the devices deliver audio, then "recording"
     m.pause(); m.resume()
     m.offer_screen(pil_image)  # from a screen grabber (any thread; never blocks)
     result = m.stop()          # finalizes the audio, drains live transcription, clusters speakers
@@ -18,6 +19,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -49,7 +51,8 @@ def default_title() -> str:
 
 
 class Meeting:
-    """One meeting being recorded. States: idle, recording, paused, finishing, stopped."""
+    """One meeting being recorded. States: idle, starting (devices open, no audio yet: PulseAudio
+    takes 0.4-2 s), recording, paused, finishing, stopped."""
 
     def __init__(self, lib, *, mic: str | None = "default", system: str | None = None, title: str | None = None,
                  engine: Any = None, options: TranscribeOptions | None = None,
@@ -71,6 +74,8 @@ class Meeting:
         self.notices: list[str] = []
         self.state = "idle"
         self._ended = threading.Event()  # the recorder stopped (by stop() or by itself)
+        self._audio = threading.Event()  # every device has delivered audio
+        self._state_lock = threading.RLock()  # state changes and their listener calls stay in order
         self._screens: collections.deque = collections.deque(maxlen=4)
         self._screen_evt = threading.Event()
         self._screen_t: threading.Thread | None = None
@@ -103,6 +108,20 @@ class Meeting:
     def live_stats(self) -> LiveStats | None:
         return self.live.snapshot() if self.live else None
 
+    def wait_audio(self, timeout: float | None = None) -> bool:
+        """True once audio flows (every device delivered its first block): "recording" from then
+        on means it. False after `timeout`, or at once if the recording ended before any audio."""
+        if self._audio.is_set():
+            return True
+        end = None if timeout is None else time.monotonic() + timeout
+        while not self._ended.is_set():
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            if self._audio.wait(0.05 if left is None else min(0.05, left)):
+                return True
+        return self._audio.is_set()
+
     def wait_ended(self, timeout: float | None = None) -> bool:
         """True once the recording has ended: stopped, or a device was lost (see `error`)."""
         return self._ended.wait(timeout)
@@ -124,7 +143,7 @@ class Meeting:
                                         on_notice=self._notice, queue_size=self.queue_size)
         self.recorder = Recorder(self.folder, mic=self.mic, system=self.system, on_level=self.on_level,
                                  sd=self._sd, on_audio=self.live.feed if self.live else None,
-                                 on_stop=self._recorder_stopped, **self._rec_opts)
+                                 on_stop=self._recorder_stopped, on_ready=self._audio_flows, **self._rec_opts)
         try:
             self.recorder.start()
         except BaseException:
@@ -137,7 +156,8 @@ class Meeting:
             self.live.start()
         for n in self.recorder.notices:
             self._notice(n)
-        self._set_state("recording")
+        with self._state_lock:  # the writer thread may have seen audio already
+            self._set_state("recording" if self._audio.is_set() else "starting")
         return s.id
 
     def pause(self) -> None:
@@ -206,6 +226,12 @@ class Meeting:
             self.live.cancel()
 
     # --- internals ----------------------------------------------------------------------------
+    def _audio_flows(self) -> None:  # the recorder's writer thread
+        with self._state_lock:
+            self._audio.set()
+            if self.state == "starting":
+                self._set_state("recording")
+
     def _recorder_stopped(self, result: RecordingResult) -> None:
         self._ended.set()
         if result.error:
@@ -240,12 +266,13 @@ class Meeting:
                 log.exception("on_notice listener failed")
 
     def _set_state(self, state: str) -> None:
-        self.state = state
-        if self.on_state is not None:
-            try:
-                self.on_state(state)
-            except Exception:
-                log.exception("on_state listener failed")
+        with self._state_lock:
+            self.state = state
+            if self.on_state is not None:
+                try:
+                    self.on_state(state)
+                except Exception:
+                    log.exception("on_state listener failed")
 
 
 def recover_unfinished(lib) -> list[tuple[int, RecordingResult]]:

@@ -3,11 +3,13 @@
 A meeting (app.pipeline.meeting.Meeting) runs on a thread of its own with its
 own library connection: starting opens the devices, stopping finalizes the
 audio and drains the live transcription, which can take seconds, so neither
-ever runs on the UI thread. The meters and the clock poll the recorder five
-times a second. Live segments are written by the live transcriber, which
-calls the model process between the jobs' own calls; the open transcript
-updates as each one lands. Without a model the meeting is recorded only, and
-its transcription waits in the queue.
+ever runs on the UI thread. Between opening the devices and their first audio
+(PulseAudio: 0.4-2 s) the bar says "Starting…"; "Recording" and the clock (the
+seconds stored) appear only once audio flows. The meters and the clock poll
+the recorder five times a second. Live segments are written by the live
+transcriber, which calls the model process between the jobs' own calls; the
+open transcript updates as each one lands. Without a model the meeting is
+recorded only, and its transcription waits in the queue.
 """
 
 from __future__ import annotations
@@ -105,6 +107,8 @@ class RecordingBar(QToolBar):
         self.runner: MeetingThread | None = None
         self.grabber = None
         self.session_id: int | None = None
+        self.flowing = False  # the meeting's devices deliver audio: "Recording", not "Starting…"
+        self._stopping = False
 
         self.record = QAction("● Record", self)
         self.record.setShortcut(QKeySequence("Ctrl+R"))
@@ -151,8 +155,8 @@ class RecordingBar(QToolBar):
             self._meter_actions.append(self.addWidget(bar))
         self._show_meters(False)  # only while recording
         self.elapsed = QLabel("")
-        self.elapsed.setAccessibleName("Elapsed time")
-        self.elapsed.setMinimumWidth(self.elapsed.fontMetrics().horizontalAdvance("0:00:00  "))
+        self.elapsed.setAccessibleName("Recording state and elapsed time")
+        self.elapsed.setMinimumWidth(self.elapsed.fontMetrics().horizontalAdvance("● Recording 0:00:00  "))
         self.addWidget(self.elapsed)
         self.timer = QTimer(self)
         self.timer.setInterval(200)
@@ -207,6 +211,7 @@ class RecordingBar(QToolBar):
             engine = self.services.model.shared_engine  # a factory: loaded once speech arrives
         self.runner = MeetingThread(self.services, mic, system, engine, title)
         self.runner.started.connect(self._started)
+        self.runner.state.connect(self._state)
         self.runner.failed.connect(self._failed)
         self.runner.segment.connect(self.session_changed)
         self.runner.notice.connect(self.message)
@@ -214,11 +219,14 @@ class RecordingBar(QToolBar):
         self.record.setEnabled(False)
         self.mic.setEnabled(False)
         self.system.setEnabled(False)
+        self.flowing, self.session_id = False, None
+        self.elapsed.setText("Starting…")
         self.runner.start()
 
     def stop(self) -> None:
         if self.runner is None:
             return
+        self._stopping = True
         self.record.setEnabled(False)
         self.record.setText("Finishing…")
         self.pause.setEnabled(False)
@@ -238,17 +246,36 @@ class RecordingBar(QToolBar):
             self.grabber.grab_now()
 
     def _started(self, sid: int) -> None:
+        """The devices are open (the session exists); audio may not flow yet."""
         self.session_id = sid
         self.record.setText("■ Stop")
         self.record.setToolTip("Stop recording (Ctrl+R)")
         self.record.setEnabled(True)
-        self.pause.setEnabled(True)
-        self.timer.start()
         self._show_meters(True)
-        if self.screen.isChecked():
-            self._start_grabber()
         self._show_tray(True)
         self.session_started.emit(sid)
+        if self.flowing:  # audio came before this signal did
+            self._recording()
+        else:
+            self.elapsed.setText("Starting…")
+            if self.tray is not None:
+                self.tray.setToolTip("Minutely — starting to record")
+
+    def _state(self, state: str) -> None:
+        if state == "recording" and not self.flowing and self.runner is not None:
+            self.flowing = True
+            if self.session_id is not None:
+                self._recording()
+
+    def _recording(self) -> None:
+        """Audio flows: now it records. The clock counts the seconds stored."""
+        if self.runner is None or self._stopping or self.timer.isActive():
+            return
+        self.pause.setEnabled(True)
+        if self.screen.isChecked():
+            self._start_grabber()
+        self._tick()
+        self.timer.start()
         self.recording_changed.emit(True)
 
     def _show_meters(self, on: bool) -> None:
@@ -290,6 +317,7 @@ class RecordingBar(QToolBar):
         if self.runner is not None:
             self.runner.join(5)
         self.runner = None
+        was_recording, self.flowing, self._stopping = self.timer.isActive(), False, False
         self._stop_grabber()
         self.timer.stop()
         self.record.setText("● Record")
@@ -305,13 +333,14 @@ class RecordingBar(QToolBar):
         self._show_meters(False)
         self.elapsed.setText("")
         self._show_tray(False)
-        self.recording_changed.emit(False)
+        if was_recording:
+            self.recording_changed.emit(False)
 
     def _tick(self) -> None:
         m = self.runner.meeting if self.runner else None
         if m is None:
             return
-        self.elapsed.setText(clock(m.position) + ("  paused" if m.state == "paused" else ""))
+        self.elapsed.setText(("Paused " if m.state == "paused" else "● Recording ") + clock(m.position))
         levels = m.levels
         for track, bar in self.meters.items():
             rms = levels.get(track, (0.0, 0.0))[0]
