@@ -92,6 +92,28 @@ def make_icons(out: Path) -> Path:
 
 
 # -- 2. the bundle -----------------------------------------------------------
+def check_portable_llama(allow_native: bool) -> str:
+    """Refuse to package a llama.cpp built for one CPU (x86-64: no CPU variants).
+
+    An installer carries the llama.cpp it was built with; one compiled with
+    -march=native dies with SIGILL on users' older or different CPUs. The portable
+    build (scripts/llama-flags.sh, which scripts/setup.sh uses) has one CPU
+    backend per instruction-set level and picks one on the user's machine.
+    """
+    sys.path.insert(0, str(ROOT))
+    from app.engine import backends
+
+    found = [p.name for p in backends.variant_paths()]
+    x86 = platform.machine().lower() in ("x86_64", "amd64")
+    if found:
+        return f"llama.cpp CPU variants: {len(found)} ({', '.join(sorted(found))})"
+    if x86 and not allow_native:
+        raise SystemExit("build: the installed llama.cpp links one CPU's code (no libggml-cpu-* "
+                         "variants): users' CPUs may lack its instructions. Install the portable "
+                         "build (bash scripts/setup.sh) or pass --allow-native-llama")
+    return "llama.cpp links its CPU code (baseline flags of scripts/llama-flags.sh, or native)"
+
+
 def run_pyinstaller(dist: Path, work: Path, icons: Path) -> Path:
     env = dict(os.environ, MINUTELY_ICON_DIR=str(icons), QT_QPA_PLATFORM="offscreen")
     if sys.platform == "win32":
@@ -382,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="put this GGUF pair inside (an offline installer)")
     ap.add_argument("--reuse-bundle", action="store_true",
                     help="use dist/minutely as it is (skip PyInstaller if it exists)")
+    ap.add_argument("--allow-native-llama", action="store_true",
+                    help="package a llama.cpp built for one CPU (only for this machine's own use)")
     ap.add_argument("--no-deb", action="store_true")
     ap.add_argument("--no-tar", action="store_true")
     ap.add_argument("--deb-compress", default="xz:6",
@@ -392,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     log(f"Minutely {version()} on {sys.platform}")
+    log(check_portable_llama(args.allow_native_llama))
     icons = make_icons(work / "icons")
     bundle = dist / ("Minutely.app" if sys.platform == "darwin" else NAME)
     if not (args.reuse_bundle and bundle.exists()):

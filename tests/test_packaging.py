@@ -87,6 +87,42 @@ def test_bundle_self_test_loads_the_model_and_answers_audio_and_image(built, tin
     assert "PortAudio" in line
 
 
+def test_bundle_carries_every_cpu_variant_of_llama_cpp(built):
+    """An installer built here runs on other CPUs: the portable build's CPU variants all go in."""
+    from app.engine import backends
+
+    here = {p.name for p in backends.variant_paths()}
+    if not here:
+        pytest.skip("llama.cpp here links one CPU's code (not the portable build)")
+    bundled = {p.name for p in (built.bundle / "_internal" / "llama_cpp" / "lib").glob("libggml-cpu-*")}
+    assert bundled == here
+
+
+@pytest.mark.skipif(shutil.which("qemu-x86_64") is None or os.uname().machine != "x86_64",
+                    reason="needs x86-64 and qemu-user (scripts/setup.sh --test installs it)")
+@pytest.mark.parametrize("cpu, variant", [("Haswell", "haswell"), ("Nehalem", "sse42")])
+def test_bundle_self_test_passes_on_an_older_cpu_under_emulation(built, tiny_model, tmp_path, cpu, variant):
+    """The bundle's own self-test as one emulated process of an older CPU: Haswell (2013: AVX2,
+    no AVX-512 or AMX) and Nehalem (2008: SSE4.2, no AVX). An instruction the build machine has
+    and such a CPU lacks is SIGILL here.
+
+    qemu-user emulates one process and follows no exec: --in-process runs the CPU check and the
+    model in it, and PyInstaller's onedir bootloader, which on Linux re-executes itself once with
+    its library path set, is given the environment of that second start so that it runs on."""
+    exe = built.bundle / "minutely"
+    env = {"_PYI_ARCHIVE_FILE": str(exe), "_PYI_PARENT_PROCESS_LEVEL": "-1",
+           "LD_LIBRARY_PATH": str(built.bundle / "_internal")}
+    p = run(Path(shutil.which("qemu-x86_64")), "-cpu", cpu, str(exe), *self_test_args(tiny_model),
+            "--in-process", "--max-tokens", "2", home=tmp_path / "home", env_extra=env, timeout=800)
+    assert p.returncode == 0, (p.returncode, p.stdout[-2000:], p.stderr[-2000:])
+    line = p.stdout.strip()
+    assert line.startswith(f"self-test OK: Minutely {__version__} (bundle)"), line
+    from app.engine import backends
+
+    if backends.variant_paths():
+        assert f"cpu: variant {variant} (" in line and "AVX512" not in line, line
+
+
 def test_bundled_app_opens_its_window_and_quits_cleanly(built, tmp_path):
     """The packaged GUI itself: the window opens (offscreen), the library is made, it closes with exit 0."""
     home = tmp_path / "home"
