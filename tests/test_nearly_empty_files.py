@@ -55,19 +55,26 @@ def job_count(home: Path) -> int:
         return len(lib.jobs())
 
 
+def no_speech_file(kind: str, f: Path) -> Path:
+    """A file a user might give that holds no speech: truncated, lying, silent, or a folder."""
+    if kind == "truncated":
+        truncated_wav(f)
+    elif kind == "lying":
+        lying_wav(f)
+    elif kind == "silence":
+        write_wav(f, np.zeros(3 * 16000, np.float32))
+    else:
+        f.mkdir()
+    return f
+
+
 @pytest.mark.parametrize("kind, said", [
     ("truncated", "no speech in short.wav (0.0005 s of audio)"),
     ("lying", "no speech in short.wav (0.06 s of audio)"),
     ("silence", "no speech in short.wav (3.00 s of audio)"),
 ])
 def test_transcribe_a_file_without_speech_says_so_and_stores_nothing(tiny_model, library, tmp_path, kind, said):
-    f = tmp_path / "short.wav"
-    if kind == "truncated":
-        truncated_wav(f)
-    elif kind == "lying":
-        lying_wav(f)
-    else:
-        write_wav(f, np.zeros(3 * 16000, np.float32))
+    f = no_speech_file(kind, tmp_path / "short.wav")
     p = run("transcribe", str(f), *model_args(tiny_model))
     assert_one_line_error(p, 2)
     assert p.stderr.strip() == f"minutely: error: {said}"

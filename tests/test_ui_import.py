@@ -8,12 +8,11 @@ import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from app.media.audio import write_wav
 from app.ui.bootstrap import build_services
 from app.ui.main_window import MainWindow
 from app.ui.tasks import DONE, FAILED
 from tests.media_factory import make_video
-from tests.test_nearly_empty_files import lying_wav, truncated_wav
+from tests.test_nearly_empty_files import no_speech_file
 
 
 @pytest.fixture
@@ -41,15 +40,7 @@ def drop(window, path) -> None:
     ("directory", "is a directory"),
 ])
 def test_dropping_a_file_without_speech_fails_its_job_and_stores_nothing(window, qtbot, tmp_path, kind, said):
-    f = tmp_path / "short.wav"
-    if kind == "truncated":
-        truncated_wav(f)
-    elif kind == "lying":
-        lying_wav(f)
-    elif kind == "silence":
-        write_wav(f, np.zeros(3 * 16000, np.float32))
-    else:
-        f.mkdir()
+    f = no_speech_file(kind, tmp_path / "short.wav")
     messages: list[str] = []
     window.importer.error.connect(messages.append)
     drop(window, f)

@@ -36,7 +36,7 @@ log = logging.getLogger("minutely.engine.backends")
 ENV_VARIANT = "MINUTELY_CPU_VARIANT"
 
 _lock = threading.Lock()
-_loaded: "Loaded | None" = None
+_loaded: Loaded | None = None
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ _FAULTS = {signal.SIGILL, getattr(signal, "SIGBUS", signal.SIGILL)}
 _WIN_ILLEGAL = 0xC000001D  # STATUS_ILLEGAL_INSTRUCTION
 
 _lock = threading.Lock()
-_memo: "Verdict | None" = None
+_memo: Verdict | None = None
 
 
 class CPUUnsupported(ModelError):
@@ -79,7 +79,7 @@ class Verdict:
 _E, _F, _H, _HKV, _LAYERS, _VOCAB = 256, 512, 4, 2, 2, 512  # rows of 256: k-quant blocks
 
 
-def _blocks(rng, rows: int, cols: int, qtype) -> "tuple":
+def _blocks(rng, rows: int, cols: int, qtype) -> tuple:
     """Random but well-formed quantized rows: finite scales, any quant bits."""
     import gguf
     import numpy as np
