@@ -35,6 +35,47 @@ SERVER = textwrap.dedent("""
 """)
 
 
+# A second start's connection still open when the running instance lets go of its guard (a test's
+# teardown; the app's shutdown): the socket going away afterwards must not take the guard, its
+# server and so the socket itself down a second time. Run in its own interpreter: the bug was a
+# segfault, which would otherwise end the whole test run instead of failing this test.
+OPEN_AT_DROP = textwrap.dedent("""
+    import gc, json, sys
+    from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, QTimer
+    from PySide6.QtNetwork import QLocalSocket
+    from app.ui.single_instance import SingleInstance
+
+    app = QCoreApplication([])
+
+    def spin_until(cond, ms=10_000):
+        deadline = QTimer(); deadline.setSingleShot(True); deadline.start(ms)
+        while not cond() and deadline.isActive():
+            loop = QEventLoop(); QTimer.singleShot(5, loop.quit); loop.exec()
+            QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
+        return cond()
+
+    guard = SingleInstance(sys.argv[1])
+    assert guard.listen()
+    got = []
+    guard.received.connect(got.append)
+    client = QLocalSocket()
+    client.connectToServer(guard.name)
+    assert client.waitForConnected(5000)
+    client.write(json.dumps({"args": ["a.wav"]}).encode() + b"\\n")
+    assert spin_until(lambda: bool(got) and client.bytesAvailable() > 0), "no hand-over"
+    accepted = [s for s in guard.findChildren(QLocalSocket)]
+    assert accepted, "the server side of the connection"
+    gone = []
+    accepted[0].destroyed.connect(lambda *_: gone.append(1))
+    guard.close()
+    del guard, accepted
+    gc.collect()
+    client.disconnectFromServer()
+    assert spin_until(lambda: bool(gone)), "the accepted socket was never deleted"
+    print("ok", got[0])
+""")
+
+
 def _env():
     return dict(os.environ, PYTHONPATH=str(ROOT), QT_QPA_PLATFORM="offscreen")
 
@@ -103,6 +144,13 @@ def test_a_socket_left_by_a_crashed_instance_is_replaced(guard, name, qtbot, tmp
         if client.poll() is None:
             client.kill()
     assert got.args[0] == ["hello"]
+
+
+def test_letting_go_of_the_guard_with_a_connection_open_does_not_crash(name):
+    p = subprocess.run([sys.executable, "-X", "faulthandler", "-c", OPEN_AT_DROP, name], env=_env(), cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, f"exit {p.returncode}: {p.stderr[-2000:]}"
+    assert p.stdout.strip() == "ok ['a.wav']"
 
 
 def test_the_name_is_per_data_folder(tmp_path):

@@ -220,7 +220,8 @@ def test_continuous_dictation_inserts_each_utterance_as_it_ends(qtbot, pad, puls
     assert wav.exists() and session.title.startswith("Dictation: ")
     heard = read_wav(wav)
     assert len(heard) / 16000 >= segs[1].end and lib.get_session(session.id).duration >= segs[1].end
-    assert not list(pad.services.data_dir.glob("dictation-*"))  # the take's temporary folder is gone
+    # the take's temporary folder goes once its recording is stored (the same task, just after)
+    qtbot.waitUntil(lambda: not list(pad.services.data_dir.glob("dictation-*")), timeout=10_000)
 
 
 def test_a_dictation_waiting_for_a_model_says_so(qtbot, tmp_path):

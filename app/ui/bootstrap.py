@@ -8,6 +8,7 @@ builds its own globals: widgets receive the ``Services`` they use.
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -61,9 +62,18 @@ def build_services(data_dir: str | Path | None = None,
     if interrupted:
         notices.append(f"{len(interrupted)} job(s) were interrupted last time; "
                        "retry them from the Jobs panel")
-    services: Services
-    # the worker always reads the current settings object (the dialog may replace it)
-    model = ModelService(data, lambda: services.settings, engine_factory)
-    io = ModelService(data, lambda: services.settings, name="minutely-io")
+    # The workers always read the current settings object (the dialog may replace it), through a
+    # weak reference: Services -> worker -> this function -> Services would be a reference cycle,
+    # and the cycle collector frees a cycle on whichever thread happens to run it, often a
+    # worker: the services' QObjects (the workers, their relays) would be deleted off their thread.
+    ref: Callable[[], Services | None] = lambda: None
+
+    def current_settings() -> Settings:
+        s = ref()
+        return s.settings if s is not None else settings
+
+    model = ModelService(data, current_settings, engine_factory)
+    io = ModelService(data, current_settings, name="minutely-io")
     services = Services(data, settings, library, model, io, notices)
+    ref = weakref.ref(services)
     return services

@@ -115,9 +115,13 @@ class SingleInstance(QObject):
         return self._server is not None and self._server.isListening()
 
     def close(self) -> None:
+        """Stop listening and end the connections still open (nothing arrives after this)."""
         if self._server is not None:
             self._server.close()
             self._server = None
+        for sock in list(self._buffers):
+            sock.abort()  # emits disconnected: _drop forgets it and deletes it later
+            self._drop(sock)
 
     def _someone_answers(self) -> bool:
         probe = QLocalSocket()
@@ -130,10 +134,24 @@ class SingleInstance(QObject):
         while self._server is not None and self._server.hasPendingConnections():
             sock = self._server.nextPendingConnection()
             self._buffers[sock] = b""
-            sock.readyRead.connect(lambda s=sock: self._on_ready(s))
-            sock.disconnected.connect(lambda s=sock: self._drop(s))
+            # Bound methods, never lambdas holding `self`: a socket must not keep this object
+            # alive. If it did, the socket's deferred deletion could release the last reference
+            # to it, and its destructor would delete the server and with it the very socket
+            # being deleted: a double delete, which segfaulted in the event loop.
+            sock.readyRead.connect(self._sender_ready)
+            sock.disconnected.connect(self._sender_gone)
             if sock.bytesAvailable():
                 self._on_ready(sock)
+
+    def _sender_ready(self) -> None:
+        sock = self.sender()
+        if isinstance(sock, QLocalSocket):
+            self._on_ready(sock)
+
+    def _sender_gone(self) -> None:
+        sock = self.sender()
+        if isinstance(sock, QLocalSocket):
+            self._drop(sock)
 
     def _on_ready(self, sock: QLocalSocket) -> None:
         if sock not in self._buffers:
@@ -159,5 +177,5 @@ class SingleInstance(QObject):
         self.received.emit(args)
 
     def _drop(self, sock: QLocalSocket) -> None:
-        self._buffers.pop(sock, None)
-        sock.deleteLater()
+        if self._buffers.pop(sock, None) is not None:
+            sock.deleteLater()

@@ -12,13 +12,23 @@ ever touched by the main thread.
 Tasks that need a model wait in the queue while none is configured
 ("waiting for a model"), so recording and importing work before a model
 exists; ``model_changed()`` wakes them once one is.
+
+A Task is a QObject of the main thread, and the main thread also owns it: the
+service keeps every submitted Task until its final state reaches the main
+thread, and the worker drops its own references before it reports that state
+(by key, not by reference). So a Task is never destroyed on the worker — a
+QObject deleted on a thread other than its own can be deleted while its
+thread delivers an event to it.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
+import traceback
+import weakref
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable
@@ -81,7 +91,9 @@ class Task(QObject):
         self.error = ""
         self.result: Any = None
         self.cancel_event = threading.Event()
-        self._service: "ModelService | None" = None
+        self._service: Callable[[], "ModelService | None"] = lambda: None  # a weak reference, set
+        #                            by submit: the service holds its tasks, not the other way round
+        self._key = 0              # the service's handle for it (set by submit)
 
     @property
     def finished(self) -> bool:
@@ -90,8 +102,9 @@ class Task(QObject):
     def cancel(self) -> None:
         """Stop it: a queued task never starts, a running one stops at its next check."""
         self.cancel_event.set()
-        if self._service is not None:
-            self._service._cancel(self)
+        service = self._service()
+        if service is not None:
+            service._cancel(self)
 
     # called on the main thread through the queued connection below
     def _set_state(self, state: str) -> None:
@@ -148,7 +161,7 @@ class TaskContext:
 class _Relay(QObject):
     """Carries state changes from the worker to the main thread."""
 
-    state = Signal(object, str)
+    state = Signal(object, str)    # a task's key (never the Task: see the module's docstring), state
     model_state = Signal(str)
 
 
@@ -167,8 +180,11 @@ class ModelService(QObject):
         super().__init__(parent)
         self.data_dir = Path(data_dir)
         self._settings_fn = settings_fn
-        self._factory = engine_factory or self._default_factory
+        self._factory = engine_factory  # None: the configured model in an EngineHost (not a bound
+        #                                 method stored here: that would be a reference cycle)
         self._queue: deque[Task] = deque()
+        self._tasks: dict[int, Task] = {}  # every unfinished Task, by key: the main thread's references
+        self._keys = itertools.count(1)
         self._cv = threading.Condition()
         self._stop = False
         self._engine: Any = None
@@ -178,15 +194,17 @@ class ModelService(QObject):
         self._lib: Any = None
         self.state = "no model"
         self._relay = _Relay()
-        self._relay.state.connect(lambda task, st: task._set_state(st))
+        self._relay.state.connect(self._on_task_state)
         self._relay.model_state.connect(self._on_model_state)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     # -- main thread API ------------------------------------------------------
     def submit(self, task: Task) -> Task:
-        task._service = self
+        task._service = weakref.ref(self)
         with self._cv:
+            task._key = next(self._keys)
+            self._tasks[task._key] = task
             self._queue.append(task)
             self._cv.notify_all()
         self.task_added.emit(task)
@@ -231,6 +249,11 @@ class ModelService(QObject):
         if cur is not None:
             self._cancel(cur)
         self._thread.join(timeout)
+        if not self._thread.is_alive():
+            with self._cv:  # what will never run is let go here, on the main thread
+                for t in self._queue:
+                    self._tasks.pop(t._key, None)
+                self._queue.clear()
         if self._engine is not None:
             try:
                 self._engine.close()
@@ -245,6 +268,13 @@ class ModelService(QObject):
     def _on_model_state(self, state: str) -> None:
         self.state = state
         self.model_state.emit(state)
+
+    def _on_task_state(self, key: int, state: str) -> None:
+        """Main thread: a task's state from the worker; a finished task is let go here."""
+        with self._cv:
+            task = self._tasks.pop(key, None) if state in FINISHED else self._tasks.get(key)
+        if task is not None:
+            task._set_state(state)
 
     def _cancel(self, task: Task) -> None:
         with self._cv:
@@ -279,7 +309,7 @@ class ModelService(QObject):
         if self._engine is None:
             self._relay.model_state.emit("loading")
             try:
-                self._engine = self._factory()
+                self._engine = (self._factory or self._default_factory)()
             except Exception as e:
                 msg = one_line(e)
                 self._relay.model_state.emit(f"error: {msg}")
@@ -317,24 +347,53 @@ class ModelService(QObject):
                         self._cv.acquire()
                     continue
                 while self._queue and self._queue[0].cancel_event.is_set():
-                    t = self._queue.popleft()
-                    self._relay.state.emit(t, CANCELLED)
-                model_ok = None
-                for t in list(self._queue):
-                    if t.cancel_event.is_set():
-                        continue
-                    if t.needs_model:
-                        if model_ok is None:
-                            model_ok = self._engine is not None or self.has_model()
-                        if not model_ok:
-                            if not getattr(t, "_waiting", False):
-                                t._waiting = True
-                                self._relay.state.emit(t, WAITING)
-                            continue
-                    self._queue.remove(t)
-                    self._current = t
-                    return t
+                    self._relay.state.emit(self._queue.popleft()._key, CANCELLED)
+                if self._pick():
+                    return self._current
                 self._cv.wait(0.5 if self._queue else None)
+
+    def _pick(self) -> bool:
+        """Move the first task that can run now from the queue to ``_current`` (under the lock).
+        A function of its own so that no loop variable keeps a task referenced on the worker."""
+        model_ok = None
+        for t in list(self._queue):
+            if t.cancel_event.is_set():
+                continue
+            if t.needs_model:
+                if model_ok is None:
+                    model_ok = self._engine is not None or self.has_model()
+                if not model_ok:
+                    if not getattr(t, "_waiting", False):
+                        t._waiting = True
+                        self._relay.state.emit(t._key, WAITING)
+                    continue
+            self._queue.remove(t)
+            self._current = t
+            return True
+        return False
+
+    def _execute(self, task: Task) -> str:
+        """Worker: run one task; its final state (reported by the caller)."""
+        self._relay.state.emit(task._key, RUNNING)
+        ctx = TaskContext(self, task)
+        try:
+            if task.cancel_event.is_set():
+                raise Cancelled()
+            result = task.fn(ctx)
+        except Cancelled:
+            return CANCELLED
+        except BaseException as e:  # noqa: BLE001 - every failure becomes one line for the user
+            if task.cancel_event.is_set():
+                return CANCELLED
+            # the traceback as text: a log record holding the traceback would hold this frame,
+            # and with it the task, for as long as a handler keeps the record
+            log.warning("task %r failed\n%s", task.title, "".join(traceback.format_exception(e)).rstrip())
+            task.error = one_line(e)
+            task.failed.emit(task.error)
+            return FAILED
+        task.result = result
+        task.done.emit(result)
+        return DONE
 
     def _unload(self) -> None:
         with self._engine_lock:
@@ -354,29 +413,14 @@ class ModelService(QObject):
             task = self._next()
             if task is None:
                 break
-            self._relay.state.emit(task, RUNNING)
-            ctx = TaskContext(self, task)
-            try:
-                if task.cancel_event.is_set():
-                    raise Cancelled()
-                result = task.fn(ctx)
-            except Cancelled:
-                self._relay.state.emit(task, CANCELLED)
-            except BaseException as e:  # noqa: BLE001 - every failure becomes one line for the user
-                if task.cancel_event.is_set():
-                    self._relay.state.emit(task, CANCELLED)
-                else:
-                    log.warning("task %r failed", task.title, exc_info=True)
-                    task.error = one_line(e)
-                    task.failed.emit(task.error)
-                    self._relay.state.emit(task, FAILED)
-            else:
-                task.result = result
-                task.done.emit(result)
-                self._relay.state.emit(task, DONE)
-            finally:
-                with self._cv:
-                    self._current = None
+            key = task._key
+            state = self._execute(task)
+            # The worker lets go of the task before it reports the end (by key): the main thread
+            # holds it in _tasks until then, so the last reference is always dropped there.
+            del task
+            with self._cv:
+                self._current = None
+            self._relay.state.emit(key, state)
         if self._lib is not None:
             self._lib.close()
             self._lib = None
