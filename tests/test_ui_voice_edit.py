@@ -112,16 +112,21 @@ def test_spoken_instruction_goes_to_the_model_as_audio_with_the_selection(qtbot,
     a = text.index("hey")
     select(field, a, a + len("hey can u send it"))
     ed = voice_edit_selection(field, services, instruction_audio=samples)
-    with qtbot.waitSignal(ed.ready, timeout=60_000):
-        pass
+    # the tiny random model may answer with an empty replacement ("gave no replacement text"):
+    # what is checked here is what went to the model, so either ending will do
+    ended: list[str] = []
+    ed.ready.connect(lambda *_: ended.append("ready"))
+    ed.failed.connect(lambda *_: ended.append("failed"))
+    qtbot.waitUntil(lambda: bool(ended), timeout=60_000)
     (msgs, kw, _), = services.box["engine"].calls
     user = msgs[-1].parts
     audio = [p for p in user if isinstance(p, Audio)]
     assert len(audio) == 1 and 0 < len(audio[0].samples) <= len(samples)  # the instruction, as audio
     assert any(isinstance(p, Text) and "hey can u send it" in p.text for p in user)
     assert kw["json_schema"] == EDIT_SCHEMA
-    with qtbot.waitSignal(ed.discarded):
-        ed.preview.discard_button.click()
+    if ended[0] == "ready":
+        with qtbot.waitSignal(ed.discarded):
+            ed.preview.discard_button.click()
     assert field.toPlainText() == text and not field.document().isUndoAvailable()
 
 
