@@ -14,7 +14,7 @@ The native build is compiled once (about 5 minutes on 2 cores) into
 ~/.cache/minutely/llama-wheels/native-<key>/ unless --native-lib names the
 llama_cpp/lib folder of one.
 
-    python bench/portable.py [--rounds 3] [--tokens 64] [--prompt 256] [--native-lib DIR] [--json]
+    python bench/portable.py [--rounds 3] [--tokens 64] [--prompt 256] [--native-lib DIR] [--best-only] [--json]
 """
 
 from __future__ import annotations
@@ -94,6 +94,8 @@ def main(argv=None) -> int:
     ap.add_argument("--prompt", type=int, default=256, help="words in the prompt")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--native-lib", type=Path)
+    ap.add_argument("--best-only", action="store_true",
+                    help="only the variant users get here against native (more rounds in the same time)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -105,7 +107,7 @@ def main(argv=None) -> int:
     configs: dict[str, dict[str, str]] = {}
     if backends.dynamic():
         runnable = backends.variants()  # this CPU's cpuid verdict, best first
-        for v in runnable:
+        for v in runnable[:1] if args.best_only else runnable:
             configs[f"portable:{v.name}"] = {"MINUTELY_CPU_VARIANT": v.name}
         best = f"portable:{runnable[0].name}"
     else:
