@@ -149,6 +149,7 @@ def run(args) -> int:
         cpu = backends.system_info()
     feats = " ".join(backends.features(cpu))
     which = f"variant {verdict.variant}" if verdict.variant else "linked CPU code"
+    checked = "forced" if verdict.cached else f"quantized check {verdict.seconds:.2f}s"
 
     choice = resolve_model(args.model, args.mmproj)
     if choice.mmproj is None:
@@ -183,6 +184,5 @@ def run(args) -> int:
           f"load {timings['load']:.2f}s, answer {timings['answer']:.2f}s "
           f"(prompt {reply.prompt_tokens} tokens, audio {media[0]} + image {media[1]}, "
           f"{reply.generated_tokens} generated); media {timings['media']:.2f}s, "
-          f"vad {timings['vad']:.2f}s, {pa}; cpu: {which} ({feats}), "
-          f"{'quantized check ' + format(verdict.seconds, '.2f') + 's' if not verdict.cached else 'checked before'}")
+          f"vad {timings['vad']:.2f}s, {pa}; cpu: {which} ({feats}), {checked}")
     return EXIT_OK

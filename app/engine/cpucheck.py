@@ -414,9 +414,15 @@ def ensure_backend(*, in_process: bool = False) -> backends.Loaded:
     done = backends.loaded()
     if done is not None:
         return done
+    return load(check(in_process=in_process).variant)
+
+
+def load(variant: str | None) -> backends.Loaded:
+    """backends.load, with ggml's refusal of a variant this CPU cannot run (its score is 0)
+    as CPUUnsupported (the model process loads the variant its parent's check chose)."""
     try:
-        return backends.load(check(in_process=in_process).variant)
-    except OSError as e:  # ggml refuses a variant this CPU cannot run (score 0)
+        return backends.load(variant)
+    except OSError as e:
         raise CPUUnsupported(f"{e}: this CPU lacks its instructions") from None
 
 
@@ -427,5 +433,5 @@ def forget() -> None:
         _memo = None
 
 
-__all__ = ["CPUUnsupported", "Verdict", "check", "ensure_backend", "fingerprint", "run_probe",
+__all__ = ["CPUUnsupported", "Verdict", "check", "ensure_backend", "fingerprint", "load", "run_probe",
            "verdict_path", "write_probe_model"]

@@ -35,17 +35,15 @@ def _child_main(conn, cancel, cpu_variant, model, mmproj, config, chat_template,
                 require_arch) -> None:
     """Entry point of the engine process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    from . import backends
     from .engine import Engine
 
     try:
-        backends.load(cpu_variant)  # the parent's CPU check chose it
-    except OSError as e:
-        conn.send(("error", "ModelError", f"{e}: this CPU lacks its instructions"))
-        return
-    try:
+        cpucheck.load(cpu_variant)  # the parent's CPU check chose it
         engine = Engine(model, mmproj, config, chat_template=chat_template,
                         require_arch=require_arch, cancel_event=cancel)
+    except cpucheck.CPUUnsupported as e:  # a model problem for the parent (exit 3)
+        conn.send(("error", "ModelError", str(e)))
+        return
     except EngineError as e:
         conn.send(("error", type(e).__name__, str(e)))
         return
