@@ -100,7 +100,9 @@ def _settings():
 
 
 def _engine_config(args, settings):
-    cfg = settings.engine_config()
+    from .engine.config import EngineConfig
+
+    cfg = EngineConfig.from_settings(settings)
     if getattr(args, "threads", None) is not None:
         cfg.n_threads = args.threads
     if getattr(args, "ctx", None) is not None:

@@ -128,7 +128,7 @@ def _export(lib, args) -> int:
 
 def _rename(lib, args) -> int:
     if args.save_voice:  # names the speaker and keeps the voice
-        from .pipeline.transcribe import save_voice
+        from .pipeline.speakers import save_voice
 
         try:
             save_voice(lib, args.id, args.label, args.name)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from . import paths
+from . import defaults, paths
 from .fsutil import atomic_write_text
 
 log = logging.getLogger("minutely.settings")
@@ -29,8 +29,8 @@ class Settings:
     model_name: str = ""          # catalogue entry the paths came from, if any
     n_threads: int = 0            # 0 = automatic
     n_gpu_layers: int = 0         # -1 = all layers on the GPU
-    n_ctx: int = 16384            # context size in tokens
-    image_tokens: int = 280       # default per-image token budget (70-1120)
+    n_ctx: int = defaults.N_CTX   # context size in tokens
+    image_tokens: int = defaults.IMAGE_TOKENS  # default per-image token budget (70-1120)
     # capture and transcription
     capture_interval: float = 10.0  # seconds between screen grabs
     language: str = ""            # "" = detect
@@ -69,9 +69,3 @@ class Settings:
     def save(self, path: Path | None = None) -> None:
         data = json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
         atomic_write_text(path or paths.settings_path(), data + "\n")
-
-    def engine_config(self):
-        from .engine.engine import EngineConfig
-
-        return EngineConfig(n_ctx=self.n_ctx, n_threads=self.n_threads,
-                            n_gpu_layers=self.n_gpu_layers, image_tokens=self.image_tokens)

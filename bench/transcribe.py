@@ -43,7 +43,8 @@ def main(argv=None) -> int:
     from app.engine.engine import Engine, EngineConfig
     from app.library import Library
     from app.media.diarize import cluster, embed
-    from app.pipeline.transcribe import TranscribeOptions, cut, prompt_for, scan, transcribe_file
+    from app.pipeline.transcribe import TranscribeOptions, cut, scan, transcribe_file
+    from app.pipeline.utterances import prompt_for
     from tests.fixtures import tiny_model as tm
     from tests.meetings import make_meeting
 

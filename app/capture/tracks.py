@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.errors import MinutelyError
 from app.fsutil import atomic_write_text
 
 SIDECAR = "recording.json"
@@ -38,7 +39,7 @@ _WIDTH = {"s16le": 2, "f32le": 4}
 _CHUNK = 1 << 16  # frames per chunk when finalizing
 
 
-class RecordingError(Exception):
+class RecordingError(MinutelyError):
     """A recording could not start, or a folder cannot be recovered. One line, fit for a user."""
 
 

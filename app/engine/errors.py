@@ -1,7 +1,9 @@
 """Errors the engine raises. Each carries a one-line message fit for a user."""
 
+from app.errors import MinutelyError
 
-class EngineError(Exception):
+
+class EngineError(MinutelyError):
     """A request the engine could not answer (bad input, context too small...)."""
 
 

@@ -4,7 +4,9 @@ A native crash in llama.cpp (segfault, abort, an out-of-memory kill) must never
 take down the window or a recording in progress. The host spawns a child
 (multiprocessing "spawn": no inherited Qt or audio state), which loads the
 Engine and answers requests over a pipe; text pieces stream back as they are
-decoded and cancel crosses as a shared Event. If the child dies, the call in
+decoded. Cancel belongs to a request: the host forwards a request's token to
+the child (a shared Event, cleared before each request) only while that request
+is the one in flight, so cancelling one caller's work never stops another's. If the child dies, the call in
 flight raises ``EngineCrashed`` with what happened, and the next call starts a
 fresh child. The files are validated in the parent first, so a wrong file is
 reported without spawning anything.
@@ -21,7 +23,10 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from . import cpucheck, errors
-from .engine import EngineConfig, GenerateOptions, Reply, Stream, _options
+from .cancel import Cancellable, CancelToken
+from .config import EngineConfig
+from .engine import Engine
+from .generation import GenerateOptions, Reply, Stream, options
 from .errors import EngineCrashed, EngineError, ModelError
 from .gguf_check import MODEL_ARCH, check_pair
 from .messages import Message, as_messages
@@ -35,12 +40,10 @@ def _child_main(conn, cancel, cpu_variant, model, mmproj, config, chat_template,
                 require_arch) -> None:
     """Entry point of the engine process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    from .engine import Engine
-
     try:
         cpucheck.load(cpu_variant)  # the parent's CPU check chose it
         engine = Engine(model, mmproj, config, chat_template=chat_template,
-                        require_arch=require_arch, cancel_event=cancel)
+                        require_arch=require_arch)
     except cpucheck.CPUUnsupported as e:  # a model problem for the parent (exit 3)
         conn.send(("error", "ModelError", str(e)))
         return
@@ -62,12 +65,12 @@ def _child_main(conn, cancel, cpu_variant, model, mmproj, config, chat_template,
             break
         try:
             if kind == "chat":
-                s = engine.stream(req[1], req[2])
+                s = engine.stream(req[1], req[2], cancel=cancel)
                 for piece in s:
                     conn.send(("piece", piece))
                 conn.send(("done", s.reply))
             elif kind == "batch":
-                conn.send(("done", engine.chat_batch(req[1], req[2])))
+                conn.send(("done", engine.chat_batch(req[1], req[2], cancel=cancel)))
             elif kind == "count":
                 conn.send(("done", engine.count_tokens(req[1], req[2])))
             elif kind == "reset":
@@ -107,7 +110,8 @@ class EngineHost:
         self._args = (str(model), None if mmproj is None else str(mmproj),
                       config or EngineConfig(), chat_template, require_arch)
         self._mp = mp.get_context("spawn")
-        self._cancel = self._mp.Event()
+        self._cancel = self._mp.Event()  # the child's view of the in-flight request's token
+        self._active: Cancellable | None = None
         self._proc: Any = None
         self._conn: Any = None
         self._lock = threading.Lock()
@@ -160,8 +164,11 @@ class EngineHost:
             raise self._error(msg)
         self.caps = msg[1]
 
-    def _recv(self, deadline: float | None = None, loading: bool = False):
+    def _recv(self, deadline: float | None = None, loading: bool = False,
+              token: Cancellable | None = None):
         while True:
+            if token is not None and token.is_set():
+                self._cancel.set()  # the request in flight was cancelled: tell the child
             try:
                 if self._conn.poll(_POLL):
                     return self._conn.recv()
@@ -242,63 +249,93 @@ class EngineHost:
         return int(self.caps.get("n_ctx") or self._args[2].n_ctx)
 
     def cancel(self) -> None:
-        """Stop the call in flight within one token (any thread)."""
+        """Stop the request in flight within one token (any thread): cancels its token."""
+        active = self._active
+        if active is not None and hasattr(active, "set"):
+            active.set()
         self._cancel.set()
 
-    def stream(self, messages: Iterable[Message | dict], options: GenerateOptions | None = None,
-               **kw) -> Stream:
+    def stream(self, messages: Iterable[Message | dict], options: GenerateOptions | None = None, *,
+               cancel: Cancellable | None = None, **kw) -> Stream:
+        """Text pieces as the child decodes them; ``cancel``: this request's token."""
         msgs = as_messages(messages)
-        opts = _options(options, kw)
-        self._cancel.clear()
-        return Stream(self._run_chat(msgs, opts))
+        opts = self._options(options, kw)
+        return Stream(self._run_chat(msgs, opts, cancel if cancel is not None else CancelToken()))
 
-    def chat(self, messages: Iterable[Message | dict], options: GenerateOptions | None = None,
-             **kw) -> Reply:
-        return self.stream(messages, options, **kw).consume()
+    def chat(self, messages: Iterable[Message | dict], options: GenerateOptions | None = None, *,
+             cancel: Cancellable | None = None, **kw) -> Reply:
+        return self.stream(messages, options, cancel=cancel, **kw).consume()
 
-    def _run_chat(self, msgs: list[Message], opts: GenerateOptions) -> Iterator[str]:
+    @staticmethod
+    def _options(opts: GenerateOptions | None, kw: dict) -> GenerateOptions:
+        return options(opts, kw)
+
+    def _begin(self, token: Cancellable) -> bool:
+        """Under the lock: make ``token``'s request the one in flight; False if it was
+        cancelled while it waited (it does not run)."""
+        if token.is_set():
+            return False
+        self._ensure()
+        self._cancel.clear()  # a cancel meant for an earlier request ends with it
+        self._active = token
+        return True
+
+    def _run_chat(self, msgs: list[Message], opts: GenerateOptions, token: Cancellable) -> Iterator[str]:
         with self._lock:
-            self._ensure()
+            if not self._begin(token):
+                self.last = Reply(finish_reason="cancelled")
+                return self.last
             try:
-                self._conn.send(("chat", msgs, opts))
-            except (OSError, BrokenPipeError):
-                self._recv()  # raises EngineCrashed with the child's fate
-            while True:
-                msg = self._recv()
-                if msg[0] == "piece":
-                    try:
-                        yield msg[1]
-                    except GeneratorExit:
-                        # Abandoned mid-answer: stop the child and drain the
-                        # rest so the next call starts on a clean pipe.
-                        self._cancel.set()
-                        while self._recv()[0] == "piece":
-                            pass
-                        raise
-                elif msg[0] == "done":
-                    self.last = msg[1]
-                    return msg[1]
-                else:
+                try:
+                    self._conn.send(("chat", msgs, opts))
+                except (OSError, BrokenPipeError):
+                    self._recv()  # raises EngineCrashed with the child's fate
+                while True:
+                    msg = self._recv(token=token)
+                    if msg[0] == "piece":
+                        try:
+                            yield msg[1]
+                        except GeneratorExit:
+                            # Abandoned mid-answer: stop the child and drain the
+                            # rest so the next call starts on a clean pipe.
+                            self._cancel.set()
+                            while self._recv()[0] == "piece":
+                                pass
+                            raise
+                    elif msg[0] == "done":
+                        self.last = msg[1]
+                        return msg[1]
+                    else:
+                        raise self._error(msg)
+            finally:
+                self._active = None
+
+    def _call(self, *req, token: Cancellable | None = None):
+        with self._lock:
+            if token is not None:
+                if not self._begin(token):
+                    return None
+            else:
+                self._ensure()
+            try:
+                try:
+                    self._conn.send(req)
+                except (OSError, BrokenPipeError):
+                    pass  # the child died: _recv says how, as EngineCrashed
+                msg = self._recv(token=token)
+                if msg[0] == "error":
                     raise self._error(msg)
+                return msg[1]
+            finally:
+                self._active = None
 
-    def _call(self, *req):
-        with self._lock:
-            self._ensure()
-            try:
-                self._conn.send(req)
-            except (OSError, BrokenPipeError):
-                pass  # the child died: _recv says how, as EngineCrashed
-            msg = self._recv()
-            if msg[0] == "error":
-                raise self._error(msg)
-            return msg[1]
-
-    def chat_batch(self, conversations, options: GenerateOptions | None = None, **kw) -> list[Reply]:
+    def chat_batch(self, conversations, options: GenerateOptions | None = None, *,
+                   cancel: Cancellable | None = None, **kw) -> list[Reply]:
         """Several conversations at once (parallel sequences in the child's context)."""
         convs = [as_messages(c) for c in conversations]
-        opts = _options(options, kw)
-        self._cancel.clear()
-        return self._call("batch", convs, opts)
+        opts = self._options(options, kw)
+        out = self._call("batch", convs, opts, token=cancel if cancel is not None else CancelToken())
+        return out if out is not None else [Reply(finish_reason="cancelled") for _ in convs]
 
     def count_tokens(self, messages: Iterable[Message | dict], image_tokens: int | None = None) -> int:
         return self._call("count", as_messages(messages), image_tokens)

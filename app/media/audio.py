@@ -14,10 +14,12 @@ from typing import Iterator
 
 import numpy as np
 
+from app.errors import MinutelyError
+
 SAMPLE_RATE = 16_000
 
 
-class MediaError(Exception):
+class MediaError(MinutelyError):
     """A media file that cannot be used; the message is one line for the user."""
 
 

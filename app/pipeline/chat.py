@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from app import defaults
 from app.engine.engine import Reply
 from app.engine.errors import EngineError
 from app.engine.messages import Image, Message, Text
@@ -194,7 +195,7 @@ class ThoughtSplitter:
 
 # -- helpers -----------------------------------------------------------------
 def context_size(engine) -> int:
-    return int(getattr(engine, "n_ctx", 0) or 8192)
+    return int(getattr(engine, "n_ctx", 0) or defaults.N_CTX)
 
 
 def _stream(engine, messages: list[Message], splitter: ThoughtSplitter, **gen) -> Reply:

@@ -8,7 +8,7 @@ Two threads do the rest:
                          runs the VAD (``Segmenter``) and cuts each finished utterance from a
                          rolling 40 s buffer into the bounded ``UtteranceQueue``
     minutely-live-model  takes up to ``parallel`` utterances at a time, asks the engine with the
-                         file pipeline's prompt (``transcribe.prompt_for``: the instruction before
+                         file pipeline's prompt (``utterances.ask``: the instruction before
                          the audio is a shared KV prefix), and stores each segment (text, speaker
                          embedding, a provisional speaker label) in the library at once
 
@@ -32,8 +32,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from app.engine.cancel import CancelToken
 from app.media.audio import SAMPLE_RATE
-from app.pipeline.transcribe import TranscribeOptions, clean_text, diarize_session, prompt_for
+from app.media.diarize import cluster, embed
+from app.media.vad import Segmenter
+from app.pipeline import utterances
+from app.pipeline.speakers import diarize_session
+from app.pipeline.utterances import TranscribeOptions
 
 log = logging.getLogger("minutely.live")
 
@@ -190,8 +195,6 @@ class LiveSpeakers:
         self._next = 1
 
     def assign(self, embeddings: list[np.ndarray], durations: list[float]) -> list[str]:
-        from app.media.diarize import cluster
-
         self.emb += embeddings
         self.dur += durations
         lo = max(0, len(self.emb) - self.window)
@@ -255,7 +258,7 @@ class LiveTranscriber:
         self._hist_start = 0
         self._failed_spans: list[tuple[float, float]] = []
         self._model_broken = False
-        self._cancel = threading.Event()
+        self._cancel = CancelToken()  # live transcription's own: a file job's cancel never stops it
         self._lock = threading.Lock()
         self._vad_t = threading.Thread(target=self._vad_loop, name="minutely-live-vad", daemon=True)
         self._model_t = threading.Thread(target=self._model_loop, name="minutely-live-model", daemon=True)
@@ -282,8 +285,6 @@ class LiveTranscriber:
 
     # --- VAD thread -----------------------------------------------------------------------------
     def _vad_loop(self) -> None:
-        from app.media.vad import Segmenter
-
         seg = Segmenter(**self._vad_options)
         try:
             while True:
@@ -352,18 +353,14 @@ class LiveTranscriber:
         return self._engine
 
     def _run_batch(self, lib, batch: list[Pending]) -> None:
-        from app.media.diarize import embed
-
         engine = self._get_engine()
         if engine is None:
             with self._lock:
                 self._failed_spans += [(p.start, p.end) for p in batch]
             return
-        longest = max(len(p.audio) for p in batch) / SAMPLE_RATE
         t0 = time.monotonic()
         try:
-            replies = engine.chat_batch([prompt_for(p.audio, self.opts) for p in batch],
-                                        max_tokens=int(16 + self.opts.tokens_per_second * longest))
+            texts = utterances.ask(engine, [p.audio for p in batch], self.opts, self._cancel)
         except Exception as e:  # a crashed model process restarts on the next call (EngineHost)
             with self._lock:
                 self._failed_spans += [(p.start, p.end) for p in batch]
@@ -372,13 +369,17 @@ class LiveTranscriber:
                          "they are tried again after the recording")
             return
         model_s = time.monotonic() - t0
+        cut = [p for p, t in zip(batch, texts) if t is None]
+        if cut:  # stopped mid-answer: a cut-short text is never stored; the span is done again
+            with self._lock:  # from the recording after the meeting (unless live itself stops)
+                self._failed_spans += [(p.start, p.end) for p in cut]
+        answered = [(p, t) for p, t in zip(batch, texts) if t is not None]
         rows, kept = [], []
-        for p, r in zip(batch, replies):
-            text = clean_text(r.text)
+        for p, text in answered:
             if text:
                 kept.append(p)
                 rows.append({"start": p.start, "end": p.end, "text": text, "embedding": embed(p.audio, SAMPLE_RATE),
-                             "language": self.opts.translate_to or self.opts.language})
+                             "language": self.opts.text_language})
         if rows:
             labels = self.speakers.assign([r["embedding"] for r in rows], [p.end - p.start for p in kept])
             for row, lab in zip(rows, labels):
@@ -386,11 +387,11 @@ class LiveTranscriber:
         ids = lib.add_segments(self.session_id, rows) if rows else []
         now = time.monotonic()
         with self._lock:
-            self.stats.transcribed += len(batch)
+            self.stats.transcribed += len(answered)
             self.stats.segments += len(ids)
             self.stats.model_seconds.append(model_s)
-            self.stats.latencies += [now - p.ended_at for p in batch if p.ended_at]
-            self.stats.queue_waits += [t0 - p.queued_at for p in batch if p.queued_at]
+            self.stats.latencies += [now - p.ended_at for p, _ in answered if p.ended_at]
+            self.stats.queue_waits += [t0 - p.queued_at for p, _ in answered if p.queued_at]
         if self.on_segment is not None:
             for sid in ids:
                 try:
@@ -443,6 +444,7 @@ class LiveTranscriber:
         return self.snapshot()
 
     def cancel(self) -> None:
-        """Stop transcribing as soon as the current batch is answered."""
+        """Stop transcribing now: the batch in flight is cut short and not stored (its speech
+        stays in the recording); nothing stored is lost."""
         self._cancel.set()
         self.queue.close()

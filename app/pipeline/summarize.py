@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from app import defaults
 from app.engine.messages import Message
 from app.pipeline.context import Line, format_time, render, span, split_to_budget, text_counter, transcript_lines
 from app.pipeline.structured import complete_json, items_schema, markdown_sections, merge, normalize
@@ -175,7 +176,7 @@ class _Run:
         self._progress, self._on_text, self._cancel = progress, on_text, cancel
         self.text = ""
         self.replies: list[Any] = []
-        ctx = int(getattr(eng, "n_ctx", 0) or 0) or 16384
+        ctx = int(getattr(eng, "n_ctx", 0) or 0) or defaults.N_CTX
         self.ctx = min(ctx, opts.context) if opts.context else ctx
         # answers never take more than a quarter of the context each: a small context still works
         q = max(64, self.ctx // 4)

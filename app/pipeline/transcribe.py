@@ -5,13 +5,13 @@
    is written.
 2. Create the session and a job whose resume state holds the utterance list.
 3. Decode again, utterance by utterance, and send them to the model in groups
-   of ``parallel`` (one llama.cpp sequence each). Every utterance is asked with
-   the same instruction, written before the audio, so the instruction is a
-   shared prompt prefix. Each group's segments (with their speaker embedding)
+   of ``parallel`` (one llama.cpp sequence each; ``utterances.ask``, as live
+   transcription does). Each group's segments (with their speaker embedding)
    and the job's progress are stored in one transaction: if the process is
    killed, running the same command again continues after the last stored
    group.
-4. Cluster all segments' embeddings into speakers, match known voices, store.
+4. Cluster all segments' embeddings into speakers, match known voices, store
+   (``speakers.diarize_session``).
 
 No Qt here: the CLI and the app's job runner both call ``transcribe_file``.
 """
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,34 +27,21 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from app.engine.messages import Audio, Message
 from app.media.audio import SAMPLE_RATE, NoSpeech, check_file, iter_audio
+from app.pipeline import utterances
+from app.pipeline.speakers import diarize_session
+from app.pipeline.utterances import TranscribeOptions
+
+__all__ = ["JOB_KIND", "Progress", "TranscribeCancelled", "TranscribeOptions", "cut", "fingerprint",
+           "prepare_file", "scan", "transcribe_file"]
 
 log = logging.getLogger("minutely.transcribe")
 
 JOB_KIND = "transcribe"
-INSTRUCTION = ("Transcribe the speech in this audio exactly as spoken{lang}. Write only the words that "
-               "are said, with punctuation: no comments, no timestamps, no speaker names.")
-TRANSLATE = ("Translate the speech in this audio into {target}{lang}. Write only the translation: "
-             "no comments, no timestamps, no speaker names.")
 
 
 class TranscribeCancelled(Exception):
     """The job was cancelled; its progress is kept and a later run resumes."""
-
-
-@dataclass
-class TranscribeOptions:
-    title: str | None = None
-    speakers: int | None = None          # known number of speakers, else automatic
-    language: str | None = None          # language of the speech, if known
-    translate_to: str | None = None      # write the text in this language instead
-    parallel: int = 8                    # utterances decoded together (2.1x one-by-one on 2 CPU threads)
-    tokens_per_second: float = 8.0       # answer budget per second of speech (+ a base)
-
-    def key(self) -> dict:
-        """What must match for a run to resume another (the text depends on these)."""
-        return {"language": self.language, "translate_to": self.translate_to}
 
 
 @dataclass
@@ -64,24 +50,6 @@ class Progress:
     done: int                  # utterances transcribed
     total: int
     session_id: int
-
-
-def instruction(opts: TranscribeOptions) -> str:
-    lang = f" (the speech is in {opts.language})" if opts.language else ""
-    if opts.translate_to:
-        return TRANSLATE.format(target=opts.translate_to, lang=lang)
-    return INSTRUCTION.format(lang=lang)
-
-
-def prompt_for(audio: np.ndarray, opts: TranscribeOptions) -> list[Message]:
-    return [Message.user(instruction(opts), Audio(audio))]
-
-
-def clean_text(text: str) -> str:
-    t = " ".join(text.split())
-    if len(t) >= 2 and t[0] == t[-1] and t[0] in "\"'“”":
-        t = t[1:-1].strip()
-    return re.sub(r"^(transcript|transcription)\s*:\s*", "", t, flags=re.I)
 
 
 def fingerprint(path: Path) -> str:
@@ -281,19 +249,16 @@ def _transcribe(lib, engine, path: Path, state: _State, opts: TranscribeOptions,
     def flush() -> None:
         if cancel is not None and cancel.is_set():
             raise TranscribeCancelled("transcription cancelled")
-        longest = max(len(a) for _, a, _ in group) / SAMPLE_RATE
         if model[0] is None:
             model[0] = engine()
-        replies = model[0].chat_batch([prompt_for(a, opts) for _, a, _ in group],
-                                      max_tokens=int(16 + opts.tokens_per_second * longest))
-        if any(r.finish_reason == "cancelled" for r in replies):
+        texts = utterances.ask(model[0], [a for _, a, _ in group], opts, cancel)
+        if any(t is None for t in texts):
             raise TranscribeCancelled("transcription cancelled")
         rows = []
-        for (i, _, emb), r in zip(group, replies):
-            text = clean_text(r.text)
+        for (i, _, emb), text in zip(group, texts):
             if text:
                 s, e = utts[i]
-                rows.append({"start": s, "end": e, "text": text, "language": opts.translate_to or opts.language,
+                rows.append({"start": s, "end": e, "text": text, "language": opts.text_language,
                              "embedding": emb})
         state.done = group[-1][0] + 1
         frac = min(1.0, utts[state.done - 1][1] / state.duration) if state.duration else 1.0
@@ -313,48 +278,3 @@ def _transcribe(lib, engine, path: Path, state: _State, opts: TranscribeOptions,
             flush()
     if group:
         flush()
-
-
-def diarize_session(lib, session_id: int, n_speakers: int | None = None) -> int:
-    """Cluster the session's segment embeddings into speakers; name known voices.
-    Returns the number of speakers."""
-    from app.media.diarize import centroids, cluster, match_profiles
-
-    rows = [r for r in lib.segment_embeddings(session_id) if r[3]]
-    if not rows:
-        return 0
-    emb = np.stack([np.frombuffer(r[3], "<f4") for r in rows])
-    durations = np.array([r[2] - r[1] for r in rows])
-    labels = cluster(emb, n_speakers=n_speakers, durations=durations)
-    lib.assign_speakers(session_id, {r[0]: f"S{int(k) + 1}" for r, k in zip(rows, labels)})
-    cents = centroids(emb, labels)
-    profiles = [(p.id, np.frombuffer(p.embedding, "<f4")) for p in lib.voice_profiles() if p.embedding]
-    matches = match_profiles(cents, profiles) if profiles else {}
-    names = {p.id: p.name for p in lib.voice_profiles()}
-    for k in range(len(cents)):
-        sp = lib.speaker(session_id, f"S{k + 1}")
-        pid = matches.get(k)
-        lib.set_speaker_voice(sp.id, cents[k], name=names.get(pid) if pid else None, profile_id=pid)
-    return len(cents)
-
-
-def save_voice(lib, session_id: int, label: str, name: str) -> int:
-    """Name a speaker and keep their voice as a profile (new, or merged into one of that name)."""
-    from app.media.diarize import update_profile
-
-    sp = lib.rename_speaker(session_id, label, name)
-    if not sp.embedding:
-        raise ValueError(f"speaker {label} has no voice data (transcribe the session first)")
-    emb = np.frombuffer(sp.embedding, "<f4")
-    n = sum(1 for g in lib.segments(session_id) if g.speaker_id == sp.id)
-    existing = next((p for p in lib.voice_profiles() if p.name == name and p.embedding), None)
-    if existing:
-        merged = update_profile(np.frombuffer(existing.embedding, "<f4"), existing.samples, emb, n)
-        prof = lib.update_voice_profile(existing.id, embedding=merged.astype("<f4"),
-                                        samples=existing.samples + n)
-    else:
-        prof = lib.add_voice_profile(name, emb.astype("<f4"), samples=n)
-    lib.link_speaker_profile(sp.id, prof.id)
-    return prof.id
-
-

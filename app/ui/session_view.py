@@ -92,7 +92,7 @@ class SpeakersPanel(QWidget):
         lib = self.services.library
         try:
             if name and name != label and self.remember.isChecked():
-                from app.pipeline.transcribe import save_voice
+                from app.pipeline.speakers import save_voice
 
                 try:
                     save_voice(lib, self.session_id, label, name)

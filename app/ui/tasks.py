@@ -35,6 +35,9 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Signal
 
+from app.engine.cancel import CancelToken
+from app.engine.protocol import WithCancel
+
 log = logging.getLogger("minutely.ui.tasks")
 
 QUEUED, WAITING, RUNNING, DONE, FAILED, CANCELLED = (
@@ -90,7 +93,7 @@ class Task(QObject):
         self.status = ""
         self.error = ""
         self.result: Any = None
-        self.cancel_event = threading.Event()
+        self.cancel_event = CancelToken()  # this task's requests carry it (engine.cancel)
         self._service: Callable[[], "ModelService | None"] = lambda: None  # a weak reference, set
         #                            by submit: the service holds its tasks, not the other way round
         self._key = 0              # the service's handle for it (set by submit)
@@ -121,16 +124,18 @@ class TaskContext:
         self._last = 0.0
 
     @property
-    def cancel_event(self) -> threading.Event:
+    def cancel_event(self) -> CancelToken:
         return self._task.cancel_event
 
     @property
-    def engine(self):
-        return self._service._engine_now()
+    def engine(self) -> WithCancel:
+        """The loaded engine, its requests carrying this task's cancel token: cancelling the task
+        stops its request in flight, never another caller's (live transcription)."""
+        return WithCancel(self._service._engine_now(), self._task.cancel_event)
 
-    def engine_factory(self):
+    def engine_factory(self) -> WithCancel:
         """The engine, loaded only when first called (bad input fails before a model load)."""
-        return self._service._engine_now()
+        return self.engine
 
     @property
     def library(self):
@@ -277,21 +282,19 @@ class ModelService(QObject):
             task._set_state(state)
 
     def _cancel(self, task: Task) -> None:
+        """The task's token is cancelled (its request in flight stops by itself): wake the
+        worker, so a queued task is dropped."""
         with self._cv:
-            if task is self._current and self._engine is not None:
-                try:
-                    self._engine.cancel()
-                except Exception:  # noqa: BLE001
-                    pass
             self._cv.notify_all()
 
     def _default_factory(self):
+        from app.engine.config import EngineConfig
         from app.engine.host import EngineHost
         from app.engine.resolve import resolve_model
 
         settings = self._settings_fn()
         choice = resolve_model(None, None, settings)
-        host = EngineHost(choice.model, choice.mmproj, settings.engine_config())
+        host = EngineHost(choice.model, choice.mmproj, EngineConfig.from_settings(settings))
         host.start()
         return host
 

@@ -1,0 +1,87 @@
+"""What a request asks for and what it gets back: options, the reply, the stream of pieces."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from .errors import EngineError
+
+
+@dataclass
+class GenerateOptions:
+    max_tokens: int = 512
+    temperature: float = 0.0
+    top_k: int = 40
+    top_p: float = 0.95
+    min_p: float = 0.05
+    repeat_penalty: float = 1.0
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+    json_schema: dict | None = None
+    image_tokens: int | None = None
+    think: bool = False
+    ignore_eos: bool = False  # generate exactly max_tokens (benchmarks)
+
+
+@dataclass
+class Reply:
+    text: str = ""
+    finish_reason: str = ""       # "stop", "length", "cancelled"
+    prompt_tokens: int = 0        # positions in the prompt
+    reused_tokens: int = 0        # of those, taken from the KV cache
+    evaluated_tokens: int = 0     # of those, evaluated by this call
+    generated_tokens: int = 0
+    media_tokens: list[int] = field(default_factory=list)  # per audio/image part
+    time_to_first_token: float = 0.0
+    prompt_seconds: float = 0.0
+    generate_seconds: float = 0.0
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.finish_reason == "cancelled"
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.generated_tokens / self.generate_seconds if self.generate_seconds > 0 else 0.0
+
+
+class Stream:
+    """Iterate for text pieces; ``reply`` holds the result once iteration ends.
+
+    ``live`` is the Reply being filled in (token counts while it streams).
+    """
+
+    def __init__(self, gen: Iterator[str], live: Reply | None = None):
+        self._gen = gen
+        self.live = live if live is not None else Reply()
+        self.reply: Reply | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        self.reply = yield from self._gen
+        return self.reply
+
+    def close(self) -> None:
+        """Abandon the stream early; the engine is free for the next call."""
+        self._gen.close()
+
+    def consume(self) -> Reply:
+        for _ in self:
+            pass
+        assert self.reply is not None
+        return self.reply
+
+
+def options(opts: GenerateOptions | None, kw: dict) -> GenerateOptions:
+    """``opts`` with keyword overrides, checked."""
+    o = GenerateOptions(**{**(opts.__dict__ if opts else {}), **kw})
+    if isinstance(o.stop, str):
+        o.stop = (o.stop,)
+    o.stop = tuple(s for s in o.stop if s)
+    if o.max_tokens < 1:
+        raise EngineError("max_tokens must be at least 1")
+    return o

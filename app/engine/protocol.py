@@ -1,0 +1,74 @@
+"""What pipelines need from an engine, as a type a checker can hold them to.
+
+``Engine`` (in this process), ``EngineHost`` (the model in a supervised child process) and
+``WithCancel`` (either, with every request carrying one job's cancel token) all satisfy it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Protocol, runtime_checkable
+
+from .cancel import Cancellable
+from .generation import GenerateOptions, Reply, Stream
+from .messages import Message
+
+
+@runtime_checkable
+class ChatEngine(Protocol):
+    n_ctx: int
+    last: Reply | None
+
+    @property
+    def supports_audio(self) -> bool: ...
+
+    @property
+    def supports_vision(self) -> bool: ...
+
+    @property
+    def supports_thinking(self) -> bool: ...
+
+    def stream(self, messages: Iterable[Message | dict], options: GenerateOptions | None = None, *,
+               cancel: Cancellable | None = None, **kw: Any) -> Stream: ...
+
+    def chat(self, messages: Iterable[Message | dict], options: GenerateOptions | None = None, *,
+             cancel: Cancellable | None = None, **kw: Any) -> Reply: ...
+
+    def chat_batch(self, conversations: Iterable[Iterable[Message | dict]],
+                   options: GenerateOptions | None = None, *, cancel: Cancellable | None = None,
+                   **kw: Any) -> list[Reply]: ...
+
+    def count_tokens(self, messages: Iterable[Message | dict], image_tokens: int | None = None) -> int: ...
+
+    def reset(self) -> None: ...
+
+
+class WithCancel:
+    """``engine`` with every request carrying ``token`` (a job's): cancelling the job stops its
+    request in flight and nobody else's. Everything else is the engine's."""
+
+    def __init__(self, engine: Any, token: Cancellable):
+        self._engine, self._token = engine, token
+
+    @property
+    def engine(self) -> Any:
+        return self._engine
+
+    def stream(self, messages, options: GenerateOptions | None = None, *,
+               cancel: Cancellable | None = None, **kw) -> Stream:
+        return self._engine.stream(messages, options, cancel=cancel if cancel is not None else self._token, **kw)
+
+    def chat(self, messages, options: GenerateOptions | None = None, *,
+             cancel: Cancellable | None = None, **kw) -> Reply:
+        return self._engine.chat(messages, options, cancel=cancel if cancel is not None else self._token, **kw)
+
+    def chat_batch(self, conversations, options: GenerateOptions | None = None, *,
+                   cancel: Cancellable | None = None, **kw) -> list[Reply]:
+        return self._engine.chat_batch(conversations, options, cancel=cancel if cancel is not None else self._token, **kw)
+
+    def cancel(self) -> None:
+        """Cancel this job's requests (the token), not the engine's other callers."""
+        if hasattr(self._token, "set"):
+            self._token.set()  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)

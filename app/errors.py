@@ -1,0 +1,23 @@
+"""The root of the errors a user may see, and the one way to show one.
+
+Every layer raises a subclass of ``MinutelyError`` whose message is written for the user (what
+went wrong with what, in one sentence); the CLI prints it as one line and exits non-zero, the
+window shows it as one line. Anything else is a bug: it is logged with its traceback and still
+shown as one line, never as a traceback.
+"""
+
+from __future__ import annotations
+
+
+class MinutelyError(Exception):
+    """An error whose message is fit for the user."""
+
+
+def one_line(e: BaseException | str | None) -> str:
+    """The message on one line (newlines and runs of spaces collapsed); the type's name when
+    there is no message."""
+    if e is None:
+        return ""
+    if isinstance(e, str):
+        return " ".join(e.split())
+    return " ".join(str(e).split()) or type(e).__name__

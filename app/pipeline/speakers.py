@@ -1,0 +1,49 @@
+"""Who spoke: cluster a session's voices into speakers, recognise known voices, keep a voice the
+user named (a voice profile). Used after a file transcription, after a live recording, and when
+the user names a speaker."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.media.diarize import centroids, cluster, match_profiles, update_profile
+
+
+def diarize_session(lib, session_id: int, n_speakers: int | None = None) -> int:
+    """Cluster the session's segment embeddings into speakers; name known voices.
+    Returns the number of speakers."""
+    rows = [r for r in lib.segment_embeddings(session_id) if r[3]]
+    if not rows:
+        return 0
+    emb = np.stack([np.frombuffer(r[3], "<f4") for r in rows])
+    durations = np.array([r[2] - r[1] for r in rows])
+    labels = cluster(emb, n_speakers=n_speakers, durations=durations)
+    lib.assign_speakers(session_id, {r[0]: f"S{int(k) + 1}" for r, k in zip(rows, labels)})
+    cents = centroids(emb, labels)
+    known = lib.voice_profiles()
+    profiles = [(p.id, np.frombuffer(p.embedding, "<f4")) for p in known if p.embedding]
+    matches = match_profiles(cents, profiles) if profiles else {}
+    names = {p.id: p.name for p in known}
+    for k in range(len(cents)):
+        sp = lib.speaker(session_id, f"S{k + 1}")
+        pid = matches.get(k)
+        lib.set_speaker_voice(sp.id, cents[k], name=names.get(pid) if pid else None, profile_id=pid)
+    return len(cents)
+
+
+def save_voice(lib, session_id: int, label: str, name: str) -> int:
+    """Name a speaker and keep their voice as a profile (new, or merged into one of that name)."""
+    sp = lib.rename_speaker(session_id, label, name)
+    if not sp.embedding:
+        raise ValueError(f"speaker {label} has no voice data (transcribe the session first)")
+    emb = np.frombuffer(sp.embedding, "<f4")
+    n = sum(1 for g in lib.segments(session_id) if g.speaker_id == sp.id)
+    existing = next((p for p in lib.voice_profiles() if p.name == name and p.embedding), None)
+    if existing:
+        merged = update_profile(np.frombuffer(existing.embedding, "<f4"), existing.samples, emb, n)
+        prof = lib.update_voice_profile(existing.id, embedding=merged.astype("<f4"),
+                                        samples=existing.samples + n)
+    else:
+        prof = lib.add_voice_profile(name, emb.astype("<f4"), samples=n)
+    lib.link_speaker_profile(sp.id, prof.id)
+    return prof.id
