@@ -13,6 +13,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from app.library.models import JobKind, JobState, SessionState
+
 from .tasks import Task
 
 log = logging.getLogger("minutely.ui.import")
@@ -57,7 +59,7 @@ class Importer(QObject):
                     pass  # a silent soundtrack: the video's frames alone
             if info is not None:
                 s = ctx.library.create_session(opts.title or path.stem, "file", source=str(path.resolve()),
-                                               status="transcribing")
+                                               status=SessionState.TRANSCRIBING)
                 return s.id, True, False
             # an audio file: no speech (NoSpeech), or anything unreadable, fails here and stores nothing
             return prepare_file(ctx.library, path, opts).session_id, False, True
@@ -162,8 +164,6 @@ class Importer(QObject):
 
     def add_interrupted_jobs(self) -> None:
         """Queue again what was waiting; offer a retry for what a crash or quit interrupted."""
-        from app.library.models import JobKind, JobState
-
         lib = self.services.library
         for job in lib.jobs.find([JobState.QUEUED, JobState.INTERRUPTED], kind=JobKind.TRANSCRIBE):
             src = job.resume_state().file
