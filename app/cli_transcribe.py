@@ -108,11 +108,10 @@ def _session_audio(lib, session_id: int, opts):
         lib.get_session(session_id)
     except NotFound:
         raise UsageError(f"no session {session_id}") from None
-    audio = [lib.absolute(m) for m in lib.media(session_id, "audio")]
-    audio = [p for p in audio if p.exists()]
-    if not audio:
+    audio = lib.session_audio(session_id)
+    if audio is None:
         raise UsageError(f"session {session_id} has no audio to transcribe")
     if lib.segments(session_id):
         raise UsageError(f"session {session_id} is already transcribed")
-    prepare_file(lib, audio[0], opts, session_id=session_id)  # the job then resumes into this session
-    return audio[0]
+    prepare_file(lib, audio, opts, session_id=session_id)  # the job then resumes into this session
+    return audio

@@ -62,7 +62,7 @@ def bench_chat(args, tmp: Path) -> dict:
     try:
         for _ in range(args.rounds):
             engine.reset()
-            lib.conn.execute("DELETE FROM chat_messages")
+            lib.clear_chat(sid)
             chat = SessionChat(lib, engine, sid)
             if not chat.whole:
                 raise SystemExit(f"the transcript does not fit --ctx {args.ctx}; raise it")

@@ -76,8 +76,8 @@ def sample_library(home: Path) -> int:
         for i, name in enumerate(names):
             lib.rename_speaker(s.id, f"S{i + 1}", name)
         lib.update_session(s.id, duration=t)
-        summary = lib.start_summary(s.id, "general")
-        lib.finish_summary(summary.id, SUMMARY, action_items=[
+        summary = lib.summaries.start(s.id, "general")
+        lib.summaries.finish(summary.id, SUMMARY, action_items=[
             {"text": "Send the updated budget numbers", "owner": "Ben", "due": "Friday"},
             {"text": "Draft the note to legal about the renewal terms", "owner": "Dev", "due": "today"}],
             decisions=["Move 15,000 to user research; the rest stays in reserve."],

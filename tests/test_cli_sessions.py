@@ -18,8 +18,9 @@ def filled(_private_home):
             {"start": 0.0, "end": 4.0, "text": "Let us look at the marketing budget.", "speaker": "S1"},
             {"start": 4.5, "end": 9.0, "text": "It is too small for next quarter.", "speaker": "S2"},
             {"start": 65.0, "end": 70.0, "text": "Then we move money from travel.", "speaker": "S1"}])
-        lib.add_summary(a.id, "general", "Move travel money to marketing.")
-        lib.add_action_item(a.id, "Draft the new budget", owner="Ana")
+        summary = lib.summaries.start(a.id, "general")
+        lib.summaries.finish(summary.id, "Move travel money to marketing.",
+                             action_items=[{"text": "Draft the new budget", "owner": "Ana"}])
         shot = lib.media_dir(a.id) / "shot.png"
         shot.write_bytes(b"png")
         lib.add_media(a.id, shot, "screenshot", offset=30)

@@ -58,3 +58,44 @@ def test_no_headless_module_imports_qt_even_lazily():
             if any(m.split(".")[0] in ("PySide6", "shiboken6", "PyQt5", "PyQt6") for m in mods):
                 bad.append(f"{name}:{node.lineno}")
     assert not bad, bad
+
+
+def test_pipelines_use_the_library_api_not_sql():
+    """Pipelines call the library's named methods; only app/library speaks SQL."""
+    import re
+
+    sql = re.compile(r"\.(execute|executemany|executescript)\(|\.query\(|\bimport sqlite3\b|sqlite_utils|\bdb\[")
+    bad = [f"{p.relative_to(ROOT)}:{i}" for p in sorted((ROOT / "app" / "pipeline").rglob("*.py"))
+           for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if sql.search(line)]
+    assert not bad, bad
+
+
+def test_the_library_modules_import_no_cycle():
+    """app/library's modules form a tree (summaries and jobs are components, not mixins)."""
+    import ast
+
+    lib = ROOT / "app" / "library"
+    deps: dict[str, set[str]] = {}
+    for p in lib.glob("*.py"):
+        mods = set()
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+                mods.add(node.module.split(".")[0])
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("app.library."):
+                mods.add(node.module.split(".")[2])
+        deps[p.stem] = mods - {p.stem}
+    seen: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(m: str, path: list[str]) -> None:
+        if seen.get(m) == 1:
+            raise AssertionError(" -> ".join(path + [m]))
+        if seen.get(m) == 2:
+            return
+        seen[m] = 1
+        for d in sorted(deps.get(m, ())):
+            visit(d, path + [m])
+        seen[m] = 2
+
+    for m in sorted(deps):
+        if m != "__init__":
+            visit(m, [])

@@ -95,30 +95,33 @@ def test_media_paths_are_relative_to_the_data_folder(lib):
 
 def test_summaries_action_items_chat_and_jobs(lib):
     s = lib.create_session("m", "recording")
-    sm = lib.add_summary(s.id, "general", "", model="gemma-4")
-    lib.update_summary(sm.id, "We agreed on the **budget**.")
-    assert lib.summaries(s.id)[0].text == "We agreed on the **budget**."
-    a = lib.add_action_item(s.id, "Send the report", owner="Ben", due="2026-12-01", summary_id=sm.id)
-    assert not a.done and lib.set_action_done(a.id).done
+    sm = lib.summaries.start(s.id, "general", model="gemma-4")
+    lib.summaries.write(sm.id, "We agreed on the **budget**.")
+    assert lib.summaries.for_session(s.id)[0].text == "We agreed on the **budget**."
+    lib.summaries.finish(sm.id, "We agreed on the **budget**.",
+                         action_items=[{"text": "Send the report", "owner": "Ben", "due": "2026-12-01"}])
+    (a,) = lib.summaries.session_action_items(s.id)
+    assert (a.summary_id, a.owner, a.due) == (sm.id, "Ben", "2026-12-01")
+    assert not a.done and lib.summaries.set_action_done(a.id).done
     c = lib.add_chat_message(s.id, "user", "What was decided?", attachments=[{"media_id": 3}])
     assert lib.chat(s.id) == [c] and c.attachments == [{"media_id": 3}]
-    j = lib.create_job("transcribe", s.id, resume={"done_until": 0})
+    j = lib.jobs.create("transcribe", s.id, resume={"done_until": 0})
     assert j.state == "queued"
-    j = lib.update_job(j.id, state="running", progress=0.4, resume={"done_until": 12.0})
+    j = lib.jobs.update(j.id, state="running", progress=0.4, resume={"done_until": 12.0})
     assert j.started and j.resume == {"done_until": 12.0} and j.progress == 0.4
-    assert [x.id for x in lib.mark_interrupted()] == [j.id]
-    assert lib.job(j.id).state == "interrupted"
+    assert [x.id for x in lib.jobs.mark_interrupted()] == [j.id]
+    assert lib.jobs.get(j.id).state == "interrupted"
     with pytest.raises(LibraryError):
-        lib.update_job(j.id, state="exploded")
+        lib.jobs.update(j.id, state="exploded")
 
 
 def test_delete_session_removes_everything_and_its_media(lib):
     s = lib.create_session("m", "recording")
     lib.add_segment(s.id, 0, 1, "hello there", "S1")
-    lib.add_summary(s.id, "general", "hello summary")
+    lib.summaries.finish(lib.summaries.start(s.id, "general").id, "hello summary")
     (lib.media_dir(s.id) / "a.png").write_bytes(b"png")
     lib.add_media(s.id, lib.media_dir(s.id) / "a.png", "screenshot")
-    lib.create_job("transcribe", s.id)
+    lib.jobs.create("transcribe", s.id)
     keep = lib.create_session("other", "file")
     lib.add_segment(keep.id, 0, 1, "hello again")
     lib.delete_session(s.id)
@@ -147,7 +150,7 @@ def test_search_follows_inserts_updates_and_deletes(lib):
     t = lib.search("budget")
     assert [(h.session_id, h.source) for h in t] == [(b.id, "title")]
     assert t[0].snippet == "[Budget] hiring sync"
-    sm = lib.add_summary(a.id, "general", "Decision: freeze the travel budget.")
+    sm = lib.summaries.finish(lib.summaries.start(a.id, "general").id, "Decision: freeze the travel budget.")
     assert {(h.session_id, h.source) for h in lib.search("budget")} == {(b.id, "title"), (a.id, "summary")}
     lib.conn.execute("DELETE FROM summaries WHERE id = ?", (sm.id,))
     assert {h.source for h in lib.search("travel")} == set()
@@ -179,7 +182,7 @@ def test_migrates_a_library_written_by_an_older_schema(tmp_path):
         assert lib.segments(1)[0].speaker == "Ana"
         hits = lib.search("budget")  # old rows were indexed by the migration
         assert {h.source for h in hits} == {"title", "segment"}
-        lib.add_summary(1, "general", "now summaries exist")
+        lib.summaries.finish(lib.summaries.start(1, "general").id, "now summaries exist")
     backups = list(data.glob("library.sqlite3.bak-v1-*"))
     assert len(backups) == 1
     old = sqlite3.connect(str(backups[0]))

@@ -28,10 +28,10 @@ def test_v3_library_gains_summary_states_and_points_and_keeps_old_summaries(tmp_
     conn.close()
     with Library.open(tmp_path) as lib:
         assert dbmod.user_version(lib.conn) == 4
-        (old,) = lib.summaries(1)
+        (old,) = lib.summaries.for_session(1)
         assert old.status == "done" and old.text == "An old summary about the budget"
-        assert [a.text for a in lib.summary_action_items(1)] == ["Send the deck"]
-        assert lib.summary_points(1) == []
+        assert [a.text for a in lib.summaries.action_items(1)] == ["Send the deck"]
+        assert lib.summaries.points(1) == []
         assert lib.search("budget")[0].source == "summary"  # still searchable
     assert list(tmp_path.glob(f"{dbmod.DB_NAME}.bak-v3-*"))  # backed up before migrating
 
@@ -39,34 +39,34 @@ def test_v3_library_gains_summary_states_and_points_and_keeps_old_summaries(tmp_
 def test_summary_lifecycle_with_structured_rows(tmp_path):
     with Library.open(tmp_path) as lib:
         s = lib.create_session("Weekly", "file")
-        first = lib.start_summary(s.id, "general", model="tiny.gguf")
+        first = lib.summaries.start(s.id, "general", model="tiny.gguf")
         assert first.status == "writing" and first.text == ""
-        lib.write_summary(first.id, "## Overview\nWe met")
+        lib.summaries.write(first.id, "## Overview\nWe met")
         other = Library.open(tmp_path)  # another connection sees the text as it streams
-        assert other.summary(first.id).text == "## Overview\nWe met"
-        done = lib.finish_summary(first.id, "## Overview\nWe met and decided.",
+        assert other.summaries.get(first.id).text == "## Overview\nWe met"
+        done = lib.summaries.finish(first.id, "## Overview\nWe met and decided.",
                                   action_items=[{"text": " Send  the deck ", "owner": "Ana", "due": ""},
                                                 {"text": "", "owner": "nobody"}],
                                   decisions=["Keep the budget", "  "], questions=["Who pays?"])
-        assert done.status == "done" and other.summary(first.id).status == "done"
-        (item,) = lib.summary_action_items(first.id)
+        assert done.status == "done" and other.summaries.get(first.id).status == "done"
+        (item,) = lib.summaries.action_items(first.id)
         assert (item.text, item.owner, item.due, item.done) == ("Send the deck", "Ana", None, False)
-        assert [p.text for p in lib.decisions(first.id)] == ["Keep the budget"]
-        assert [p.text for p in lib.open_questions(first.id)] == ["Who pays?"]
+        assert [p.text for p in lib.summaries.decisions(first.id)] == ["Keep the budget"]
+        assert [p.text for p in lib.summaries.open_questions(first.id)] == ["Who pays?"]
 
-        second = lib.start_summary(s.id, "standup")  # regenerating keeps the first
-        lib.finish_summary(second.id, "short", decisions=["Ship it"])
-        assert [x.id for x in lib.summaries(s.id)] == [first.id, second.id]
-        assert lib.latest_summary(s.id).id == second.id
-        assert lib.latest_summary(s.id, "general").id == first.id
-        assert [p.text for p in lib.decisions(first.id)] == ["Keep the budget"]
+        second = lib.summaries.start(s.id, "standup")  # regenerating keeps the first
+        lib.summaries.finish(second.id, "short", decisions=["Ship it"])
+        assert [x.id for x in lib.summaries.for_session(s.id)] == [first.id, second.id]
+        assert lib.summaries.latest(s.id).id == second.id
+        assert lib.summaries.latest(s.id, "general").id == first.id
+        assert [p.text for p in lib.summaries.decisions(first.id)] == ["Keep the budget"]
 
-        lib.delete_summary(first.id)
-        assert lib.summary_action_items(first.id) == [] and lib.summary_points(first.id) == []
+        lib.summaries.delete(first.id)
+        assert lib.summaries.action_items(first.id) == [] and lib.summaries.points(first.id) == []
         with pytest.raises(NotFound):
-            lib.summary(first.id)
+            lib.summaries.get(first.id)
         with pytest.raises(LibraryError):
-            lib.write_summary(second.id, "x", status="bogus")
+            lib.summaries.write(second.id, "x", status="bogus")
         lib.delete_session(s.id)
         assert other.conn.execute("SELECT COUNT(*) FROM summary_points").fetchone()[0] == 0
         other.close()
@@ -75,11 +75,11 @@ def test_summary_lifecycle_with_structured_rows(tmp_path):
 def test_summaries_left_writing_by_a_dead_process_are_marked_failed(tmp_path):
     with Library.open(tmp_path) as lib:
         s = lib.create_session("Weekly", "file")
-        a = lib.start_summary(s.id, "general")
-        lib.write_summary(a.id, "half written")
-        b = lib.start_summary(s.id, "general")
-        lib.finish_summary(b.id, "complete")
+        a = lib.summaries.start(s.id, "general")
+        lib.summaries.write(a.id, "half written")
+        b = lib.summaries.start(s.id, "general")
+        lib.summaries.finish(b.id, "complete")
     with Library.open(tmp_path) as lib:
-        assert lib.mark_unfinished_summaries() == [a.id]
-        assert lib.summary(a.id).status == "failed" and lib.summary(a.id).text == "half written"
-        assert lib.summary(b.id).status == "done"
+        assert lib.summaries.mark_unfinished() == [a.id]
+        assert lib.summaries.get(a.id).status == "failed" and lib.summaries.get(a.id).text == "half written"
+        assert lib.summaries.get(b.id).status == "done"

@@ -52,7 +52,7 @@ def session_titles(home: Path) -> list[str]:
 
 def job_count(home: Path) -> int:
     with Library.open(home) as lib:
-        return len(lib.jobs())
+        return len(lib.jobs.find())
 
 
 def no_speech_file(kind: str, f: Path) -> Path:
@@ -127,4 +127,4 @@ def test_a_video_with_a_silent_soundtrack_is_its_frames(tmp_path):
         sid = import_video(lib, None, v)
         assert lib.segments(sid) == [] and len(lib.media(sid, "frame")) >= 1
         assert lib.get_session(sid).status == "ready"
-        assert [j.kind for j in lib.jobs(session_id=sid)] == ["video_frames"]
+        assert [j.kind for j in lib.jobs.find(session_id=sid)] == ["video_frames"]

@@ -41,9 +41,9 @@ def lib(tmp_path):
 
 def stored(lib, summary_id):
     return {"action_items": [{"text": a.text, "owner": a.owner or "", "due": a.due or ""}
-                             for a in lib.summary_action_items(summary_id)],
-            "decisions": [p.text for p in lib.decisions(summary_id)],
-            "open_questions": [p.text for p in lib.open_questions(summary_id)]}
+                             for a in lib.summaries.action_items(summary_id)],
+            "decisions": [p.text for p in lib.summaries.decisions(summary_id)],
+            "open_questions": [p.text for p in lib.summaries.open_questions(summary_id)]}
 
 
 # -- templates ------------------------------------------------------------------
@@ -115,9 +115,9 @@ def test_structured_results_always_parse_and_land_in_their_tables(engine, lib, s
     assert r.mode == "one-pass"
     assert stored(lib, r.summary_id) == {"action_items": r.action_items, "decisions": r.decisions,
                                          "open_questions": r.open_questions}
-    summary = lib.summary(r.summary_id)
+    summary = lib.summaries.get(r.summary_id)
     assert (summary.status, summary.template, summary.model, summary.text) == ("done", "general", "tiny", r.text)
-    assert lib.job(r.job_id).state == "done" and lib.job(r.job_id).progress == 1.0
+    assert lib.jobs.get(r.job_id).state == "done" and lib.jobs.get(r.job_id).progress == 1.0
     items_reply = r.replies[-1]
     assert items_reply.prompt_tokens > items_reply.evaluated_tokens  # the transcript was not read twice
     for a in r.action_items:
@@ -149,7 +149,7 @@ def test_a_long_meeting_takes_the_map_reduce_path_and_never_overflows(tiny_model
         assert {t.stage for t in ticks} >= {"part", "summarizing", "done"}
         assert max(t.parts for t in ticks) == r.parts
         assert [t.fraction for t in ticks] == sorted(t.fraction for t in ticks)
-        summary = lib.summary(r.summary_id)
+        summary = lib.summaries.get(r.summary_id)
         assert summary.status == "done" and summary.text == r.text and r.text
         assert stored(lib, r.summary_id) == {"action_items": r.action_items, "decisions": r.decisions,
                                              "open_questions": r.open_questions}
@@ -169,7 +169,7 @@ def test_the_text_streams_into_the_library_while_it_is_written(engine, lib):
     seen = []
 
     def on_text(summary_id, text):
-        row = other.summary(summary_id)
+        row = other.summaries.get(summary_id)
         seen.append((row.status, row.text, text))
 
     r = summarize(lib, engine, s.id, "general",
@@ -188,11 +188,11 @@ def test_the_text_streams_into_the_library_while_it_is_written(engine, lib):
 def test_regenerating_with_another_template_keeps_the_old_summary(engine, lib):
     s = meeting(lib)
     first = summarize(lib, engine, s.id, "general", SummaryOptions(**FAST, seed=1, temperature=1.0))
-    before = (lib.summary(first.summary_id), stored(lib, first.summary_id))
+    before = (lib.summaries.get(first.summary_id), stored(lib, first.summary_id))
     second = summarize(lib, engine, s.id, "lecture", SummaryOptions(**FAST, seed=2, temperature=1.0))
-    assert [x.id for x in lib.summaries(s.id)] == [first.summary_id, second.summary_id]
-    assert (lib.summary(first.summary_id), stored(lib, first.summary_id)) == before
-    assert lib.latest_summary(s.id).template == "lecture"
+    assert [x.id for x in lib.summaries.for_session(s.id)] == [first.summary_id, second.summary_id]
+    assert (lib.summaries.get(first.summary_id), stored(lib, first.summary_id)) == before
+    assert lib.summaries.latest(s.id).template == "lecture"
     assert stored(lib, second.summary_id)["action_items"] == []  # the lecture template collects none
 
 
@@ -207,9 +207,9 @@ def test_cancel_keeps_what_was_written(engine, lib):
     with pytest.raises(SummaryCancelled):
         summarize(lib, engine, s.id, "general", SummaryOptions(**{**FAST, "max_tokens": 400}, flush_seconds=0.0,
                                                                temperature=1.0), on_text=on_text, cancel=cancel)
-    (summary,) = lib.summaries(s.id)
+    (summary,) = lib.summaries.for_session(s.id)
     assert summary.status == "cancelled" and len(summary.text) > 20
-    (job,) = lib.jobs(session_id=s.id)
+    (job,) = lib.jobs.find(session_id=s.id)
     assert job.state == "cancelled"
 
 
@@ -225,7 +225,7 @@ def test_bad_input_is_refused_before_the_model_is_loaded(lib):
     s = meeting(lib, n=3)
     with pytest.raises(SummarizeError, match="unknown template"):
         summarize(lib, no_model, s.id, "nope")
-    assert lib.summaries(s.id) == [] and lib.jobs() == []
+    assert lib.summaries.for_session(s.id) == [] and lib.jobs.find() == []
 
 
 # -- the command line ---------------------------------------------------------------
@@ -244,7 +244,7 @@ def test_cli_summarize_json_and_markdown(tiny_model, _private_home):
     p2 = run("summarize", str(sid), "--template", "standup", *_cli_args(tiny_model))
     assert p2.returncode == 0, p2.stderr
     with Library.open(_private_home) as lib:
-        first, second = lib.summaries(sid)
+        first, second = lib.summaries.for_session(sid)
         assert first.text == out["text"] and first.model == tiny_model.model.name
         # what was printed is the stored text (compared by words: the noise holds control characters)
         assert second.template == "standup" and second.text.split() == p2.stdout.split()
@@ -269,7 +269,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(tiny_model, _private_home):
     assert p.returncode == 0 and BUILTIN <= {line.split()[0] for line in p.stdout.splitlines()}
     assert p.stderr.count("\n") == 1 and "mine.toml was skipped" in p.stderr
     with Library.open(_private_home) as lib:
-        assert lib.summaries(sid) == []
+        assert lib.summaries.for_session(sid) == []
 
 
 # -- a real (small) text model ----------------------------------------------------------
@@ -303,7 +303,7 @@ def test_gemma3_270m_summary_mentions_the_key_nouns(lib):
     said = r.text.casefold()
     nouns = ["lisbon", "office", "lease", "designer", "landlord", "budget"]
     assert sum(n in said for n in nouns) >= 3, r.text
-    assert lib.summary(r.summary_id).status == "done"
+    assert lib.summaries.get(r.summary_id).status == "done"
 
 
 def test_json_escapes_of_lone_surrogates_become_storable_text():

@@ -34,7 +34,7 @@ def lib(tmp_path):
         ])
         b = lib.create_session("Launch planning", "recording", created="2026-11-10T09:00:00Z")
         lib.add_segments(b.id, [{"start": 30, "end": 35, "speaker": "Chloe", "text": "The launch moves to May."}])
-        lib.add_summary(b.id, "general", "Launch moved; budget unchanged.")
+        lib.summaries.finish(lib.summaries.start(b.id, "general").id, "Launch moved; budget unchanged.")
         (lib.media_dir(a.id) / "note.txt").write_text("keep me")
         yield lib
 

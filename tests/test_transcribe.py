@@ -75,7 +75,7 @@ def test_bad_files_say_why_and_write_nothing(tiny_model, tmp_path, _private_home
     assert_one_line_error(r, 2)
     assert "input.mp4" in r.stderr
     with Library.open(_private_home) as lib:
-        assert lib.sessions() == [] and lib.jobs() == []
+        assert lib.sessions() == [] and lib.jobs.find() == []
 
 
 @pytest.mark.slow
@@ -119,7 +119,7 @@ def test_killed_transcription_resumes_after_the_last_stored_utterance(tiny_model
     with Library.open(_private_home) as lib:
         (s,) = lib.sessions()
         before = {g.id: (g.start, g.text) for g in lib.segments(s.id)}
-        (job,) = lib.jobs()
+        (job,) = lib.jobs.find()
         assert job.state == "running" and job.resume["done"] == 4 and len(before) == 4
     out = transcribe(tiny_model, m.wav, "--parallel", "2")
     assert out["session_id"] == s.id
@@ -127,7 +127,7 @@ def test_killed_transcription_resumes_after_the_last_stored_utterance(tiny_model
         after = {g.id: (g.start, g.text) for g in lib.segments(s.id)}
         assert {k: after[k] for k in before} == before  # the stored part was kept, not redone
         assert len(after) == len(job.resume["utterances"])
-        assert lib.job(job.id).state == "done" and lib.get_session(s.id).status == "ready"
+        assert lib.jobs.get(job.id).state == "done" and lib.get_session(s.id).status == "ready"
     assert der(m.truth(), hyp(out)) <= 0.10
 
 
@@ -148,11 +148,11 @@ def test_cancel_keeps_progress_and_resumes(tiny_model, meetings, _private_home):
     with Library.open(_private_home) as lib, Engine(tiny_model.model, tiny_model.mmproj, engine_config(4096)) as e:
         with pytest.raises(TranscribeCancelled):
             transcribe_file(lib, e, m.wav, TranscribeOptions(parallel=2), progress=progress, cancel=cancel)
-        (job,) = lib.jobs()
+        (job,) = lib.jobs.find()
         assert job.state == "cancelled" and 0 < job.progress < 1
         assert [p.fraction for p in seen] == sorted(p.fraction for p in seen)
         sid = transcribe_file(lib, e, m.wav, TranscribeOptions(parallel=2))
-        assert sid == job.session_id and lib.job(job.id).state == "done"
+        assert sid == job.session_id and lib.jobs.get(job.id).state == "done"
         assert len(lib.segments(sid)) == len(job.resume["utterances"])
 
 

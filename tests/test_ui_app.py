@@ -277,18 +277,18 @@ def test_summary_streams_into_the_tab_and_action_items_tick(window, qtbot, tiny_
     qtbot.waitUntil(lambda: task.finished, timeout=180_000)
     assert task.state == DONE, task.error
     assert streamed, "the summary text streamed into the tab"
-    stored = services.library.summaries(sid)
+    stored = services.library.summaries.for_session(sid)
     assert len(stored) == 1 and tab.versions.count() == 1
     assert tab.text.toPlainText().strip() and tab.run_button.text() == "Summarize"
-    items = services.library.summary_action_items(stored[0].id)
+    items = services.library.summaries.action_items(stored[0].id)
     assert tab.items.count() == len(items)
     if items:
         tab.items.item(0).setCheckState(Qt.CheckState.Checked)
-        assert services.library.summary_action_items(stored[0].id)[0].done
+        assert services.library.summaries.action_items(stored[0].id)[0].done
     # Another template keeps the first summary.
     t2 = tab.summarize("standup")
     qtbot.waitUntil(lambda: t2.finished, timeout=180_000)
-    assert len(services.library.summaries(sid)) == 2 and tab.versions.count() == 2
+    assert len(services.library.summaries.for_session(sid)) == 2 and tab.versions.count() == 2
 
 
 @needs_speech

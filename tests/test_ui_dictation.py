@@ -142,8 +142,8 @@ def test_voice_edit_in_a_summary_being_edited(qtbot, tmp_path, tiny_model, pulse
     s.mic_device = pulse.mic
     lib = services.library
     sid = lib.create_session("Weekly", "file", status="ready").id
-    summary = lib.start_summary(sid, "general")
-    lib.finish_summary(summary.id, "# Weekly\n\nwe has agreed the budget\n")
+    summary = lib.summaries.start(sid, "general")
+    lib.summaries.finish(summary.id, "# Weekly\n\nwe has agreed the budget\n")
     tab = SummaryTab(services)
     qtbot.addWidget(tab)
     tab.show()
@@ -175,7 +175,7 @@ def test_voice_edit_in_a_summary_being_edited(qtbot, tmp_path, tiny_model, pulse
         assert tab.editor.toPlainText() == original
         tab.editor.redo()
         tab.edit_button.setChecked(False)  # Save
-        assert lib.summary(summary.id).text == original[:a] + got[0] + original[b:]
+        assert lib.summaries.get(summary.id).text == original[:a] + got[0] + original[b:]
     finally:
         services.close()
 

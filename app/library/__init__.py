@@ -2,5 +2,8 @@
 
 from .db import LibraryError, NotFound
 from .library import Library
+from .models import (FramesResume, JobKind, JobState, SessionState, SummarizeResume, SummaryState,
+                     TranscribeResume)
 
-__all__ = ["Library", "LibraryError", "NotFound"]
+__all__ = ["Library", "LibraryError", "NotFound", "JobKind", "JobState", "SessionState", "SummaryState",
+           "TranscribeResume", "FramesResume", "SummarizeResume"]

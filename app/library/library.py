@@ -15,35 +15,39 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, ContextManager, Iterable
 
 import sqlite_utils
 
 from .db import DB_NAME, LibraryError, NotFound, connect, open_database
-from .models import (JOB_STATES, SESSION_KINDS, SESSION_STATES, ActionItem, ChatMessage, Job, Media,
-                     SearchHit, Segment, Session, SessionDetail, Speaker, Summary, VoiceProfile)
+from .jobs import Jobs
+from .models import (SESSION_KINDS, ChatMessage, Media, SearchHit, Segment, Session, SessionDetail, SessionState,
+                     Speaker, VoiceProfile)
 from .search import search as _search
-from .summaries import SummaryMixin
+from .store import Store, now_iso
+from .summaries import Summaries
 
 
-def now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+class Library:
+    """Sessions, speakers, segments, media and chat; ``summaries`` and ``jobs`` are
+    components on the same connection (summaries.py, jobs.py)."""
 
+    conn: sqlite3.Connection
+    db: sqlite_utils.Database
+    data_dir: Path
+    notice: str | None
+    summaries: Summaries
+    jobs: Jobs
 
-def _fields(cls) -> set[str]:
-    return set(cls.__dataclass_fields__)
-
-
-class Library(SummaryMixin):
     def __init__(self, conn: sqlite3.Connection, data_dir: Path, notice: str | None = None):
+        self._store = Store(conn)
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
+        self.db = self._store.db
         self.data_dir = Path(data_dir)
         self.notice = notice  # one line to show the user once (a damaged library set aside)
-        self._depth = 0
+        self.summaries = Summaries(self._store)
+        self.jobs = Jobs(self._store)
 
     # -- opening ------------------------------------------------------------
     @classmethod
@@ -64,6 +68,12 @@ class Library(SummaryMixin):
         """Another connection to the same library, for use in another thread."""
         return Library(connect(self.path), self.data_dir)
 
+    def read_only(self) -> "Library":
+        """Another connection that SQLite will not let write (``PRAGMA query_only``)."""
+        conn = connect(self.path)
+        conn.execute("PRAGMA query_only = ON")
+        return Library(conn, self.data_dir)
+
     def close(self) -> None:
         self.conn.close()
 
@@ -73,79 +83,49 @@ class Library(SummaryMixin):
     def __exit__(self, *exc) -> None:
         self.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> ContextManager[None]:
         """All writes inside happen together or not at all (nesting joins the outer one)."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        self.conn.execute("BEGIN IMMEDIATE")
-        self._depth = 1
-        try:
-            yield
-        except BaseException:
-            self._depth = 0
-            self.conn.execute("ROLLBACK")
-            raise
-        self._depth = 0
-        self.conn.execute("COMMIT")
-
-    # -- small helpers ------------------------------------------------------
-    def _insert(self, table: str, row: dict[str, Any]) -> int:
-        cols = ", ".join(f'"{c}"' for c in row)
-        marks = ", ".join("?" for _ in row)
-        cur = self.conn.execute(f'INSERT INTO "{table}" ({cols}) VALUES ({marks})', list(row.values()))
-        return int(cur.lastrowid)
-
-    def _update(self, table: str, pk: int, row: dict[str, Any]) -> None:
-        if not row:
-            return
-        sets = ", ".join(f'"{c}" = ?' for c in row)
-        cur = self.conn.execute(f'UPDATE "{table}" SET {sets} WHERE id = ?', [*row.values(), pk])
-        if cur.rowcount == 0:
-            raise NotFound(f"no {table[:-1].replace('_', ' ')} {pk}")
-
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        return list(self.db.query(sql, params))
-
-    def _one(self, table: str, pk: int, what: str) -> dict[str, Any]:
-        rows = self._rows(f'SELECT * FROM "{table}" WHERE id = ?', (pk,))
-        if not rows:
-            raise NotFound(f"no {what} {pk}")
-        return rows[0]
+        return self._store.transaction()
 
     # -- sessions -----------------------------------------------------------
     def create_session(self, title: str, kind: str, *, source: str | None = None,
-                       status: str = "new", language: str | None = None,
+                       status: str = SessionState.NEW, language: str | None = None,
                        created: str | None = None) -> Session:
         if kind not in SESSION_KINDS:
             raise LibraryError(f"unknown session kind '{kind}'")
-        sid = self._insert("sessions", {"title": title, "kind": kind, "source": source, "status": status,
+        sid = self._store.insert("sessions", {"title": title, "kind": kind, "source": source, "status": status,
                                         "language": language, "created": created or now_iso(),
                                         "updated": now_iso()})
         return self.get_session(sid)
 
     def get_session(self, session_id: int) -> Session:
-        return Session(**self._one("sessions", session_id, "session"))
+        return Session(**self._store.one("sessions", session_id, "session"))
 
-    def sessions(self, limit: int | None = None, offset: int = 0) -> list[Session]:
-        sql = "SELECT * FROM sessions ORDER BY created DESC, id DESC"
+    def sessions(self, limit: int | None = None, offset: int = 0, *, since: str | None = None,
+                 kind: str | None = None, status: str | None = None) -> list[Session]:
+        """Sessions newest first; ``since``: created on or after that ISO date/time;
+        ``kind``/``status``: only those."""
+        sql, params = "SELECT * FROM sessions WHERE 1", []
+        for col, op, value in (("created", ">=", since), ("kind", "=", kind), ("status", "=", status)):
+            if value is not None:
+                sql += f" AND {col} {op} ?"
+                params.append(str(value))
+        sql += " ORDER BY created DESC, id DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
-        return [Session(**r) for r in self._rows(sql)]
+        return [Session(**r) for r in self._store.rows(sql, params)]
 
     def update_session(self, session_id: int, **changes: Any) -> Session:
         allowed = {"title", "status", "duration", "language", "source"}
         bad = set(changes) - allowed
         if bad:
             raise LibraryError(f"cannot change {', '.join(sorted(bad))} of a session")
-        if "status" in changes and changes["status"] not in SESSION_STATES:
-            raise LibraryError(f"unknown session status '{changes['status']}'")
-        self._update("sessions", session_id, {**changes, "updated": now_iso()})
+        if "status" in changes:
+            try:
+                changes["status"] = SessionState(changes["status"])
+            except ValueError:
+                raise LibraryError(f"unknown session status '{changes['status']}'") from None
+        self._store.update("sessions", session_id, {**changes, "updated": now_iso()})
         return self.get_session(session_id)
 
     def delete_session(self, session_id: int) -> None:
@@ -158,22 +138,10 @@ class Library(SummaryMixin):
             shutil.rmtree(folder, ignore_errors=True)
 
     def session_detail(self, session_id: int) -> SessionDetail:
-        with self._read():
+        with self._store.snapshot():
             return SessionDetail(self.get_session(session_id), self.speakers(session_id),
-                                 self.segments(session_id), self.summaries(session_id),
-                                 self.action_items(session_id), self.media(session_id))
-
-    @contextmanager
-    def _read(self) -> Iterator[None]:
-        """One consistent snapshot for several SELECTs (WAL: never blocks a writer)."""
-        if self._depth or self.conn.in_transaction:
-            yield
-            return
-        self.conn.execute("BEGIN")
-        try:
-            yield
-        finally:
-            self.conn.execute("COMMIT")
+                                 self.segments(session_id), self.summaries.for_session(session_id),
+                                 self.summaries.session_action_items(session_id), self.media(session_id))
 
     # -- speakers and voice profiles ----------------------------------------
     def ensure_speaker(self, session_id: int, label: str) -> Speaker:
@@ -182,18 +150,18 @@ class Library(SummaryMixin):
         return self.speaker(session_id, label)
 
     def speaker(self, session_id: int, label: str) -> Speaker:
-        rows = self._rows("SELECT * FROM speakers WHERE session_id = ? AND label = ?", (session_id, label))
+        rows = self._store.rows("SELECT * FROM speakers WHERE session_id = ? AND label = ?", (session_id, label))
         if not rows:
             raise NotFound(f"session {session_id} has no speaker '{label}'")
         return Speaker(**rows[0])
 
     def speakers(self, session_id: int) -> list[Speaker]:
         return [Speaker(**r) for r in
-                self._rows("SELECT * FROM speakers WHERE session_id = ? ORDER BY id", (session_id,))]
+                self._store.rows("SELECT * FROM speakers WHERE session_id = ? ORDER BY id", (session_id,))]
 
     def rename_speaker(self, session_id: int, label: str, name: str | None) -> Speaker:
         sp = self.speaker(session_id, label)
-        self._update("speakers", sp.id, {"name": (name or "").strip() or None})
+        self._store.update("speakers", sp.id, {"name": (name or "").strip() or None})
         return self.speaker(session_id, label)
 
     def merge_speakers(self, session_id: int, label: str, into_label: str) -> Speaker:
@@ -205,7 +173,7 @@ class Library(SummaryMixin):
         return dst
 
     def link_speaker_profile(self, speaker_id: int, profile_id: int | None) -> None:
-        self._update("speakers", speaker_id, {"profile_id": profile_id})
+        self._store.update("speakers", speaker_id, {"profile_id": profile_id})
 
     def set_speaker_voice(self, speaker_id: int, embedding, name: str | None = None,
                           profile_id: int | None = None) -> None:
@@ -215,7 +183,7 @@ class Library(SummaryMixin):
             row["name"] = name
         if profile_id is not None:
             row["profile_id"] = profile_id
-        self._update("speakers", speaker_id, row)
+        self._store.update("speakers", speaker_id, row)
 
     def segment_embeddings(self, session_id: int) -> list[tuple[int, float, float, bytes | None]]:
         """(segment id, start, end, embedding bytes) in time order: what diarization needs."""
@@ -236,7 +204,7 @@ class Library(SummaryMixin):
 
     def add_voice_profile(self, name: str, embedding: bytes | None, samples: int = 1) -> VoiceProfile:
         emb = embedding.tobytes() if hasattr(embedding, "tobytes") else embedding
-        pid = self._insert("voice_profiles", {"name": name, "embedding": emb, "samples": samples,
+        pid = self._store.insert("voice_profiles", {"name": name, "embedding": emb, "samples": samples,
                                               "created": now_iso(), "updated": now_iso()})
         return self.voice_profile(pid)
 
@@ -246,14 +214,14 @@ class Library(SummaryMixin):
         bad = set(changes) - {"name", "embedding", "samples"}
         if bad:
             raise LibraryError(f"cannot change {', '.join(sorted(bad))} of a voice profile")
-        self._update("voice_profiles", profile_id, {**changes, "updated": now_iso()})
+        self._store.update("voice_profiles", profile_id, {**changes, "updated": now_iso()})
         return self.voice_profile(profile_id)
 
     def voice_profile(self, profile_id: int) -> VoiceProfile:
-        return VoiceProfile(**self._one("voice_profiles", profile_id, "voice profile"))
+        return VoiceProfile(**self._store.one("voice_profiles", profile_id, "voice profile"))
 
     def voice_profiles(self) -> list[VoiceProfile]:
-        return [VoiceProfile(**r) for r in self._rows("SELECT * FROM voice_profiles ORDER BY name")]
+        return [VoiceProfile(**r) for r in self._store.rows("SELECT * FROM voice_profiles ORDER BY name")]
 
     def delete_voice_profile(self, profile_id: int) -> None:
         self.conn.execute("DELETE FROM voice_profiles WHERE id = ?", (profile_id,))
@@ -272,7 +240,7 @@ class Library(SummaryMixin):
                 if end < start or start < 0:
                     raise LibraryError(f"a segment cannot run from {start:.2f}s to {end:.2f}s")
                 emb = s.get("embedding")
-                ids.append(self._insert("segments", {
+                ids.append(self._store.insert("segments", {
                     "session_id": session_id, "start": start, "end": end,
                     "speaker_id": sp_id, "text": s.get("text", ""), "language": s.get("language"),
                     "embedding": emb.astype("<f4").tobytes() if hasattr(emb, "astype") else emb}))
@@ -292,7 +260,7 @@ class Library(SummaryMixin):
                       FROM segments g LEFT JOIN speakers s ON s.id = g.speaker_id"""
 
     def segment(self, segment_id: int) -> Segment:
-        rows = self._rows(self._SEGMENT_SQL + " WHERE g.id = ?", (segment_id,))
+        rows = self._store.rows(self._SEGMENT_SQL + " WHERE g.id = ?", (segment_id,))
         if not rows:
             raise NotFound(f"no segment {segment_id}")
         return Segment(**rows[0])
@@ -315,7 +283,7 @@ class Library(SummaryMixin):
         bad = set(changes) - {"text", "start", "end", "language", "speaker_id"}
         if bad:
             raise LibraryError(f"cannot change {', '.join(sorted(bad))} of a segment")
-        self._update("segments", segment_id, changes)
+        self._store.update("segments", segment_id, changes)
         return self.segment(segment_id)
 
     def delete_segments(self, session_id: int, after: float | None = None) -> int:
@@ -353,111 +321,59 @@ class Library(SummaryMixin):
         rel = self.relative(path)
         if size is None and self.absolute(rel).exists():
             size = self.absolute(rel).stat().st_size
-        mid = self._insert("media", {"session_id": session_id, "offset": float(offset), "path": rel,
+        mid = self._store.insert("media", {"session_id": session_id, "offset": float(offset), "path": rel,
                                      "kind": kind, "width": width, "height": height, "bytes": size,
                                      "created": now_iso()})
-        return Media(**self._one("media", mid, "media item"))
+        return Media(**self._store.one("media", mid, "media item"))
 
     def media(self, session_id: int, kind: str | None = None) -> list[Media]:
         sql, params = 'SELECT * FROM media WHERE session_id = ?', [session_id]
         if kind:
             sql += " AND kind = ?"
             params.append(kind)
-        return [Media(**r) for r in self._rows(sql + ' ORDER BY "offset", id', params)]
+        return [Media(**r) for r in self._store.rows(sql + ' ORDER BY "offset", id', params)]
 
-    # -- summaries, action items, chat ---------------------------------------
-    def add_summary(self, session_id: int, template: str, text: str = "", model: str | None = None) -> Summary:
-        sid = self._insert("summaries", {"session_id": session_id, "template": template, "text": text,
-                                         "model": model, "created": now_iso()})
-        return Summary(**self._one("summaries", sid, "summary"))
+    def delete_media(self, session_id: int, kind: str) -> int:
+        """Remove a session's media of one kind: the files and their rows. Returns how many."""
+        items = self.media(session_id, kind)
+        for m in items:
+            self.absolute(m).unlink(missing_ok=True)
+        self.conn.execute("DELETE FROM media WHERE session_id = ? AND kind = ?", (session_id, kind))
+        return len(items)
 
-    def update_summary(self, summary_id: int, text: str) -> None:
-        self._update("summaries", summary_id, {"text": text})
+    def session_audio(self, session_id: int, *, include_source: bool = False) -> Path | None:
+        """The session's own audio file (a recording's or dictation's) that exists, else
+        (``include_source``) the file it was imported from, if still there; else None."""
+        for m in self.media(session_id, "audio"):
+            p = self.absolute(m)
+            if p.exists():
+                return p
+        if include_source:
+            source = self.get_session(session_id).source
+            if source and Path(source).exists():
+                return Path(source)
+        return None
 
-    def summaries(self, session_id: int) -> list[Summary]:
-        return [Summary(**r) for r in self._rows(
-            "SELECT * FROM summaries WHERE session_id = ? ORDER BY created, id", (session_id,))]
-
-    def add_action_item(self, session_id: int, text: str, owner: str | None = None, due: str | None = None,
-                        summary_id: int | None = None) -> ActionItem:
-        aid = self._insert("action_items", {"session_id": session_id, "text": text, "owner": owner,
-                                            "due": due, "summary_id": summary_id, "done": 0})
-        return self._action(aid)
-
-    def _action(self, aid: int) -> ActionItem:
-        r = self._one("action_items", aid, "action item")
-        return ActionItem(**{**r, "done": bool(r["done"])})
-
-    def set_action_done(self, item_id: int, done: bool = True) -> ActionItem:
-        self._update("action_items", item_id, {"done": int(bool(done))})
-        return self._action(item_id)
-
-    def action_items(self, session_id: int) -> list[ActionItem]:
-        return [ActionItem(**{**r, "done": bool(r["done"])}) for r in self._rows(
-            "SELECT * FROM action_items WHERE session_id = ? ORDER BY id", (session_id,))]
-
+    # -- chat -------------------------------------------------------------
     def add_chat_message(self, session_id: int, role: str, content: str,
                          attachments: list[Any] | None = None) -> ChatMessage:
-        mid = self._insert("chat_messages", {"session_id": session_id, "role": role, "content": content,
+        mid = self._store.insert("chat_messages", {"session_id": session_id, "role": role, "content": content,
                                              "attachments": json.dumps(attachments or []),
                                              "created": now_iso()})
-        return self._chat(self._one("chat_messages", mid, "chat message"))
+        return self._chat(self._store.one("chat_messages", mid, "chat message"))
 
     @staticmethod
     def _chat(r: dict[str, Any]) -> ChatMessage:
         return ChatMessage(**{**r, "attachments": json.loads(r["attachments"] or "[]")})
 
     def chat(self, session_id: int) -> list[ChatMessage]:
-        return [self._chat(r) for r in self._rows(
+        return [self._chat(r) for r in self._store.rows(
             "SELECT * FROM chat_messages WHERE session_id = ? ORDER BY id", (session_id,))]
 
-    # -- jobs ---------------------------------------------------------------
-    def create_job(self, kind: str, session_id: int | None = None, resume: dict | None = None) -> Job:
-        jid = self._insert("jobs", {"kind": kind, "session_id": session_id, "state": "queued",
-                                    "created": now_iso(), "updated": now_iso(),
-                                    "resume": json.dumps(resume or {})})
-        return self.job(jid)
-
-    def job(self, job_id: int) -> Job:
-        r = self._one("jobs", job_id, "job")
-        return Job(**{**r, "resume": json.loads(r["resume"] or "{}")})
-
-    def jobs(self, states: Sequence[str] | None = None, session_id: int | None = None) -> list[Job]:
-        sql, params = "SELECT id FROM jobs WHERE 1", []
-        if states:
-            sql += f" AND state IN ({', '.join('?' for _ in states)})"
-            params += list(states)
-        if session_id is not None:
-            sql += " AND session_id = ?"
-            params.append(session_id)
-        return [self.job(r[0]) for r in self.conn.execute(sql + " ORDER BY id", params)]
-
-    def update_job(self, job_id: int, *, state: str | None = None, progress: float | None = None,
-                   error: str | None = None, resume: dict | None = None) -> Job:
-        row: dict[str, Any] = {"updated": now_iso()}
-        if state is not None:
-            if state not in JOB_STATES:
-                raise LibraryError(f"unknown job state '{state}'")
-            row["state"] = state
-            if state == "running":
-                row["started"] = now_iso()
-            if state in ("done", "failed", "cancelled", "interrupted"):
-                row["finished"] = now_iso()
-        if progress is not None:
-            row["progress"] = max(0.0, min(1.0, float(progress)))
-        if error is not None:
-            row["error"] = error
-        if resume is not None:
-            row["resume"] = json.dumps(resume)
-        self._update("jobs", job_id, row)
-        return self.job(job_id)
-
-    def mark_interrupted(self) -> list[Job]:
-        """At start: jobs left 'running' by a process that died are 'interrupted'."""
-        running = self.jobs(["running"])
-        for j in running:
-            self.update_job(j.id, state="interrupted", error="Minutely stopped while this job ran")
-        return [self.job(j.id) for j in running]
+    def clear_chat(self, session_id: int) -> int:
+        """Forget a session's chat; returns the number of messages removed."""
+        with self.transaction():
+            return self.conn.execute("DELETE FROM chat_messages WHERE session_id = ?", (session_id,)).rowcount
 
     # -- search -------------------------------------------------------------
     def search(self, query: str, limit: int = 50, highlight: tuple[str, str] = ("[", "]"),

@@ -3,14 +3,47 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
+from typing import Any, ClassVar
 
 SESSION_KINDS = ("recording", "file", "dictation")
-SESSION_STATES = ("new", "recording", "transcribing", "ready", "failed")
-JOB_STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
-SUMMARY_STATES = ("writing", "done", "failed", "cancelled")
 POINT_KINDS = ("decision", "question")
+
+
+class SessionState(StrEnum):
+    """A session's ``status`` (the values are what the rows store)."""
+    NEW = "new"
+    RECORDING = "recording"
+    TRANSCRIBING = "transcribing"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class SummaryState(StrEnum):
+    WRITING = "writing"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"    # left running by a process that died
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.INTERRUPTED)
+
+
+class JobKind(StrEnum):
+    TRANSCRIBE = "transcribe"
+    VIDEO_FRAMES = "video_frames"
+    SUMMARIZE = "summarize"
 
 
 @dataclass
@@ -19,7 +52,7 @@ class Session:
     title: str
     created: str                 # ISO 8601 UTC, e.g. 2026-11-24T07:58:00Z
     kind: str                    # recording / file / dictation
-    status: str = "new"
+    status: str = "new"          # a SessionState value
     duration: float = 0.0        # seconds
     source: str | None = None    # the imported file, if any
     language: str | None = None
@@ -73,7 +106,7 @@ class Summary:
     text: str
     model: str | None = None
     created: str | None = None
-    status: str = "done"         # writing / done / failed / cancelled
+    status: str = "done"         # a SummaryState value
     updated: str | None = None
 
 
@@ -119,11 +152,56 @@ class VoiceProfile:
     updated: str | None = None
 
 
+# -- what a job needs to continue after a restart (the row's ``resume`` JSON) ----
+@dataclass
+class ResumeState:
+    """Base of the typed resume states. Unknown keys in a stored row are ignored and
+    missing ones take their defaults, so an older or newer row still reads."""
+    KIND: ClassVar[JobKind]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None):
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (d or {}).items() if k in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TranscribeResume(ResumeState):
+    KIND: ClassVar[JobKind] = JobKind.TRANSCRIBE
+    file: str = ""
+    fingerprint: str = ""
+    options: dict = field(default_factory=dict)        # what must match to resume (language options)
+    utterances: list[list[float]] = field(default_factory=list)   # [start, end] seconds
+    duration: float = 0.0
+    done: int = 0                                      # utterances stored so far
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class FramesResume(ResumeState):
+    KIND: ClassVar[JobKind] = JobKind.VIDEO_FRAMES
+    fingerprint: str = ""
+    file: str = ""
+
+
+@dataclass
+class SummarizeResume(ResumeState):
+    KIND: ClassVar[JobKind] = JobKind.SUMMARIZE
+    summary_id: int | None = None
+    template: str = ""
+
+
+RESUME_TYPES: dict[str, type[ResumeState]] = {c.KIND: c for c in (TranscribeResume, FramesResume, SummarizeResume)}
+
+
 @dataclass
 class Job:
     id: int
-    kind: str
-    state: str
+    kind: str                    # a JobKind value
+    state: str                   # a JobState value
     session_id: int | None = None
     progress: float = 0.0
     error: str | None = None
@@ -131,7 +209,14 @@ class Job:
     started: str | None = None
     finished: str | None = None
     updated: str | None = None
-    resume: dict[str, Any] = field(default_factory=dict)  # what a restart needs
+    resume: dict[str, Any] = field(default_factory=dict)  # what a restart needs, as stored
+
+    def resume_state(self) -> ResumeState:
+        """The typed resume state of this job's kind (TranscribeResume, ...)."""
+        cls = RESUME_TYPES.get(self.kind)
+        if cls is None:
+            raise ValueError(f"a '{self.kind}' job has no typed resume state")
+        return cls.from_dict(self.resume)
 
 
 @dataclass

@@ -483,9 +483,7 @@ class SessionChat:
 
     def clear(self) -> int:
         """Forget this session's chat; returns the number of messages removed."""
-        with self.lib.transaction():
-            return self.lib.conn.execute("DELETE FROM chat_messages WHERE session_id = ?",
-                                         (self.session_id,)).rowcount
+        return self.lib.clear_chat(self.session_id)
 
 
 # -- one image, alone or with the transcript around its time ------------------

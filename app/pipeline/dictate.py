@@ -29,6 +29,7 @@ import numpy as np
 
 from app.engine.errors import EngineError
 from app.engine.messages import Audio, Message, Text
+from app.library.models import SessionState
 from app.media.audio import SAMPLE_RATE
 
 EDIT_SCHEMA = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"],
@@ -272,7 +273,7 @@ def save_dictation(lib, audio: np.ndarray, text: str, opts: DictationOptions | N
     secs = len(audio) / SAMPLE_RATE
     title = title or dictation_title(text)
     with lib.transaction():
-        s = lib.create_session(title, "dictation", status="ready")
+        s = lib.create_session(title, "dictation", status=SessionState.READY)
         path = lib.media_dir(s.id) / "dictation.wav"
         write_wav(path, np.asarray(audio, np.float32))
         lib.add_media(s.id, path, "audio", 0.0)
@@ -300,7 +301,7 @@ class DictationTake:
     def add(self, lib, start: float, end: float, text: str) -> int:
         with lib.transaction():
             if self.session_id is None:
-                s = lib.create_session(dictation_title(text), "dictation", status="ready")
+                s = lib.create_session(dictation_title(text), "dictation", status=SessionState.READY)
                 self.session_id = s.id
                 lib.update_session(s.id, language=self.opts.translate_to or self.opts.language)
             lib.add_segment(self.session_id, start, end, text)

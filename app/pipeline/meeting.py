@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from app.capture.recorder import Recorder, RecordingError, RecordingResult, find_unfinished, recover
 from app.capture.tracks import DONE_STATES, SIDECAR, is_live, read_sidecar
+from app.library.models import SessionState
 from app.pipeline.live import LiveStats, LiveTranscriber
 from app.pipeline.transcribe import TranscribeOptions
 
@@ -136,7 +137,7 @@ class Meeting:
         line) if no device can be opened; then nothing is left behind."""
         if self.state != "idle":
             raise RecordingError("this meeting was already started")
-        s = self.lib.create_session(self.title or default_title(), "recording", status="recording")
+        s = self.lib.create_session(self.title or default_title(), "recording", status=SessionState.RECORDING)
         self.session_id = s.id
         if self.engine is not None:
             self.live = LiveTranscriber(self.lib, s.id, self.engine, self.options, on_segment=self.on_segment,
@@ -210,7 +211,8 @@ class Meeting:
                 if rec.mix is not None:
                     self.lib.add_media(sid, rec.mix, "audio", 0.0)
                 transcribed = stats is not None and stats.segments > 0
-                status = "ready" if transcribed else ("new" if rec.mix is not None else "recording")
+                status = SessionState.READY if transcribed else \
+                    (SessionState.NEW if rec.mix is not None else SessionState.RECORDING)
                 self.lib.update_session(sid, status=status, duration=rec.duration)
             for n in rec.notices:
                 if n not in self.notices:
@@ -292,8 +294,8 @@ def recover_unfinished(lib) -> list[tuple[int, RecordingResult]]:
         sid = _session_of(lib, folder)
         _attach(lib, sid, res)
         out.append((sid, res))
-    for row in list(lib.db.query("SELECT id FROM sessions WHERE kind = 'recording' AND status = 'recording'")):
-        folder = lib.media_dir(row["id"], create=False) / RECORDING_DIR
+    for session in lib.sessions(kind="recording", status=SessionState.RECORDING):
+        folder = lib.media_dir(session.id, create=False) / RECORDING_DIR
         if (folder / SIDECAR).exists() and not is_live(folder):
             try:
                 meta = read_sidecar(folder)
@@ -303,7 +305,7 @@ def recover_unfinished(lib) -> list[tuple[int, RecordingResult]]:
             if meta.get("state") in DONE_STATES and mix.exists():
                 res = RecordingResult(folder, float(meta.get("duration", 0.0)), {}, mix,
                                       recovered=meta.get("state") == "recovered")
-                _attach(lib, row["id"], res)
+                _attach(lib, session.id, res)
     return out
 
 
@@ -315,7 +317,7 @@ def _session_of(lib, folder: Path) -> int:
         except Exception:
             pass
     return lib.create_session(f"Recovered recording {datetime.now():%Y-%m-%d %H:%M}", "recording",
-                              status="recording").id
+                              status=SessionState.RECORDING).id
 
 
 def _attach(lib, sid: int, res: RecordingResult) -> None:
@@ -323,5 +325,5 @@ def _attach(lib, sid: int, res: RecordingResult) -> None:
         if res.mix is not None and not any(m.kind == "audio" for m in lib.media(sid)):
             lib.add_media(sid, res.mix, "audio", 0.0)
         has_text = bool(lib.segments(sid))
-        lib.update_session(sid, status="ready" if has_text else "new",
+        lib.update_session(sid, status=SessionState.READY if has_text else SessionState.NEW,
                            duration=max(res.duration, lib.get_session(sid).duration))

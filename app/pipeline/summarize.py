@@ -30,13 +30,15 @@ from typing import Any, Callable
 
 from app import defaults
 from app.engine.messages import Message
+from app.library.jobs import JobRun
+from app.library.models import JobKind, SummarizeResume, SummaryState
 from app.pipeline.context import Line, format_time, render, span, split_to_budget, text_counter, transcript_lines
 from app.pipeline.structured import complete_json, items_schema, markdown_sections, merge, normalize
 from app.pipeline.summary_templates import Template, TemplateError, Templates, load_templates
 
 log = logging.getLogger("minutely.summarize")
 
-JOB_KIND = "summarize"
+JOB_KIND = JobKind.SUMMARIZE
 SYSTEM = ("Below is a meeting transcript; each line is [time] speaker: words. Use only what it says, "
           "and write in the language it is in.")
 EXTRACT = ("Now list, from the transcript, {what}. Use the speakers' names for owners; leave owner or due "
@@ -149,30 +151,27 @@ def summarize(lib, engine, session_id: int, template: str | Template = "general"
     if not lines:
         raise SummarizeError(f"session {session_id} has no transcript to summarize")
     eng = engine if hasattr(engine, "stream") else engine()
-    summary = lib.start_summary(session_id, tpl.name, opts.model)
-    job = lib.create_job(JOB_KIND, session_id, resume={"summary_id": summary.id, "template": tpl.name})
-    lib.update_job(job.id, state="running")
-    run = _Run(lib, eng, session, tpl, opts, summary.id, job.id, progress, on_text, cancel)
-    try:
-        result = run.go(lines)
-    except BaseException as e:
-        cancelled = isinstance(e, (SummaryCancelled, KeyboardInterrupt))
+    summary = lib.summaries.start(session_id, tpl.name, opts.model)
+    stops = (SummaryCancelled, KeyboardInterrupt)
+    with lib.jobs.run(JOB_KIND, session_id, SummarizeResume(summary_id=summary.id, template=tpl.name),
+                      cancelled=stops) as job:
+        run = _Run(lib, eng, session, tpl, opts, summary.id, job, progress, on_text, cancel)
         try:
-            lib.write_summary(summary.id, run.text, "cancelled" if cancelled else "failed")
-            lib.update_job(job.id, state="cancelled" if cancelled else "failed",
-                           error=None if cancelled else (" ".join(str(e).split()) or type(e).__name__))
-        except Exception:  # the library itself failed: the original error matters more
-            log.exception("could not record the end of summary %d", summary.id)
-        raise
-    lib.update_job(job.id, state="done", progress=1.0)
-    return result
+            return run.go(lines)
+        except BaseException as e:
+            try:  # the text so far is kept; the job records the end itself
+                lib.summaries.write(summary.id, run.text,
+                                    SummaryState.CANCELLED if isinstance(e, stops) else SummaryState.FAILED)
+            except Exception:  # the library itself failed: the original error matters more
+                log.exception("could not record the end of summary %d", summary.id)
+            raise
 
 
 class _Run:
-    def __init__(self, lib, eng, session, tpl: Template, opts: SummaryOptions, summary_id: int, job_id: int,
+    def __init__(self, lib, eng, session, tpl: Template, opts: SummaryOptions, summary_id: int, job: JobRun,
                  progress, on_text, cancel):
         self.lib, self.eng, self.session, self.tpl, self.opts = lib, eng, session, tpl, opts
-        self.summary_id, self.job_id = summary_id, job_id
+        self.summary_id, self.job, self.job_id = summary_id, job, job.id
         self._progress, self._on_text, self._cancel = progress, on_text, cancel
         self.text = ""
         self.replies: list[Any] = []
@@ -219,7 +218,7 @@ class _Run:
         return normalize(data, self.tpl.fields)
 
     def _tick(self, stage: str, fraction: float, part: int = 0, parts: int = 0) -> None:
-        self.lib.update_job(self.job_id, progress=fraction)
+        self.job.progress(fraction)
         if self._progress:
             self._progress(SummaryProgress(self.summary_id, self.job_id, stage, fraction, part, parts))
 
@@ -234,14 +233,14 @@ class _Run:
             if now - last[0] >= self.opts.flush_seconds:
                 last[0] = now
                 self.text = "".join(parts).strip()  # always a prefix of the final text
-                self.lib.write_summary(self.summary_id, self.text)
+                self.lib.summaries.write(self.summary_id, self.text)
                 if self._on_text:
                     self._on_text(self.summary_id, self.text)
                 self._tick(stage, f0 + (f1 - f0) * min(1.0, len(parts) / self.md_tokens))
 
         reply = self._call(msgs, self.md_tokens, on_piece=piece)
         self.text = reply.text.strip()
-        self.lib.write_summary(self.summary_id, self.text)
+        self.lib.summaries.write(self.summary_id, self.text)
         if self._on_text:
             self._on_text(self.summary_id, self.text)
         return self.text
@@ -326,9 +325,9 @@ class _Run:
         results = {f: results.get(f, []) for f in fields}
         extra = markdown_sections(results, fields)
         self.text = f"{markdown}\n\n{extra}".strip() if extra else markdown
-        self.lib.finish_summary(self.summary_id, self.text, action_items=results.get("action_items", []),
-                                decisions=results.get("decisions", []),
-                                questions=results.get("open_questions", []))
+        self.lib.summaries.finish(self.summary_id, self.text, action_items=results.get("action_items", []),
+                                  decisions=results.get("decisions", []),
+                                  questions=results.get("open_questions", []))
         if self._on_text:
             self._on_text(self.summary_id, self.text)
         self._tick("done", 1.0)

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from app.engine.engine import Reply
 from app.engine.errors import EngineError
 from app.engine.messages import Message
+from app.library.db import NotFound
 
 from .chat import Callback, ChatAnswer, ThoughtSplitter, _stream, context_size, find_citations
 from .context import format_time, render
@@ -142,16 +142,14 @@ def parse_call(text: str) -> ToolCall:
 
 
 class ReadOnlyLibrary:
-    """The read tools, on a connection SQLite will not let write (``query_only``)."""
+    """The read tools, on a library connection SQLite will not let write (``query_only``)."""
 
     def __init__(self, lib):
-        from app.library.db import connect
-
-        self.conn: sqlite3.Connection = connect(lib.path)
-        self.conn.execute("PRAGMA query_only = ON")
+        self.lib = lib.read_only()
+        self.conn = self.lib.conn  # what SQLite refuses to write through
 
     def close(self) -> None:
-        self.conn.close()
+        self.lib.close()
 
     def __enter__(self) -> "ReadOnlyLibrary":
         return self
@@ -168,25 +166,19 @@ class ReadOnlyLibrary:
         return out
 
     def list_sessions(self, since: str | None = None) -> str:
-        sql, params = "SELECT id, title, created, duration FROM sessions", []
-        if since:
-            sql += " WHERE created >= ?"
-            params.append(since)
-        rows = self.conn.execute(sql + " ORDER BY created DESC, id DESC LIMIT 30", params).fetchall()
-        if not rows:
+        sessions = self.lib.sessions(limit=30, since=since or None)
+        if not sessions:
             return "no sessions"
-        return "\n".join(f"session {i}: {t or 'untitled'} ({(c or '')[:10]}, {format_time(d or 0)} long)"
-                         for i, t, c, d in rows)
+        return "\n".join(f"session {s.id}: {s.title or 'untitled'} ({(s.created or '')[:10]}, "
+                         f"{format_time(s.duration or 0)} long)" for s in sessions)
 
     def search_library(self, query: str) -> str:
-        from app.library.search import search
-
-        hits = search(self.conn, query, limit=12, highlight=("", ""))  # brackets are for times
+        hits = self.lib.search(query, limit=12, highlight=("", ""))  # brackets are for times
         if not hits:  # all words must match; try the words one by one
             words = [w for w in re.findall(r"\w+", query) if len(w) >= 3][:5]
             seen = set()
             for w in words:
-                for h in search(self.conn, w, limit=6, highlight=("", "")):
+                for h in self.lib.search(w, limit=6, highlight=("", "")):
                     key = (h.session_id, h.segment_id, h.source)
                     if key not in seen:
                         seen.add(key)
@@ -195,8 +187,7 @@ class ReadOnlyLibrary:
             hits = hits[:12]
         if not hits:
             return f"no matches for {query!r}"
-        dates = dict(self.conn.execute("SELECT id, created FROM sessions WHERE id IN (%s)" % ",".join(
-            str(int(h.session_id)) for h in hits)).fetchall())
+        dates = {sid: self.lib.get_session(sid).created for sid in {h.session_id for h in hits}}
         out = []
         for h in hits:
             where = f"[{format_time(h.offset)}] " if h.source == "segment" and h.offset is not None else ""
@@ -206,17 +197,14 @@ class ReadOnlyLibrary:
         return "\n".join(out)
 
     def read_transcript(self, session_id: int, start: float, end: float) -> str:
-        row = self.conn.execute("SELECT title FROM sessions WHERE id = ?", (session_id,)).fetchone()
-        if row is None:
-            raise ToolError(f"there is no session {session_id}")
+        try:
+            title = self.lib.get_session(session_id).title
+        except NotFound:
+            raise ToolError(f"there is no session {session_id}") from None
         end = min(end, start + 1800)  # at most half an hour a call
-        rows = self.conn.execute(
-            """SELECT g.start, g.text, COALESCE(s.name, s.label) FROM segments g
-               LEFT JOIN speakers s ON s.id = g.speaker_id
-               WHERE g.session_id = ? AND g."end" > ? AND g.start < ? ORDER BY g.start, g.id""",
-            (session_id, start, end)).fetchall()
-        lines = [f"[{format_time(a)}] {f'{who}: ' if who else ''}{' '.join(t.split())}" for a, t, who in rows]
-        return f"session {session_id} \"{row[0]}\", {format_time(start)} to {format_time(end)}:\n" + (
+        lines = [f"[{format_time(g.start)}] {f'{g.speaker}: ' if g.speaker else ''}{' '.join(g.text.split())}"
+                 for g in self.lib.segments(session_id, start, end)]
+        return f"session {session_id} \"{title}\", {format_time(start)} to {format_time(end)}:\n" + (
             render(lines) if lines else "(nothing said there)")
 
 

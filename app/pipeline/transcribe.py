@@ -21,12 +21,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
+from app.library.jobs import JobRun
+from app.library.models import JobKind, JobState, SessionState, TranscribeResume
 from app.media.audio import SAMPLE_RATE, NoSpeech, check_file, iter_audio
 from app.pipeline import utterances
 from app.pipeline.speakers import diarize_session
@@ -37,7 +39,8 @@ __all__ = ["JOB_KIND", "Progress", "TranscribeCancelled", "TranscribeOptions", "
 
 log = logging.getLogger("minutely.transcribe")
 
-JOB_KIND = "transcribe"
+JOB_KIND = JobKind.TRANSCRIBE
+RESUMABLE = (JobState.QUEUED, JobState.RUNNING, JobState.INTERRUPTED, JobState.FAILED, JobState.CANCELLED)
 
 
 class TranscribeCancelled(Exception):
@@ -108,21 +111,11 @@ def cut(path: Path, utts: list[tuple[float, float]], start_index: int) -> Iterat
         k += 1
 
 
-@dataclass
-class _State:
-    file: str
-    fingerprint: str
-    options: dict
-    utterances: list[list[float]]
-    duration: float
-    done: int = 0
-    extra: dict = field(default_factory=dict)
-
-
 def find_resumable(lib, fp: str, opts: TranscribeOptions):
-    for job in reversed(lib.jobs(["queued", "running", "interrupted", "failed", "cancelled"])):
-        r = job.resume
-        if job.kind == JOB_KIND and r.get("fingerprint") == fp and r.get("options") == opts.key():
+    """The newest unfinished transcription of this file (fingerprint) with these options."""
+    for job in reversed(lib.jobs.find(RESUMABLE, kind=JOB_KIND)):
+        r = job.resume_state()
+        if r.fingerprint == fp and r.options == opts.key():
             try:
                 lib.get_session(job.session_id)
             except Exception:
@@ -152,14 +145,16 @@ def prepare_file(lib, path: str | Path, opts: TranscribeOptions | None = None, *
     utts, duration = scan(path)  # MediaError here: nothing is written
     if not utts:
         raise NoSpeech(given.name, duration)
-    state = _State(str(path), fp, opts.key(), [list(u) for u in utts], duration)
+    state = TranscribeResume(file=str(path), fingerprint=fp, options=opts.key(),
+                             utterances=[list(u) for u in utts], duration=duration)
     with lib.transaction():
         if session_id is None:
-            s = lib.create_session(opts.title or path.stem, "file", source=str(path), status="transcribing")
+            s = lib.create_session(opts.title or path.stem, "file", source=str(path),
+                                   status=SessionState.TRANSCRIBING)
         else:
-            s = lib.update_session(session_id, status="transcribing")
+            s = lib.update_session(session_id, status=SessionState.TRANSCRIBING)
         lib.update_session(s.id, duration=max(duration, s.duration))
-        job = lib.create_job(JOB_KIND, s.id, resume=asdict(state))
+        job = lib.jobs.create(JOB_KIND, s.id, resume=state)
     return job
 
 
@@ -173,25 +168,15 @@ def transcribe_file(lib, engine, path: str | Path, opts: TranscribeOptions | Non
     is reported without loading a model."""
     opts = opts or TranscribeOptions()
     job = prepare_file(lib, path, opts)
-    state = _State(**job.resume)
+    state: TranscribeResume = job.resume_state()
     path = Path(path).expanduser().resolve()  # prepare_file checked it is a file
     session_id = job.session_id
     if state.done:
         log.info("resuming job %d at utterance %d of %d", job.id, state.done, len(state.utterances))
-    lib.update_job(job.id, state="running", error="")
-    lib.update_session(session_id, status="transcribing")
-    try:
-        _transcribe(lib, engine, path, state, opts, job.id, session_id, progress, cancel)
+    with lib.jobs.run(job, cancelled=(TranscribeCancelled,), session_busy=SessionState.TRANSCRIBING) as run:
+        _transcribe(lib, engine, path, state, opts, run, session_id, progress, cancel)
         diarize_session(lib, session_id, opts.speakers)
-    except TranscribeCancelled:
-        lib.update_job(job.id, state="cancelled")
-        raise
-    except BaseException as e:
-        lib.update_job(job.id, state="failed", error=" ".join(str(e).split()) or type(e).__name__)
-        lib.update_session(session_id, status="failed")
-        raise
-    lib.update_job(job.id, state="done", progress=1.0)
-    lib.update_session(session_id, status="ready")
+    lib.update_session(session_id, status=SessionState.READY)
     return session_id
 
 
@@ -239,7 +224,7 @@ def _prepared(path: Path, utts: list[tuple[float, float]], start: int,
                 t.join(0.05)
 
 
-def _transcribe(lib, engine, path: Path, state: _State, opts: TranscribeOptions, job_id: int,
+def _transcribe(lib, engine, path: Path, state: TranscribeResume, opts: TranscribeOptions, job: JobRun,
                 session_id: int, progress, cancel) -> None:
     utts = state.utterances
     total = len(utts)
@@ -264,7 +249,7 @@ def _transcribe(lib, engine, path: Path, state: _State, opts: TranscribeOptions,
         frac = min(1.0, utts[state.done - 1][1] / state.duration) if state.duration else 1.0
         with lib.transaction():  # the segments and the job's position, together
             lib.add_segments(session_id, rows)
-            lib.update_job(job_id, progress=frac, resume=asdict(state))
+            job.progress(frac, state)
         if progress:
             progress(Progress(frac, state.done, total, session_id))
         group.clear()

@@ -35,6 +35,7 @@ import numpy as np
 from app.engine.engine import Reply
 from app.engine.errors import EngineError
 from app.engine.messages import IMAGE_TOKENS_MIN, Image, Message, Text, clamp_image_tokens
+from app.library.models import FramesResume, JobKind, JobState, SessionState
 from app.media.audio import MediaError, NoSpeech, check_file
 
 from .chat import Callback, ChatAnswer, ThoughtSplitter, _stream, context_size, find_citations, fit_span, \
@@ -44,7 +45,7 @@ from .timespan import keyword_span, question_span
 
 log = logging.getLogger("minutely.video")
 
-FRAMES_JOB = "video_frames"
+FRAMES_JOB = JobKind.VIDEO_FRAMES
 VIDEO_INSTRUCTIONS = (
     "You answer questions about a video. You are shown frames sampled from it, each labelled with its "
     "time [mm:ss], and the transcript of its speech, one line per utterance: [mm:ss] Speaker: words. "
@@ -183,13 +184,13 @@ def find_video_session(lib, path: str | Path) -> int | None:
     if not p.is_file():
         return None
     fp = fingerprint(p)
-    for job in reversed(lib.jobs(["done"])):
-        if job.kind == FRAMES_JOB and job.resume.get("fingerprint") == fp and job.session_id is not None:
+    for job in reversed(lib.jobs.find([JobState.DONE], kind=FRAMES_JOB)):
+        if job.resume_state().fingerprint == fp and job.session_id is not None:
             try:
                 s = lib.get_session(job.session_id)
             except Exception:
                 continue
-            if s.status == "ready":
+            if s.status == SessionState.READY:
                 return s.id
     return None
 
@@ -226,7 +227,7 @@ def import_video(lib, engine, path: str | Path, *, title: str | None = None, tra
             pass
     frames_only = sid is None
     if frames_only:
-        sid = lib.create_session(topts.title or p.stem, "file", source=str(p), status="transcribing").id
+        sid = lib.create_session(topts.title or p.stem, "file", source=str(p), status=SessionState.TRANSCRIBING).id
     try:
         return add_frames(lib, sid, p, fopts, info=info, cancel=cancel,
                           progress=(lambda f: progress("frames", f)) if progress else None)
@@ -247,26 +248,22 @@ def add_frames(lib, sid: int, path: str | Path, frame_opts: FrameOptions | None 
     info = info or probe(p)
     fopts = frame_opts or FrameOptions()
     fp = fingerprint(p)
-    job = next((j for j in lib.jobs(session_id=sid) if j.kind == FRAMES_JOB), None) or \
-        lib.create_job(FRAMES_JOB, sid, resume={"fingerprint": fp, "file": str(p)})
-    lib.update_job(job.id, state="running")
-    lib.update_session(sid, status="transcribing")
-    # an interrupted sampling starts over: frames are cheap next to transcription
-    for m in lib.media(sid, "frame"):
-        lib.absolute(m).unlink(missing_ok=True)
-    lib.conn.execute("DELETE FROM media WHERE session_id = ? AND kind = 'frame'", (sid,))
-    folder = lib.media_dir(sid) / "frames"
-    folder.mkdir(parents=True, exist_ok=True)
-    batch: list[tuple[Path, float, int, int]] = []
-    last = 0.0
+    job = next(iter(lib.jobs.find(session_id=sid, kind=FRAMES_JOB)), None) or \
+        lib.jobs.create(FRAMES_JOB, sid, resume=FramesResume(fingerprint=fp, file=str(p)))
+    with lib.jobs.run(job, cancelled=(VideoCancelled,), session_busy=SessionState.TRANSCRIBING):
+        # an interrupted sampling starts over: frames are cheap next to transcription
+        lib.delete_media(sid, "frame")
+        folder = lib.media_dir(sid) / "frames"
+        folder.mkdir(parents=True, exist_ok=True)
+        batch: list[tuple[Path, float, int, int]] = []
+        last = 0.0
 
-    def flush() -> None:
-        with lib.transaction():
-            for fpath, t, w, h in batch:
-                lib.add_media(sid, fpath, "frame", t, width=w, height=h)
-        batch.clear()
+        def flush() -> None:
+            with lib.transaction():
+                for fpath, t, w, h in batch:
+                    lib.add_media(sid, fpath, "frame", t, width=w, height=h)
+            batch.clear()
 
-    try:
         for t, im in sample_frames(p, fopts, cancel):
             fpath, w, h = _save_frame(im, folder, t, fopts)
             batch.append((fpath, t, w, h))
@@ -276,19 +273,11 @@ def add_frames(lib, sid: int, path: str | Path, frame_opts: FrameOptions | None 
             if progress and info.duration:
                 progress(min(1.0, t / info.duration))
         flush()
-    except VideoCancelled:
-        lib.update_job(job.id, state="cancelled")
-        raise
-    except BaseException as e:
-        lib.update_job(job.id, state="failed", error=" ".join(str(e).split()) or type(e).__name__)
-        lib.update_session(sid, status="failed")
-        raise
-    s = lib.get_session(sid)
-    # ready, unless its transcription (run beside the frames in the app) is still to finish
-    busy = any(j.kind == "transcribe" and j.state != "done" for j in lib.jobs(session_id=sid))
-    lib.update_session(sid, status="transcribing" if busy else "ready",
-                       duration=max(s.duration, info.duration, last))
-    lib.update_job(job.id, state="done", progress=1.0)
+        s = lib.get_session(sid)
+        # ready, unless its transcription (run beside the frames in the app) is still to finish
+        busy = any(j.state != JobState.DONE for j in lib.jobs.find(session_id=sid, kind=JobKind.TRANSCRIBE))
+        lib.update_session(sid, status=SessionState.TRANSCRIBING if busy else SessionState.READY,
+                           duration=max(s.duration, info.duration, last))
     if progress:
         progress(1.0)
     return sid

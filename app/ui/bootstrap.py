@@ -57,8 +57,8 @@ def build_services(data_dir: str | Path | None = None,
         shutil.rmtree(tmp, ignore_errors=True)
     library = Library.open(data)
     notices = [library.notice] if library.notice else []
-    interrupted = library.mark_interrupted()
-    library.mark_unfinished_summaries()  # a summary a dead process was writing: 'failed', text kept
+    interrupted = library.jobs.mark_interrupted()
+    library.summaries.mark_unfinished()  # a summary a dead process was writing: 'failed', text kept
     if interrupted:
         notices.append(f"{len(interrupted)} job(s) were interrupted last time; "
                        "retry them from the Jobs panel")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from app.library.models import JobKind, JobState, SessionState
+
 from .tasks import Task
 
 log = logging.getLogger("minutely.ui.import")
@@ -57,7 +59,7 @@ class Importer(QObject):
                     pass  # a silent soundtrack: the video's frames alone
             if info is not None:
                 s = ctx.library.create_session(opts.title or path.stem, "file", source=str(path.resolve()),
-                                               status="transcribing")
+                                               status=SessionState.TRANSCRIBING)
                 return s.id, True, False
             # an audio file: no speech (NoSpeech), or anything unreadable, fails here and stores nothing
             return prepare_file(ctx.library, path, opts).session_id, False, True
@@ -123,12 +125,10 @@ class Importer(QObject):
         """A recording made without live transcription: transcribe its audio into the same session."""
         from app.pipeline.transcribe import prepare_file
 
-        lib = self.services.library
-        audio = [lib.absolute(m) for m in lib.media(session_id, "audio")]
-        audio = [p for p in audio if p.exists()]
-        if not audio:
+        path = self.services.library.session_audio(session_id)
+        if path is None:
             return None
-        path, opts = audio[0], self._options()
+        opts = self._options()
 
         def read(ctx):
             return prepare_file(ctx.library, path, opts, session_id=session_id).session_id
@@ -165,14 +165,12 @@ class Importer(QObject):
     def add_interrupted_jobs(self) -> None:
         """Queue again what was waiting; offer a retry for what a crash or quit interrupted."""
         lib = self.services.library
-        for job in lib.jobs(["queued", "interrupted"]):
-            if job.kind != "transcribe" or job.session_id is None:
-                continue
-            src = job.resume.get("file")
-            if not src:
+        for job in lib.jobs.find([JobState.QUEUED, JobState.INTERRUPTED], kind=JobKind.TRANSCRIBE):
+            src = job.resume_state().file
+            if job.session_id is None or not src:
                 continue
             path = Path(src)
-            if job.state == "queued":
+            if job.state == JobState.QUEUED:
                 self.transcribe(path, job.session_id)
             else:
                 title = lib.get_session(job.session_id).title

@@ -457,15 +457,7 @@ class MainWindow(QMainWindow):
         return out
 
     def audio_path(self, session_id: int) -> Path | None:
-        lib = self.services.library
-        for m in lib.media(session_id, "audio"):
-            p = lib.absolute(m)
-            if p.exists():
-                return p
-        s = lib.get_session(session_id)
-        if s.source and Path(s.source).exists():
-            return Path(s.source)
-        return None
+        return self.services.library.session_audio(session_id, include_source=True)
 
     def play(self, session_id: int, seconds: float) -> None:
         path = self.audio_path(session_id)

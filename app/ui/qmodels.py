@@ -16,7 +16,7 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QFontMetrics, QPalette
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-from app.library.models import Segment, Session, Speaker
+from app.library.models import Segment, Session, SessionState, Speaker
 
 IdRole = Qt.ItemDataRole.UserRole + 1
 SecondaryRole = Qt.ItemDataRole.UserRole + 2
@@ -28,7 +28,8 @@ RecordRole = Qt.ItemDataRole.UserRole + 6
 # Distinct on light and dark backgrounds (Okabe-Ito, colour-blind safe).
 SPEAKER_COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8C6D31", "#999999"]
 KIND_NAMES = {"recording": "recording", "file": "imported file", "dictation": "dictation"}
-STATUS_NAMES = {"recording": "● recording now", "transcribing": "transcribing…", "failed": "failed"}
+STATUS_NAMES = {SessionState.RECORDING: "● recording now", SessionState.TRANSCRIBING: "transcribing…",
+                SessionState.FAILED: "failed"}
 
 
 def describe(s) -> list[str]:

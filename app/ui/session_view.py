@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QLabel
                                QVBoxLayout, QWidget)
 
 from app.library.db import NotFound
+from app.library.models import SessionState
 
 from .qmodels import SegmentDelegate, SegmentModel, clock, describe, speaker_colour
 
@@ -312,9 +313,9 @@ class SessionView(QWidget):
         if n:
             self.empty_transcript.hide()
             return
-        msg = {"transcribing": "Transcribing… segments appear here as they are ready.",
-               "recording": "Recording… segments appear here as people speak.",
-               "failed": "Transcription failed; see the Jobs panel to retry."}.get(
+        msg = {SessionState.TRANSCRIBING: "Transcribing… segments appear here as they are ready.",
+               SessionState.RECORDING: "Recording… segments appear here as people speak.",
+               SessionState.FAILED: "Transcription failed; see the Jobs panel to retry."}.get(
             s.status, "No speech transcribed in this session.")
         self.empty_transcript.setText(msg)
         self.empty_transcript.show()

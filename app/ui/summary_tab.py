@@ -99,7 +99,8 @@ class SummaryTab(QWidget):
         self._loading = True
         self.versions.clear()
         if self.session_id is not None:
-            for s in sorted(self.services.library.summaries(self.session_id), key=lambda s: s.id, reverse=True):
+            summaries = self.services.library.summaries.for_session(self.session_id)
+            for s in sorted(summaries, key=lambda s: s.id, reverse=True):
                 self.versions.addItem(f"{s.template} · {local_time(s.created)}", s.id)
         self._loading = False
         idx = self.versions.findData(select) if select is not None else 0
@@ -118,8 +119,8 @@ class SummaryTab(QWidget):
             self.items.blockSignals(False)
             return
         lib = self.services.library
-        self.text.setMarkdown(lib.summary(sid).text)
-        for a in lib.summary_action_items(sid):
+        self.text.setMarkdown(lib.summaries.get(sid).text)
+        for a in lib.summaries.action_items(sid):
             extra = ", ".join(x for x in (a.owner, f"due {a.due}" if a.due else None) if x)
             it = QListWidgetItem(a.text + (f" ({extra})" if extra else ""))
             it.setFlags(it.flags() | Qt.ItemFlag.ItemIsUserCheckable)
@@ -129,7 +130,7 @@ class SummaryTab(QWidget):
         self.items.blockSignals(False)
 
     def _ticked(self, item: QListWidgetItem) -> None:
-        self.services.library.set_action_done(int(item.data(Qt.ItemDataRole.UserRole)),
+        self.services.library.summaries.set_action_done(int(item.data(Qt.ItemDataRole.UserRole)),
                                               item.checkState() == Qt.CheckState.Checked)
 
     # -- editing ---------------------------------------------------------------
@@ -139,13 +140,13 @@ class SummaryTab(QWidget):
             if sid is None or self.running():
                 self.edit_button.setChecked(False)
                 return
-            self.editor.setPlainText(self.services.library.summary(sid).text)
+            self.editor.setPlainText(self.services.library.summaries.get(sid).text)
             self.pages.setCurrentWidget(self.editor)
             self.edit_button.setText("Save")
             self.editor.setFocus()
         else:
             if self.pages.currentWidget() is self.editor and sid is not None:
-                self.services.library.write_summary(sid, self.editor.toPlainText())
+                self.services.library.summaries.write(sid, self.editor.toPlainText())
                 self.message.emit("Summary saved.")
             self.pages.setCurrentWidget(self.text)
             self.edit_button.setText("Edit")
@@ -197,7 +198,7 @@ class SummaryTab(QWidget):
     def _streamed(self, session_id: int, text: str) -> None:
         if session_id == self.session_id and not self.services.closed:
             if self.versions.currentIndex() != 0 or self.versions.count() == 0 \
-                    or self.versions.count() != len(self.services.library.summaries(session_id)):
+                    or self.versions.count() != len(self.services.library.summaries.for_session(session_id)):
                 self._fill_versions()
             self.text.setMarkdown(text)
 
