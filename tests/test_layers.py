@@ -58,3 +58,27 @@ def test_no_headless_module_imports_qt_even_lazily():
             if any(m.split(".")[0] in ("PySide6", "shiboken6", "PyQt5", "PyQt6") for m in mods):
                 bad.append(f"{name}:{node.lineno}")
     assert not bad, bad
+
+
+def test_cli_commands_import_only_common_and_start_light():
+    """app/cli: a command module takes from its package only `common` (so no module imports
+    app.cli's __init__ and there is no cycle), and `import app.cli` loads neither the engine,
+    numpy nor Qt: the window starts through it."""
+    import ast
+
+    bad = []
+    for p in sorted((ROOT / "app" / "cli").glob("*.py")):
+        if p.name == "__init__.py":
+            continue
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (
+                    (node.level == 1 and node.module != "common")
+                    or (node.level == 0 and (node.module or "").startswith("app.cli"))):
+                bad.append(f"{p.name}:{node.lineno}")
+    assert not bad, bad
+    code = ("import sys, app.cli\n"
+            "heavy = [m for m in ('llama_cpp', 'numpy', 'av', 'PySide6') if m in sys.modules]\n"
+            "print(heavy); sys.exit(1 if heavy else 0)\n")
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
