@@ -1,4 +1,4 @@
-"""Atomic file writes: a crash or a full disk mid-write never leaves half a file."""
+"""Atomic file writes (a crash or a full disk mid-write never leaves half a file), and free space."""
 
 from __future__ import annotations
 
@@ -44,5 +44,27 @@ def atomic_write_text(dest: Path, text: str) -> Path:
     return _atomic(dest, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
-def atomic_copy(src: Path, dest: Path) -> Path:
-    return _atomic(dest, lambda tmp: shutil.copyfile(src, tmp))
+_COPY_BLOCK = 8 << 20
+
+
+def atomic_copy(src: Path, dest: Path, on_block: Callable[[int], None] | None = None) -> Path:
+    """Copy ``src`` to ``dest`` atomically. ``on_block(n)`` is called after every block of ``n``
+    bytes (progress; it may raise to stop the copy, which then leaves nothing behind)."""
+    if on_block is None:
+        return _atomic(dest, lambda tmp: shutil.copyfile(src, tmp))
+
+    def fill(tmp: str) -> None:
+        with open(src, "rb") as fi, open(tmp, "wb") as fo:
+            while block := fi.read(_COPY_BLOCK):
+                fo.write(block)
+                on_block(len(block))
+
+    return _atomic(dest, fill)
+
+
+def free_bytes(path: Path) -> int:
+    """Free space on the disk that holds ``path`` (or its nearest existing parent)."""
+    p = Path(path)
+    while not p.exists() and p.parent != p:
+        p = p.parent
+    return shutil.disk_usage(p).free

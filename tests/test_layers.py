@@ -99,3 +99,27 @@ def test_the_library_modules_import_no_cycle():
     for m in sorted(deps):
         if m != "__init__":
             visit(m, [])
+
+
+def test_cli_commands_import_only_common_and_start_light():
+    """app/cli: a command module takes from its package only `common` (so no module imports
+    app.cli's __init__ and there is no cycle), and `import app.cli` loads neither the engine,
+    numpy nor Qt: the window starts through it."""
+    import ast
+
+    bad = []
+    for p in sorted((ROOT / "app" / "cli").glob("*.py")):
+        if p.name == "__init__.py":
+            continue
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (
+                    (node.level == 1 and node.module != "common")
+                    or (node.level == 0 and (node.module or "").startswith("app.cli"))):
+                bad.append(f"{p.name}:{node.lineno}")
+    assert not bad, bad
+    code = ("import sys, app.cli\n"
+            "heavy = [m for m in ('llama_cpp', 'numpy', 'av', 'PySide6') if m in sys.modules]\n"
+            "print(heavy); sys.exit(1 if heavy else 0)\n")
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr

@@ -68,7 +68,7 @@ def test_save_is_atomic(_private_home, monkeypatch):
 def test_headless_layers_import_no_qt():
     """engine, media, settings and the CLI run without Qt (napari-style contract)."""
     code = ("import sys, app.engine.engine, app.engine.host, app.engine.download, app.media.audio, "
-            "app.settings, app.cli, app.cli_models; "
+            "app.settings, app.cli, app.cli.models; "
             "bad = [m for m in sys.modules if m.startswith(('PySide6', 'shiboken6', 'PyQt'))]; "
             "print(bad); sys.exit(1 if bad else 0)")
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,

@@ -10,11 +10,13 @@ import re
 import pytest
 
 from app.engine import download as download_mod
+from app.engine import model_import
 from app.engine.download import STAGING_DIR
+from app.fmt import progress_text
 from app.settings import Settings
 from app.ui import model_download
 from app.ui.bootstrap import build_services
-from app.ui.model_download import DONE, DOWNLOADING, FAILED, IDLE, PAUSED, ModelDownloader, Rate, progress_text
+from app.ui.model_download import DONE, DOWNLOADING, FAILED, IDLE, PAUSED, ModelDownloader, Rate
 from app.ui.model_setup import ModelDialog, ModelSetup
 from tests.fixtures.tiny_model import MMPROJ_NAME, MODEL_NAME
 from tests.hub import FakeHub
@@ -304,7 +306,7 @@ def test_missing_file_and_empty_choice(qtbot, setup, services, tiny_model, tmp_p
 
 
 def test_copy_refused_when_the_disk_is_too_full(qtbot, setup, services, tiny_model, monkeypatch):
-    monkeypatch.setattr(model_download, "free_bytes", lambda path: 1000)
+    monkeypatch.setattr(model_import, "free_bytes", lambda path: 1000)
     msg = _refused(qtbot, setup, services, tiny_model.model, tiny_model.mmproj)
     assert "not enough disk space to copy: need 2.9 MB, 1 KB free" in msg
 

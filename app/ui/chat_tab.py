@@ -14,7 +14,8 @@ from PySide6.QtCore import QTimer, QUrl, Signal
 from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QTextBrowser,
                                QVBoxLayout, QWidget)
 
-from .qmodels import clock
+from app.fmt import clock
+
 from .tasks import FINISHED, Task
 
 

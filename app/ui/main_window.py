@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QLineEdit, QLis
                                QMessageBox, QScrollArea, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
 from app import __version__
+from app.fmt import clock
 
 from .imports import Importer
 from .jobs_panel import JobsPanel
@@ -469,7 +470,7 @@ class MainWindow(QMainWindow):
 
             self._player = Player()
         self._player.play(path, seconds, on_done=self._played)
-        self.notify(f"Playing from {int(seconds) // 60:02d}:{int(seconds) % 60:02d}", 3000)
+        self.notify(f"Playing from {clock(seconds)}", 3000)
 
     def _played(self, error: str | None) -> None:  # player thread
         if error:

@@ -4,10 +4,9 @@
 own (not the model worker: a download needs no model) and reports through Qt
 signals. Pause sets the cancel event and keeps the partial file; resume starts
 the download again, which continues from it with a Range request. Cancel stops
-the transfer and deletes what it fetched. ``import_pair`` checks a local GGUF
-pair from its headers and copies it into the data folder (or references it in
-place); it also runs in a thread. ``apply_model`` writes the choice to the
-settings and tells the model worker.
+the transfer and deletes what it fetched. The import of a local pair
+(``app.engine.model_import.import_pair``) also runs in a thread. ``apply_model``
+writes the choice to the settings and tells the model worker.
 
 The lead keeps ONE ``ModelDownloader`` for the app and hands it to every
 ``ModelSetup``/``ModelDialog``, so a download keeps going while the dialog is
@@ -28,6 +27,9 @@ from PySide6.QtCore import QObject, Signal
 
 from app.engine.catalogue import CatalogueEntry, get_entry, local_paths
 from app.engine.errors import ModelError
+from app.engine.model_import import choose_pair
+from app.fmt import size_text
+from app.fsutil import free_bytes  # one probe of free space, so tests can stand in a full disk
 
 log = logging.getLogger("minutely.ui.models")
 
@@ -37,26 +39,6 @@ ProgressFn = Callable[[int, int], None]
 IDLE, DOWNLOADING, PAUSING, PAUSED, CANCELLING, DONE, FAILED = (
     "idle", "downloading", "pausing", "paused", "cancelling", "done", "failed")
 BUSY = (DOWNLOADING, PAUSING, CANCELLING)
-_COPY_BLOCK = 8 << 20
-
-
-def size_text(n: float) -> str:
-    """A size for people: 812 KB, 1.5 MB, 7.3 GB."""
-    if n >= 1e9:
-        return f"{n / 1e9:.1f} GB"
-    if n >= 1e6:
-        return f"{n / 1e6:.1f} MB"
-    return f"{max(0, n) / 1e3:.0f} KB"
-
-
-def free_bytes(path: Path) -> int:
-    """Free space on the disk that holds ``path`` (or its nearest existing parent).
-
-    The one probe the model manager uses, so tests can stand in a full disk."""
-    p = Path(path)
-    while not p.exists() and p.parent != p:
-        p = p.parent
-    return shutil.disk_usage(p).free
 
 
 def models_root(services) -> Path:
@@ -65,14 +47,7 @@ def models_root(services) -> Path:
 
 def apply_model(services, model: Path, mmproj: Path, name: str) -> None:
     """Use this pair from now on: settings written atomically, the model worker told."""
-    s = services.settings
-    old = (s.model_path, s.mmproj_path, s.model_name)
-    s.model_path, s.mmproj_path, s.model_name = str(model), str(mmproj), name
-    try:
-        services.save_settings()
-    except OSError as e:
-        s.model_path, s.mmproj_path, s.model_name = old
-        raise ModelError(f"the settings could not be saved ({e.strerror or e})") from None
+    choose_pair(services.settings, model, mmproj, name, save=services.save_settings)
     services.model.model_changed()
 
 
@@ -97,19 +72,6 @@ class Rate:
             return 0.0
         (t0, d0), (t1, d1) = self.samples[0], self.samples[-1]
         return max(0.0, (d1 - d0) / (t1 - t0)) if t1 > t0 else 0.0
-
-
-def progress_text(done: int, total: int, rate: float) -> str:
-    """'1.2 GB of 8.3 GB · 12.3 MB/s · about 10 min left'."""
-    parts = [f"{size_text(done)} of {size_text(total)}"]
-    if rate > 0:
-        parts.append(f"{size_text(rate)}/s")
-        left = (total - done) / rate
-        if left >= 90:
-            parts.append(f"about {left / 60:.0f} min left")
-        elif done < total:
-            parts.append(f"about {max(1, round(left))} s left")
-    return " · ".join(parts)
 
 
 class BackgroundJob(QObject):
@@ -362,57 +324,3 @@ class ModelDownloader(QObject):
         except OSError:
             pass
 
-
-# -- import ---------------------------------------------------------------------
-
-def import_pair(model: Path, mmproj: Path, copy_to: Path | None, progress: ProgressFn | None = None,
-                cancel: threading.Event | None = None) -> tuple[Path, Path, str]:
-    """Check a local pair from its headers; copy it under ``copy_to/imported/<name>/`` or keep it
-    in place. Returns (model, mmproj, name). ModelError with a plain reason when it is unusable."""
-    from app.engine.gguf_check import check_pair
-    from app.fsutil import _atomic
-
-    model, mmproj = Path(model).expanduser(), Path(mmproj).expanduser()
-    for p, what in ((model, "model"), (mmproj, "projector (mmproj)")):
-        if not str(p).strip() or str(p) == ".":
-            raise ModelError(f"choose the {what} file first")
-        if not p.is_file():
-            raise ModelError(f"the {what} file was not found: {p}")
-    if model.resolve() == mmproj.resolve():
-        raise ModelError("the model and the projector must be two different files")
-    info = check_pair(model, mmproj)
-    if not info.has_chat_template:
-        raise ModelError(f"{model.name} carries no chat template, so Minutely cannot talk to it")
-    name = model.stem
-    if copy_to is None:
-        return model.resolve(), mmproj.resolve(), name
-    dest = Path(copy_to) / "imported" / name
-    targets = [(src, dest / src.name) for src in (model, mmproj)]
-    targets = [(s, d) for s, d in targets if not (d.exists() and d.resolve() == s.resolve())]
-    need = sum(s.stat().st_size for s, _ in targets)
-    free = free_bytes(Path(copy_to))
-    if need > free:
-        raise ModelError(f"not enough disk space to copy: need {size_text(need)}, {size_text(free)} free. "
-                         "Free some space, or use the files where they are")
-    done = 0
-
-    def fill_from(src: Path):
-        def fill(tmp: str) -> None:
-            nonlocal done
-            with open(src, "rb") as fi, open(tmp, "wb") as fo:
-                while block := fi.read(_COPY_BLOCK):
-                    fo.write(block)
-                    done += len(block)
-                    if progress is not None:
-                        progress(done, need)
-                    if cancel is not None and cancel.is_set():
-                        raise _Stopped()
-        return fill
-
-    if progress is not None:
-        progress(0, need)
-    for src, dst in targets:
-        _atomic(dst, fill_from(src))
-    out_model, out_mmproj = dest / model.name, dest / mmproj.name
-    check_pair(out_model, out_mmproj)  # the copies are whole
-    return out_model, out_mmproj, name

@@ -26,10 +26,12 @@ from PySide6.QtWidgets import (QButtonGroup, QDialog, QDialogButtonBox, QFileDia
                                QPushButton, QRadioButton, QVBoxLayout, QWidget)
 
 from app.engine.errors import ModelError
+from app.engine.model_import import import_pair
+from app.fmt import progress_text, size_text
+from app.fsutil import free_bytes
 
 from .model_download import (BUSY, CANCELLING, DONE, DOWNLOADING, FAILED, IDLE, PAUSED, PAUSING,
-                             BackgroundJob, ModelDownloader, apply_model, free_bytes, import_pair,
-                             models_root, progress_text, size_text)
+                             BackgroundJob, ModelDownloader, apply_model, models_root)
 
 GGUF_FILTER = "GGUF model files (*.gguf);;All files (*)"
 

@@ -16,6 +16,7 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QFontMetrics, QPalette
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
+from app.fmt import clock
 from app.library.models import Segment, Session, SessionState, Speaker
 
 IdRole = Qt.ItemDataRole.UserRole + 1
@@ -38,13 +39,6 @@ def describe(s) -> list[str]:
     if s.status in STATUS_NAMES:
         parts.append(STATUS_NAMES[s.status])
     return [p for p in parts if p]
-
-
-def clock(seconds: float) -> str:
-    s = int(max(0.0, seconds))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
 
 
 def local_time(iso: str | None) -> str:

@@ -6,7 +6,9 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QListView, QStackedWidget, QLabel
 
-from .qmodels import IdRole, SecondaryRole, StartRole, TwoLineDelegate, clock
+from app.fmt import clock
+
+from .qmodels import IdRole, SecondaryRole, StartRole, TwoLineDelegate
 
 HIGHLIGHT = ("«", "»")
 

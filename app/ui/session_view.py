@@ -17,10 +17,11 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QLabel
                                QListWidget, QListWidgetItem, QMenu, QSplitter, QTabWidget, QToolButton,
                                QVBoxLayout, QWidget)
 
+from app.fmt import clock
 from app.library.db import NotFound
 from app.library.models import SessionState
 
-from .qmodels import SegmentDelegate, SegmentModel, clock, describe, speaker_colour
+from .qmodels import SegmentDelegate, SegmentModel, describe, speaker_colour
 
 log = logging.getLogger("minutely.ui.session")
 

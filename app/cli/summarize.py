@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import sys
 
-from .cli import EXIT_INTERRUPTED, EXIT_OK, UsageError, _add_model_args, _engine_config, _settings
+from .common import (EXIT_INTERRUPTED, EXIT_OK, UsageError, add_model_args, engine_config, load_settings,
+                     open_library, say)
 
 
-def add_parser(sub) -> None:
+def register(sub) -> None:
     p = sub.add_parser("summarize", help="summarize a session: Markdown plus action items, decisions, "
                                          "open questions")
     p.add_argument("session", nargs="?", type=int, metavar="ID", help="the session (see 'sessions list')")
@@ -18,20 +19,21 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the summary and its results as JSON")
     p.add_argument("--max-tokens", type=int, default=1024, help="length of the Markdown, in tokens")
     p.add_argument("--seed", type=int, default=0)
-    _add_model_args(p)
+    add_model_args(p)
+    p.set_defaults(run=run)
 
 
 def _notices(templates, skip: str | None = None) -> None:
     """One line per user template that was skipped (not the chosen one: its error says it)."""
     for n in templates.notices:
         if skip is None or not n.startswith(f"template '{skip}' "):
-            print(f"minutely: {n}", file=sys.stderr)
+            say(n)
 
 
-def run_summarize(args) -> int:
-    from .library import Library, LibraryError
-    from .pipeline.summarize import SummarizeError, SummaryCancelled, SummaryOptions, summarize
-    from .pipeline.summary_templates import load_templates
+def run(args) -> int:
+    from ..library import LibraryError
+    from ..pipeline.summarize import SummarizeError, SummaryCancelled, SummaryOptions, summarize
+    from ..pipeline.summary_templates import load_templates
 
     templates = load_templates()
     if args.list_templates:
@@ -44,17 +46,17 @@ def run_summarize(args) -> int:
         raise UsageError("give the session ID to summarize (see 'python main.py sessions list')")
     if args.max_tokens < 16:
         raise UsageError("--max-tokens must be at least 16")
-    settings = _settings()
+    settings = load_settings()
     loaded = []
 
     def engine():  # loaded only once the session, its transcript and the template are known good
-        from .engine.engine import Engine
-        from .engine.resolve import resolve_model
+        from ..engine.engine import Engine
+        from ..engine.resolve import resolve_model
 
         _notices(templates, skip=args.template)  # now, so an error stays one line
         choice = resolve_model(args.model, args.mmproj, settings)
         opts.model = choice.model.name  # stored with the summary
-        loaded.append(Engine(choice.model, None, _engine_config(args, settings)))  # text only: no mmproj
+        loaded.append(Engine(choice.model, None, engine_config(args, settings)))  # text only: no mmproj
         return loaded[-1]
 
     opts = SummaryOptions(max_tokens=args.max_tokens, seed=args.seed)
@@ -68,9 +70,7 @@ def run_summarize(args) -> int:
             sys.stdout.flush()
             shown[0] = text
 
-    with Library.open() as lib:
-        if lib.notice:
-            print(f"minutely: {lib.notice}", file=sys.stderr)
+    with open_library() as lib:
         try:
             result = summarize(lib, engine, args.session, args.template, opts, templates=templates,
                                on_text=stream)

@@ -22,17 +22,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import __version__
-from .cli import EXIT_OK, _add_model_args
-
-EXIT_BROKEN = 1
+from .. import __version__
+from .common import EXIT_FAILED, EXIT_OK, add_model_args
 
 
 class SelfTestError(Exception):
     """A piece of the installed app is missing or broken (exit 1)."""
 
 
-def add_parser(sub) -> argparse.ArgumentParser:
+def register(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("self-test", help="check this installation headless (also: --self-test)",
                        description="Check the installed app without a window: media decoding, "
                                    "voice detection, audio devices' library, the model answering "
@@ -40,7 +38,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, default=8, help="tokens to generate (default 8)")
     p.add_argument("--in-process", action="store_true",
                    help="load the model in this process instead of the app's child process")
-    _add_model_args(p)
+    add_model_args(p)
+    p.set_defaults(run=run)
     return p
 
 
@@ -78,7 +77,7 @@ def _check_media(tmp: Path):
     import av
     import numpy as np
 
-    from .media.audio import decode_audio
+    from ..media.audio import decode_audio
 
     tone = _tone(1.0)
     path = tmp / "tone.m4a"
@@ -98,7 +97,7 @@ def _check_media(tmp: Path):
 
 def _check_vad():
     """earshot's compiled VAD runs over a block of audio."""
-    from .media.vad import segment
+    from ..media.vad import segment
 
     return segment(_tone(2.0))
 
@@ -111,8 +110,8 @@ def _check_portaudio() -> str:
 
 
 def _check_templates() -> int:
-    from .engine.catalogue import load_catalogue
-    from .pipeline.summary_templates import BUILTIN_DIR
+    from ..engine.catalogue import load_catalogue
+    from ..pipeline.summary_templates import BUILTIN_DIR
 
     n = len(list(BUILTIN_DIR.glob("*.toml")))
     if not load_catalogue() or n == 0:
@@ -121,10 +120,10 @@ def _check_templates() -> int:
 
 
 def run(args) -> int:
-    from .engine.engine import EngineConfig
-    from .engine.errors import ModelError
-    from .engine.messages import Audio, Image, Message
-    from .engine.resolve import resolve_model
+    from ..engine.engine import EngineConfig
+    from ..engine.errors import ModelError
+    from ..engine.messages import Audio, Image, Message
+    from ..engine.resolve import resolve_model
 
     timings: dict[str, float] = {}
     try:
@@ -135,12 +134,12 @@ def run(args) -> int:
         _step("data", timings, _check_templates)
     except SelfTestError as e:
         print(f"minutely: self-test failed: {e}", file=sys.stderr)
-        return EXIT_BROKEN
+        return EXIT_FAILED  # a missing piece of the app
 
     # llama.cpp's CPU code: which variant runs here and that a quantized matrix
     # product does (in this process with --in-process: under an emulated CPU the
     # process that runs the model must be the emulated one).
-    from .engine import backends, cpucheck
+    from ..engine import backends, cpucheck
 
     verdict = cpucheck.check(in_process=args.in_process, use_cache=False)  # always fresh
     cpu = verdict.system_info
@@ -157,9 +156,9 @@ def run(args) -> int:
     cfg = EngineConfig(n_ctx=args.ctx or 4096, n_threads=args.threads or 0,
                        n_gpu_layers=args.gpu_layers or 0)
     if args.in_process:
-        from .engine.engine import Engine as Host
+        from ..engine.engine import Engine as Host
     else:
-        from .engine.host import EngineHost as Host
+        from ..engine.host import EngineHost as Host
     audio = _tone(2.0)
     t = time.perf_counter()
     engine = Host(choice.model, choice.mmproj, cfg)

@@ -7,10 +7,11 @@ import sys
 import threading
 import time
 
-from .cli import EXIT_OK, _add_model_args, _engine_config, _settings
+from .common import (EXIT_INTERRUPTED, EXIT_OK, UsageError, add_model_args, engine_config, load_settings,
+                     open_library)
 
 
-def add_parser(sub) -> None:
+def register(sub) -> None:
     p = sub.add_parser("transcribe", help="transcribe an audio or video file into a new session "
                                           "(or a recorded session: --session ID)")
     p.add_argument("file", nargs="?", help="the file (not with --session)")
@@ -22,30 +23,29 @@ def add_parser(sub) -> None:
     p.add_argument("--title", help="session title (default: the file name)")
     p.add_argument("--parallel", type=int, default=8, help="utterances decoded together (default 8)")
     p.add_argument("--json", action="store_true", help="print the session's segments as JSON")
-    _add_model_args(p)
+    add_model_args(p)
+    p.set_defaults(run=run)
 
 
-def run_transcribe(args) -> int:
-    from .cli import UsageError
-    from .engine.engine import Engine
-    from .engine.errors import ModelError
-    from .engine.resolve import resolve_model
-    from .library import Library
-    from .pipeline.transcribe import Progress, TranscribeCancelled, TranscribeOptions, transcribe_file
+def run(args) -> int:
+    from ..engine.engine import Engine
+    from ..engine.errors import ModelError
+    from ..engine.resolve import resolve_model
+    from ..pipeline.transcribe import Progress, TranscribeCancelled, TranscribeOptions, transcribe_file
 
     if args.speakers is not None and args.speakers < 1:
         raise UsageError("--speakers must be at least 1")
     if (args.file is None) == (args.session is None):
         raise UsageError("give a FILE to transcribe, or --session ID of a recording (one of them)")
     if args.file is not None:
-        from .media.audio import check_file
+        from ..media.audio import check_file
 
         check_file(args.file)  # a missing file or a directory says so before any model is looked for
-    settings = _settings()
+    settings = load_settings()
     choice = resolve_model(args.model, args.mmproj, settings)
     if choice.mmproj is None:
         raise ModelError("transcription needs the model's mmproj (audio): give --mmproj")
-    cfg = _engine_config(args, settings)
+    cfg = engine_config(args, settings)
     cfg.n_parallel = max(1, args.parallel)
     opts = TranscribeOptions(title=args.title, speakers=args.speakers,
                              language=args.language or settings.language or None,
@@ -70,9 +70,7 @@ def run_transcribe(args) -> int:
             loaded.append(Engine(choice.model, choice.mmproj, cfg))
         return loaded[0]
 
-    with Library.open() as lib:
-        if lib.notice:
-            print(f"minutely: {lib.notice}", file=sys.stderr)
+    with open_library() as lib:
         try:
             path = args.file
             if args.session is not None:
@@ -82,7 +80,7 @@ def run_transcribe(args) -> int:
             if tty:
                 print(file=sys.stderr)
             print("minutely: stopped; run the same command again to continue", file=sys.stderr)
-            return 130
+            return EXIT_INTERRUPTED
         finally:
             for e in loaded:
                 e.close()
@@ -100,9 +98,8 @@ def run_transcribe(args) -> int:
 
 def _session_audio(lib, session_id: int, opts):
     """The audio of a recorded session, with its transcription job prepared in that session."""
-    from .cli import UsageError
-    from .library.db import NotFound
-    from .pipeline.transcribe import prepare_file
+    from ..library.db import NotFound
+    from ..pipeline.transcribe import prepare_file
 
     try:
         lib.get_session(session_id)

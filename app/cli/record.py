@@ -12,13 +12,13 @@ main thread runs the screen grab's Qt event loop (app/capture/screen.py; this mo
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 
-from .cli import EXIT_OK, UsageError, _add_model_args, _engine_config, _settings
+from ..fmt import clock
+from .common import EXIT_OK, UsageError, add_model_args, engine_config, load_settings, open_library, say
 
 
-def add_parser(sub) -> None:
+def register(sub) -> None:
     p = sub.add_parser("record", help="record a meeting (microphone, system audio, screen) into a session")
     p.add_argument("--device", metavar="NAME",
                    help="microphone: a device name (or part of one), 'default' or 'pulse:SOURCE' "
@@ -33,24 +33,19 @@ def add_parser(sub) -> None:
     p.add_argument("--speakers", type=int, help="number of speakers, if known (else automatic)")
     p.add_argument("--language", help="language of the speech, if known")
     p.add_argument("--parallel", type=int, default=2, help="utterances the model answers together (default 2)")
-    _add_model_args(p)
-
-
-def _say(text: str) -> None:
-    print(f"minutely: {text}", file=sys.stderr, flush=True)
+    add_model_args(p)
+    p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from .capture.recorder import RecordingError
-    from .library import Library
-    from .pipeline.meeting import Meeting, recover_unfinished
-    from .pipeline.transcribe import TranscribeOptions
+    from ..capture.recorder import RecordingError
+    from ..pipeline.meeting import Meeting, recover_unfinished
 
     if args.seconds is not None and args.seconds <= 0:
         raise UsageError("--seconds must be more than 0")
     if args.screen_interval is not None and args.screen_interval <= 0:
         raise UsageError("--screen-interval must be more than 0")
-    settings = _settings()
+    settings = load_settings()
     mic = None if args.no_mic else (args.device or settings.mic_device or "default")
     system = args.system_audio
     if mic is None and system is None:
@@ -58,17 +53,15 @@ def run(args) -> int:
     engine, opts = None, None
     if args.live:
         engine, opts = _live_engine(args, settings)
-    with Library.open() as lib:
-        if lib.notice:
-            _say(lib.notice)
+    with open_library() as lib:
         for sid, res in recover_unfinished(lib):
-            _say(f"recovered an unfinished recording ({res.duration:.1f} s) into session {sid}")
+            say(f"recovered an unfinished recording ({res.duration:.1f} s) into session {sid}")
 
         def show(seg) -> None:
-            _say(f"[{_clock(seg.start)}] {seg.speaker or '?'}: {seg.text}")
+            say(f"[{clock(seg.start)}] {seg.speaker or '?'}: {seg.text}")
 
         meeting = Meeting(lib, mic=mic, system=system, title=args.title, engine=engine, options=opts,
-                          on_segment=show if args.live else None, on_notice=_say,
+                          on_segment=show if args.live else None, on_notice=say,
                           recorder_options={"max_seconds": args.seconds})
         stop = threading.Event()
         _stop_signals(stop.set)
@@ -82,13 +75,13 @@ def run(args) -> int:
             if meeting.wait_audio(0):
                 tracks = " + ".join({"mic": "microphone", "system": "system audio"}.get(t, t)
                                     for t in meeting.tracks)
-                _say(f"recording session {sid} ({tracks}); Ctrl-C stops")
+                say(f"recording session {sid} ({tracks}); Ctrl-C stops")
                 if args.screen_interval:
                     _run_with_screen(meeting, args, stop)
                 else:
                     _wait(meeting, stop)
             signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C cuts finishing short
-            _say("stopping" + ("; finishing the live transcription" if args.live else ""))
+            say("stopping" + ("; finishing the live transcription" if args.live else ""))
             result = meeting.stop()
         except KeyboardInterrupt:  # a second Ctrl-C while finishing: keep what is stored
             meeting.cancel()
@@ -108,7 +101,7 @@ class _LazyEngine:
         self.choice, self.cfg, self.loaded = choice, cfg, None
 
     def __call__(self):
-        from .engine.engine import Engine
+        from ..engine.engine import Engine
 
         self.loaded = Engine(self.choice.model, self.choice.mmproj, self.cfg)
         return self.loaded
@@ -119,16 +112,16 @@ class _LazyEngine:
 
 
 def _live_engine(args, settings):
-    from .engine.errors import ModelError
-    from .engine.gguf_check import check_pair
-    from .engine.resolve import resolve_model
-    from .pipeline.transcribe import TranscribeOptions
+    from ..engine.errors import ModelError
+    from ..engine.gguf_check import check_pair
+    from ..engine.resolve import resolve_model
+    from ..pipeline.transcribe import TranscribeOptions
 
     choice = resolve_model(args.model, args.mmproj, settings)  # ModelError (exit 3) before recording
     if choice.mmproj is None:
         raise ModelError("live transcription needs the model's mmproj (audio): give --mmproj")
     check_pair(choice.model, choice.mmproj)
-    cfg = _engine_config(args, settings)
+    cfg = engine_config(args, settings)
     cfg.n_parallel = max(1, args.parallel)
     opts = TranscribeOptions(title=args.title, speakers=args.speakers,
                              language=args.language or settings.language or None,
@@ -151,22 +144,17 @@ def _wait(meeting, stop: threading.Event) -> None:
 
 
 def _run_with_screen(meeting, args, stop: threading.Event) -> None:
-    from .capture.screen import display_missing
+    from ..capture.screen import display_missing
 
     why = display_missing()
     if why is not None:  # checked before loading Qt at all
-        _say(f"{why}; recording without screen grabs")
+        say(f"{why}; recording without screen grabs")
         return _wait(meeting, stop)
-    from .capture.screen import grab_until  # the Qt event loop lives with the screen grab
+    from ..capture.screen import grab_until  # the Qt event loop lives with the screen grab
 
     grab_until(args.screen_interval, meeting.offer_screen,
                done=lambda: stop.is_set() or meeting.wait_ended(0),
-               on_notice=lambda why: _say(f"{why}; recording without screen grabs"))
-
-
-def _clock(t: float) -> str:
-    t = int(t)
-    return f"{t // 3600:d}:{t // 60 % 60:02d}:{t % 60:02d}" if t >= 3600 else f"{t // 60:02d}:{t % 60:02d}"
+               on_notice=lambda why: say(f"{why}; recording without screen grabs"))
 
 
 def _report(result, live: bool) -> None:
@@ -183,4 +171,4 @@ def _report(result, live: bool) -> None:
             line += f" ({s.dropped} transcribed after the meeting: the model fell behind)"
     elif not live:
         line += "; not transcribed (record with --live, or transcribe the session's audio later)"
-    _say(line)
+    say(line)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .cli import EXIT_OK, UsageError, _add_model_args, _engine_config, _need_file, _settings
+from .common import (EXIT_FAILED, EXIT_OK, UsageError, add_model_args, engine_config, load_settings, need_file,
+                     say)
 
 
-def add_parser(sub) -> None:
+def register(sub) -> None:
     d = sub.add_parser("dictate", help="turn a recording of dictated speech into text")
     d.add_argument("audio", help="any audio or video file")
     d.add_argument("--language", help="language of the speech, if known")
@@ -17,52 +18,51 @@ def add_parser(sub) -> None:
     d.add_argument("--literal", action="store_true",
                    help="write spoken punctuation words as words ('comma' stays 'comma')")
     d.add_argument("--save", action="store_true", help="also keep it in the library as a dictation session")
-    _add_model_args(d)
+    add_model_args(d)
+    d.set_defaults(run=run_dictate)
     e = sub.add_parser("edit", help="edit text by a spoken or typed instruction; prints the new text")
     e.add_argument("--text-file", required=True, metavar="FILE", help="the text to edit (UTF-8)")
     g = e.add_mutually_exclusive_group(required=True)
     g.add_argument("--instruction-audio", metavar="FILE", help="the spoken instruction (any audio file)")
     g.add_argument("--instruction", metavar="TEXT", help="a typed instruction")
-    _add_model_args(e)
+    add_model_args(e)
+    e.set_defaults(run=run_edit)
 
 
 def _engine(args, settings):
-    from .engine.engine import Engine
-    from .engine.errors import ModelError
-    from .engine.resolve import resolve_model
+    from ..engine.engine import Engine
+    from ..engine.errors import ModelError
+    from ..engine.resolve import resolve_model
 
     choice = resolve_model(args.model, args.mmproj, settings)
     if choice.mmproj is None:
         raise ModelError("dictation needs the model's mmproj (audio): give --mmproj")
-    return Engine(choice.model, choice.mmproj, _engine_config(args, settings))
+    return Engine(choice.model, choice.mmproj, engine_config(args, settings))
 
 
 def run_dictate(args) -> int:
-    from .media.audio import decode_audio
-    from .pipeline.dictate import DictationOptions, NothingHeard, dictate, save_dictation
+    from ..media.audio import decode_audio
+    from ..pipeline.dictate import DictationOptions, NothingHeard, dictate, save_dictation, speech_spans
 
-    settings = _settings()
-    audio = decode_audio(_need_file(args.audio, "audio file"))  # MediaError: exit 2, before a model load
+    settings = load_settings()
+    audio = decode_audio(need_file(args.audio, "audio file"))  # MediaError: exit 2, before a model load
     opts = DictationOptions(language=args.language or settings.language or None,
                             translate_to=args.translate_to or None,
                             remove_fillers=not args.keep_fillers, spoken_punctuation=not args.literal)
-    from .pipeline.dictate import speech_spans
-
     if not speech_spans(audio):  # exit 1 (README): nothing heard; the same words as `transcribe` says
-        from .media.audio import SAMPLE_RATE, NoSpeech
+        from ..media.audio import SAMPLE_RATE, NoSpeech
 
-        print(f"minutely: nothing was heard: {NoSpeech(Path(args.audio).name, len(audio) / SAMPLE_RATE)}",
-              file=sys.stderr)
-        return 1
+        say(f"nothing was heard: {NoSpeech(Path(args.audio).name, len(audio) / SAMPLE_RATE)}")
+        return EXIT_FAILED
     with _engine(args, settings) as engine:
         try:
             d = dictate(engine, audio, opts)
         except NothingHeard as e:
-            print(f"minutely: {e}", file=sys.stderr)
-            return 1
+            say(str(e))
+            return EXIT_FAILED
     print(d.text)
     if args.save:
-        from .library import Library
+        from ..library import Library
 
         with Library.open() as lib:
             print(f"saved as session {save_dictation(lib, audio, d.text, opts)}", file=sys.stderr)
@@ -70,9 +70,9 @@ def run_dictate(args) -> int:
 
 
 def run_edit(args) -> int:
-    from .pipeline.dictate import NothingHeard, read_text_file, voice_edit
+    from ..pipeline.dictate import NothingHeard, read_text_file, voice_edit
 
-    settings = _settings()
+    settings = load_settings()
     try:
         text = read_text_file(args.text_file)
     except ValueError as e:
@@ -81,17 +81,17 @@ def run_edit(args) -> int:
         raise UsageError(f"{args.text_file} is empty: nothing to edit")
     audio = None
     if args.instruction_audio:
-        from .media.audio import decode_audio
+        from ..media.audio import decode_audio
 
-        audio = decode_audio(_need_file(args.instruction_audio, "instruction audio"))
+        audio = decode_audio(need_file(args.instruction_audio, "instruction audio"))
     elif not args.instruction.strip():
         raise UsageError("the instruction is empty")
     with _engine(args, settings) as engine:
         try:
             out = voice_edit(engine, text, audio, None if audio is not None else args.instruction)
         except NothingHeard as e:
-            print(f"minutely: {e}", file=sys.stderr)
-            return 1
+            say(str(e))
+            return EXIT_FAILED
     sys.stdout.write(out.text)
     if not out.text.endswith("\n"):
         sys.stdout.write("\n")
