@@ -9,6 +9,9 @@ flag. Results come back to the main thread as Qt signals on the ``Task``
 (queued connections: the Task lives in the main thread), so widgets are only
 ever touched by the main thread.
 
+The same class with ``workers`` > 1 and no model is the runner's pool
+(``services.io``); ``runner.Runner`` is the front of both lanes.
+
 Tasks that need a model wait in the queue while none is configured
 ("waiting for a model"), so recording and importing work before a model
 exists; ``model_changed()`` wakes them once one is.
@@ -133,8 +136,8 @@ class Task(QObject):
 
     # called on the main thread through the queued connection below
     def _set_state(self, state: str) -> None:
-        self.state = state
-        self.state_changed.emit(state)
+        self.state = TaskState(state)
+        self.state_changed.emit(self.state)
 
 
 class TaskContext:
@@ -283,6 +286,17 @@ class ModelService(QObject):
         with self._cv:
             return [t for t in self._queue if not t.finished]
 
+    def _drop_queued(self, task: Task) -> None:
+        """Main thread: a cancelled task still in the queue leaves it now and says so at once
+        (it never runs), instead of staying "queued" until a worker gets to it."""
+        with self._cv:
+            try:
+                self._queue.remove(task)
+            except ValueError:
+                return  # running or finished: it ends at its next check
+            task._ended.set()
+        self._relay.state.emit(task._key, CANCELLED)
+
     def shutdown(self, timeout: float = 10.0) -> None:
         with self._cv:
             self._stop = True
@@ -327,17 +341,6 @@ class ModelService(QObject):
             task = self._tasks.pop(key, None) if state in FINISHED else self._tasks.get(key)
         if task is not None:
             task._set_state(state)
-
-    def _drop_queued(self, task: Task) -> None:
-        """Main thread: a cancelled task still in the queue leaves it now and says so at once
-        (it never runs), instead of staying "queued" until a worker gets to it."""
-        with self._cv:
-            try:
-                self._queue.remove(task)
-            except ValueError:
-                return  # running or finished: it ends at its next check
-            task._ended.set()
-        self._relay.state.emit(task._key, CANCELLED)
 
     def _cancel(self, task: Task) -> None:
         with self._cv:
