@@ -285,3 +285,28 @@ def test_the_importer_reports_progress_from_the_main_thread(qtbot, tmp_path, mon
         assert task.state != FAILED
     finally:
         services.close()
+
+
+def test_a_voice_edit_lets_go_of_its_task_when_it_is_over(qtbot, tmp_path):
+    """An edit is its field's child for as long as the field lives; its task (holding the spoken
+    instruction's audio) is let go once the edit is over, here superseded by another."""
+    import numpy as np
+    from PySide6.QtWidgets import QPlainTextEdit
+
+    from app.ui.voice_edit import VoiceEdit
+
+    services = build_services(tmp_path / "home")  # no model: the edit's task waits
+    field = QPlainTextEdit("alpha beta")
+    qtbot.addWidget(field)
+    try:
+        ed = VoiceEdit(field, services, (0, 5, "alpha"))
+        task = ed.submit(np.zeros(16000, np.float32), None)
+        freed: list[bool] = []
+        weakref.finalize(task, lambda: freed.append(_main_thread()))
+        ed.drop()
+        assert task.state == CANCELLED and ed.task is None
+        del task
+        qtbot.waitUntil(lambda: bool(freed), timeout=10_000)
+        assert freed == [True]
+    finally:
+        services.close()

@@ -140,6 +140,13 @@ class VoiceEdit(QObject):
         msg = msg[:1].upper() + msg[1:]
         self.failed.emit(msg)
         self.message.emit(msg if msg.endswith(".") else msg + ".")
+        self._over()
+
+    def _over(self) -> None:
+        """Applied, discarded, failed or dropped: its task (and with it the instruction's audio) is
+        let go, instead of staying for as long as the field lives (this edit is the field's child;
+        it is not deleted here: whoever connected to its signals may still hold it)."""
+        self.task = None
 
     def _ready(self, replacement: str) -> None:
         self.ready.emit(replacement)
@@ -152,6 +159,7 @@ class VoiceEdit(QObject):
         self._close_preview()
         if self.task is not None:
             self.task.cancel()
+        self._over()
 
     _dropped = False
 
@@ -187,6 +195,7 @@ class VoiceEdit(QObject):
             return False
         self.applied.emit(rep)
         self.message.emit("Replaced. Ctrl+Z undoes it.")
+        self._over()
         return True
 
     def discard(self) -> None:
@@ -196,6 +205,7 @@ class VoiceEdit(QObject):
         self._close_preview()
         self.discarded.emit()
         self.message.emit("Discarded.")
+        self._over()
 
     def _close_preview(self) -> None:
         p, self.preview = self.preview, None
