@@ -263,6 +263,27 @@ def voice_edit(engine, selection: str, instruction_audio: np.ndarray | None = No
     return Edit(clean_text(parse_edit(r.text)), r, took)
 
 
+def require_speech(audio: np.ndarray, what: str = "nothing was heard") -> None:
+    """NothingHeard for a recording without speech. Called before the engine is touched, so
+    silence never loads the model (seconds to a minute for the real one)."""
+    audio = np.asarray(audio, np.float32).reshape(-1)
+    if not len(audio) or not speech_spans(audio):
+        raise NothingHeard(f"{what} (the recording has no speech)")
+
+
+def edit_selection(engine, selection: str, *, instruction_audio: np.ndarray | None = None,
+                   instruction_text: str | None = None) -> str:
+    """The replacement for ``selection`` by a spoken or typed instruction: the one voice-edit step
+    every text field uses (the dictation pad's and any other). ``engine`` may be a function that
+    gives the engine: a silent instruction is refused before it is called."""
+    if instruction_audio is not None:
+        require_speech(instruction_audio, "no instruction was heard")
+    if callable(engine) and not hasattr(engine, "chat"):
+        engine = engine()
+    return voice_edit(engine, selection, instruction_audio=instruction_audio,
+                      instruction_text=instruction_text).text
+
+
 # -- the library -------------------------------------------------------------------
 def save_dictation(lib, audio: np.ndarray, text: str, opts: DictationOptions | None = None,
                    title: str | None = None) -> int:

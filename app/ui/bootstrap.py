@@ -17,6 +17,7 @@ from app import paths
 from app.library import Library
 from app.settings import Settings
 
+from .runner import POOL_THREADS, Runner
 from .tasks import ModelService
 
 log = logging.getLogger("minutely.ui")
@@ -28,7 +29,8 @@ class Services:
     settings: Settings
     library: Library               # the main thread's connection (reads, small writes)
     model: ModelService            # the one worker that runs model work
-    io: ModelService               # a worker for file work that needs no model
+    io: ModelService               # the small pool for work that needs no model
+    runner: Runner                 # the front of both: submit work, bounce calls to the main thread
     notices: list[str] = field(default_factory=list)  # one-line messages to show once
     closed: bool = False           # set at shutdown: late signals and timers must not touch the library
 
@@ -37,9 +39,14 @@ class Services:
 
     def close(self) -> None:
         self.closed = True
-        self.model.shutdown()
-        self.io.shutdown()
+        self.runner.shutdown()
         self.library.close()
+
+
+def _no_model():
+    from app.engine.errors import EngineError
+
+    raise EngineError("this work runs on the pool, which has no model")
 
 
 def build_services(data_dir: str | Path | None = None,
@@ -73,7 +80,7 @@ def build_services(data_dir: str | Path | None = None,
         return s.settings if s is not None else settings
 
     model = ModelService(data, current_settings, engine_factory)
-    io = ModelService(data, current_settings, name="minutely-io")
-    services = Services(data, settings, library, model, io, notices)
+    io = ModelService(data, current_settings, _no_model, name="minutely-io", workers=POOL_THREADS)
+    services = Services(data, settings, library, model, io, Runner(model, io), notices)
     ref = weakref.ref(services)
     return services

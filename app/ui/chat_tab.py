@@ -11,12 +11,12 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import QTimer, QUrl, Signal
-from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QTextBrowser,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QTextBrowser, QVBoxLayout, QWidget
 
 from app.fmt import clock
 
 from .tasks import FINISHED, Task
+from .widgets import OneModelTask, button, line_edit
 
 
 def linkify(text: str, duration: float | None = None) -> str:
@@ -32,7 +32,7 @@ def linkify(text: str, duration: float | None = None) -> str:
     return "".join(out).replace("\n", "<br>")
 
 
-class ChatTab(QWidget):
+class ChatTab(OneModelTask, QWidget):
     jump = Signal(float)
     task_started = Signal(object)
     message = Signal(str)
@@ -54,17 +54,13 @@ class ChatTab(QWidget):
         self.attached = QLabel()
         lay.addWidget(self.attached)
         row = QHBoxLayout()
-        self.input = QLineEdit()
-        self.input.setPlaceholderText("Ask about this meeting…  (e.g. What did we decide about the budget?)")
-        self.input.setAccessibleName("Question")
-        self.input.returnPressed.connect(self.send)
+        self.input = line_edit("Ask about this meeting…  (e.g. What did we decide about the budget?)",
+                               "Question", self.send)
         row.addWidget(self.input, 1)
         self.think = QCheckBox("Think harder")
         self.think.setToolTip("Let the model reason before answering (slower; where the model supports it)")
         row.addWidget(self.think)
-        self.send_button = QPushButton("Ask")
-        self.send_button.setAccessibleName("Ask the question")
-        self.send_button.clicked.connect(self.send)
+        self.send_button = button("Ask", "Ask the question", self.send)
         row.addWidget(self.send_button)
         lay.addLayout(row)
         self._render_timer = QTimer(self)
@@ -107,7 +103,7 @@ class ChatTab(QWidget):
         self.attached.setText(f"{n} screenshot(s) from the Screenshots tab go with the question" if n else "")
 
     def _sync(self) -> None:
-        busy = self.task is not None and not self.task.finished
+        busy = self.running()
         self.send_button.setText("Stop" if busy else "Ask")
         self.send_button.setEnabled(self.session_id is not None)
         self.input.setEnabled(self.session_id is not None and not busy)
@@ -118,8 +114,7 @@ class ChatTab(QWidget):
             self.jump.emit(float(s[2:]))
 
     def send(self) -> Task | None:
-        if self.task is not None and not self.task.finished:
-            self.task.cancel()
+        if self.stop_running():
             return None
         q = self.input.text().strip()
         if not q or self.session_id is None:
@@ -149,10 +144,8 @@ class ChatTab(QWidget):
         task.piece.connect(lambda p: self._piece(sid, p))
         task.state_changed.connect(lambda st: self._done(sid, st))
         task.failed.connect(lambda msg: self.message.emit(f"No answer: {msg}"))
-        self.task = task
         self.input.clear()
-        self.services.model.submit(task)
-        self.task_started.emit(task)
+        self.start_task(task)
         self.render()
         self._sync()
         return task

@@ -15,146 +15,32 @@
   that had the focus before. A push-to-talk key outside the app is
   ``global_keys.PadGlobalKey`` (X11 only: Wayland forbids it; see there).
 
-Audio comes from the microphone in the settings through the same Recorder
-the meetings use (a temporary folder, removed after), so device names,
-PulseAudio sources and unplugged devices behave the same way.
+Audio comes from the microphone in the settings through ``listener.Listener``
+(the same Recorder the meetings use). A voice edit here is ``voice_edit.
+VoiceEdit`` (the one implementation every text field uses) with this pad's
+inline preview.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
-import threading
-from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QTextCursor
-from PySide6.QtWidgets import (QApplication, QCheckBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtWidgets import (QApplication, QCheckBox, QHBoxLayout, QLabel, QPlainTextEdit,
                                QPushButton, QVBoxLayout, QWidget)
 
-from .tasks import Task
-from .voice_edit import VoiceEditKey as VoiceEdit  # noqa: F401  F10 in any other field (the summary editor)
+from .listener import HoldsAListener, Listener
+from .tasks import WAITING, Task
+from .voice_edit import VoiceEdit, selection_of
+from .widgets import button, line_edit
 
 log = logging.getLogger("minutely.ui.dictation")
 
 TALK_KEY, EDIT_KEY = Qt.Key.Key_F9, Qt.Key.Key_F10
 
 
-class Listener(QObject):
-    """Records the microphone into memory while a key is held (and cuts utterances in continuous mode)."""
-
-    utterance = Signal(object, float, float)  # one utterance (continuous mode): audio, start, end (s)
-    finished = Signal(object)       # np.ndarray of everything heard (or None on failure)
-    failed = Signal(str)
-    ready = Signal()                # the first audio arrived: speech from now on is heard
-
-    def __init__(self, services, recorder_factory=None, continuous: bool = False):
-        super().__init__()
-        self.services = services
-        self.factory = recorder_factory
-        self.continuous = continuous
-        self._blocks: list[np.ndarray] = []
-        self._lock = threading.Lock()
-        self._folder = Path(tempfile.mkdtemp(prefix="dictation-", dir=services.data_dir))
-        self._seg = None
-        self._offset = 0                # stream position of _blocks[0] (continuous mode drops cut audio)
-        self._got_audio = False
-        self.recorder = None
-        self.result = None              # the RecordingResult: continuous mode keeps its WAV (see stop)
-
-    def start(self) -> None:
-        from app.capture.recorder import Recorder
-
-        mic = self.services.settings.mic_device or "default"
-        make = self.factory or (lambda folder, mic, on_audio: Recorder(folder, mic=mic, system=None,
-                                                                        on_audio=on_audio))
-        if self.continuous:
-            from app.media.vad import Segmenter
-
-            self._seg = Segmenter()
-        self.recorder = make(self._folder / "rec", mic, self._on_audio)
-        try:
-            self.recorder.start()
-        except Exception as e:  # noqa: BLE001 - no microphone: one line
-            self._cleanup()
-            raise RuntimeError(" ".join(str(e).split()) or type(e).__name__) from None
-
-    def _on_audio(self, track: str, position: int, x: np.ndarray) -> None:  # recorder's writer thread
-        if not self._got_audio:
-            self._got_audio = True
-            self.ready.emit()
-        with self._lock:
-            self._blocks.append(np.asarray(x, np.float32).reshape(-1).copy())
-            if self._seg is not None:
-                for u in self._seg.push(x):
-                    self._emit_utterance(u)
-
-    def _emit_utterance(self, u) -> None:
-        """Cut one utterance out of the blocks, then drop the blocks before its end: the next
-        utterance starts after it, so a long continuous dictation keeps only the audio not yet cut
-        (concatenating everything heard for each utterance grew without bound)."""
-        a, b = int(u.start * 16000) - self._offset, int(u.end * 16000) - self._offset
-        pos, parts, keep = 0, [], 0
-        for i, blk in enumerate(self._blocks):
-            lo, hi = pos, pos + len(blk)
-            if hi > a and lo < b:
-                parts.append(blk[max(0, a - lo):b - lo])
-            if hi <= b:
-                keep = i + 1
-            pos = hi
-        self.utterance.emit(np.concatenate(parts) if parts else np.zeros(0, np.float32), u.start, u.end)
-        dropped = self._blocks[:keep]
-        del self._blocks[:keep]
-        self._offset += sum(len(x) for x in dropped)
-
-    def stop(self) -> None:
-        """Stop off the UI thread; `finished` brings the audio. In continuous mode the take's
-        recording stays on disk for the session (``result``) until ``discard_files()``."""
-        def run():
-            keep = False
-            try:
-                if self.recorder is not None:
-                    self.result = self.recorder.stop()
-                    keep = self.continuous
-                with self._lock:
-                    audio = np.concatenate(self._blocks) if self._blocks else np.zeros(0, np.float32)
-                    if self._seg is not None:
-                        for u in self._seg.flush():
-                            self._emit_utterance(u)
-                self.finished.emit(audio)
-            except Exception as e:  # noqa: BLE001
-                keep = False
-                self.failed.emit(" ".join(str(e).split()) or type(e).__name__)
-                self.finished.emit(None)
-            finally:
-                if not keep:
-                    self._cleanup()
-
-        threading.Thread(target=run, name="minutely-dictation-stop", daemon=True).start()
-
-    def recording(self) -> Path | None:
-        """The take's WAV (continuous mode, after stop)."""
-        tracks = getattr(self.result, "tracks", None) or {}
-        return tracks.get("mic") or next(iter(tracks.values()), None)
-
-    def _cleanup(self) -> None:
-        shutil.rmtree(self._folder, ignore_errors=True)
-
-    discard_files = _cleanup
-
-
-def require_speech(audio: np.ndarray, what: str = "nothing was heard") -> None:
-    """NothingHeard for a recording without speech, on the worker *before* ``ctx.engine`` is
-    touched: silence never loads the model (seconds to a minute for the real one)."""
-    from app.pipeline.dictate import NothingHeard, speech_spans
-
-    if not len(audio) or not speech_spans(audio):
-        raise NothingHeard(f"{what} (the recording has no speech)")
-
-
-class DictationPad(QWidget):
+class DictationPad(HoldsAListener, QWidget):
     inserted = Signal(str)          # text put at the cursor
     edit_ready = Signal(str)        # a replacement waiting in the preview
     message = Signal(str)
@@ -166,8 +52,8 @@ class DictationPad(QWidget):
         self.recorder_factory = recorder_factory
         self.listener: Listener | None = None
         self.mode: str | None = None           # "talk", "edit", "continuous"
-        self._edit_range: tuple[int, int, str] | None = None
-        self._pending_edit: tuple[int, int, str, str] | None = None
+        self._edit_range: tuple[int, int, str] | None = None  # the selection an F10 hold is for
+        self._voice_edit: VoiceEdit | None = None  # the edit in the preview (or on its way)
         self._busy = 0
         self._utterances = 0
         self._take = None
@@ -183,18 +69,13 @@ class DictationPad(QWidget):
         self.voice_edit_button.pressed.connect(lambda: self.begin("edit"))
         self.voice_edit_button.released.connect(self.end)
         bar.addWidget(self.voice_edit_button)
-        self.continuous = QPushButton("Continuous")
-        self.continuous.setToolTip("Keep listening; each sentence is inserted as you finish it")
-        self.continuous.setCheckable(True)
-        self.continuous.setAccessibleName("Continuous dictation")
-        self.continuous.toggled.connect(self._continuous)
+        self.continuous = button("Continuous", "Continuous dictation", self._continuous, checkable=True,
+                                 tip="Keep listening; each sentence is inserted as you finish it")
         bar.addWidget(self.continuous)
         bar.addStretch(1)
-        self.copy = QPushButton("Copy")
-        self.copy.clicked.connect(self.copy_text)
-        self.send = QPushButton("Send to app")
-        self.send.setToolTip("Copy, then paste into the window you used before Minutely (X11)")
-        self.send.clicked.connect(self.send_to_app)
+        self.copy = button("Copy", "Copy the text", self.copy_text)
+        self.send = button("Send to app", "Send the text to the previous app", self.send_to_app,
+                           tip="Copy, then paste into the window you used before Minutely (X11)")
         lay.addLayout(bar)
         opts = QHBoxLayout()
         self.fillers = QCheckBox("Remove filler words")
@@ -202,12 +83,9 @@ class DictationPad(QWidget):
         self.punct = QCheckBox("Spoken punctuation")
         self.punct.setChecked(True)
         self.punct.setToolTip('Say "comma", "period", "new paragraph"…')
-        self.language = QLineEdit(services.settings.language)
-        self.language.setPlaceholderText("Language (auto)")
-        self.language.setAccessibleName("Dictation language")
-        self.translate = QLineEdit(services.settings.translate_to)
-        self.translate.setPlaceholderText("Translate to (off)")
-        self.translate.setAccessibleName("Translate dictation to")
+        self.language = line_edit("Language (auto)", "Dictation language", text=services.settings.language)
+        self.translate = line_edit("Translate to (off)", "Translate dictation to",
+                                   text=services.settings.translate_to)
         opts.addWidget(self.fillers)
         opts.addWidget(self.punct)
         opts.addStretch(1)
@@ -222,14 +100,10 @@ class DictationPad(QWidget):
         self.editor.installEventFilter(self)
         lay.addWidget(self.editor, 1)
         instr = QHBoxLayout()
-        self.instruction = QLineEdit()
-        self.instruction.setPlaceholderText("Or type what to do with the selection (e.g. make it shorter)")
-        self.instruction.setAccessibleName("Typed edit instruction")
-        self.instruction.returnPressed.connect(self.typed_edit)
+        self.instruction = line_edit("Or type what to do with the selection (e.g. make it shorter)",
+                                     "Typed edit instruction", self.typed_edit)
         instr.addWidget(self.instruction, 1)
-        apply = QPushButton("Edit selection")
-        apply.clicked.connect(self.typed_edit)
-        instr.addWidget(apply)
+        instr.addWidget(button("Edit selection", "Edit the selection as typed", self.typed_edit))
         lay.addLayout(instr)
         self.preview_box = QWidget()
         pl = QVBoxLayout(self.preview_box)
@@ -241,10 +115,8 @@ class DictationPad(QWidget):
         self.preview.setMaximumHeight(self.fontMetrics().height() * 8)
         pl.addWidget(self.preview)
         pb = QHBoxLayout()
-        self.accept_button = QPushButton("Accept")
-        self.accept_button.clicked.connect(self.accept_edit)
-        self.discard_button = QPushButton("Discard")
-        self.discard_button.clicked.connect(self.discard_edit)
+        self.accept_button = button("Accept", "Accept the replacement", self.accept_edit)
+        self.discard_button = button("Discard", "Discard the replacement", self.discard_edit)
         pb.addStretch(1)
         pb.addWidget(self.discard_button)
         pb.addWidget(self.accept_button)
@@ -284,12 +156,12 @@ class DictationPad(QWidget):
         if self.listener is not None:
             return False
         if mode == "edit":
-            c = self.editor.textCursor()
-            if not c.hasSelection():
+            span = selection_of(self.editor)
+            if span is None:
                 self.message.emit("Select the text to edit first, then hold F10 and say what to do.")
                 return False
-            self._edit_range = (c.selectionStart(), c.selectionEnd(), c.selectedText().replace("\u2029", "\n"))
-        listener = Listener(self.services, self.recorder_factory, continuous=(mode == "continuous"))
+            self._edit_range = span
+        listener = Listener(self.services, self.recorder_factory, continuous=(mode == "continuous"), mode=mode)
         try:
             listener.start()
         except RuntimeError as e:
@@ -301,44 +173,40 @@ class DictationPad(QWidget):
             from app.pipeline.dictate import DictationTake
 
             self._take = DictationTake(self.options())  # one session for the whole take
+        # bound methods only: the listener's signals name it, no lambda holds it
         listener.utterance.connect(self._utterance)
-        listener.finished.connect(lambda audio, m=mode, lst=listener: self._heard(m, audio, lst))
-        listener.failed.connect(lambda msg: self.message.emit(f"Recording failed: {msg}"))
+        listener.finished.connect(self._heard)
+        listener.failed.connect(self._listen_failed)
         # PulseAudio takes 0.3-2 s to deliver the first audio; words said before that are lost,
         # so "Listening" shows only once the microphone really hears
-        listener.ready.connect(lambda m=mode, lst=listener: self._listening(m, lst))
+        listener.ready.connect(self._listening)
         self.message.emit("Opening the microphone… speak when it says Listening.")
         return True
 
-    def _listening(self, mode: str, listener: "Listener") -> None:
+    def _listening(self, listener: Listener) -> None:
         if listener is self.listener:
             self.message.emit({"talk": "Listening… release F9 when done.",
                                "edit": "Listening for the edit… release F10 when done.",
-                               "continuous": "Listening… each sentence is inserted as you finish it."}[mode])
+                               "continuous": "Listening… each sentence is inserted as you finish it."}[listener.mode])
 
     def end(self) -> None:
         if self.listener is None or self.mode == "continuous":
             return
-        self._stop_listener()
-
-    def _stop_listener(self) -> None:
-        listener, self.listener = self.listener, None
-        if listener is not None:
-            self.message.emit("Working…")
-            listener.stop()
+        self._release_listener()
 
     def _continuous(self, on: bool) -> None:
         if on:
             if not self.begin("continuous"):
                 self.continuous.setChecked(False)
         elif self.mode == "continuous":
-            self._stop_listener()
+            self._release_listener()
 
     def _utterance(self, audio, start: float, end: float) -> None:
         self._utterances += 1
         self._dictate(audio, (start, end))
 
-    def _heard(self, mode: str, audio, listener: Listener | None = None) -> None:
+    def _heard(self, listener: Listener, audio) -> None:
+        mode = listener.mode
         self.mode = None if self.listener is None else self.mode
         if audio is None:
             return
@@ -357,13 +225,13 @@ class DictationPad(QWidget):
     def _dictate(self, audio: np.ndarray, span: tuple[float, float] | None = None) -> Task:
         """Dictate one take (push-to-talk: its own session) or one utterance of a continuous take
         (``span`` on the take's timeline: a segment of the take's session)."""
-        from app.pipeline.dictate import dictate, save_dictation
+        from app.pipeline.dictate import dictate, require_speech, save_dictation
 
         opts = self.options()
         take = self._take if span is not None else None
 
         def run(ctx):
-            require_speech(audio)
+            require_speech(audio)  # silence never loads the model
             d = dictate(ctx.engine, audio, opts)
             if d.text and take is not None:
                 take.add(ctx.library, span[0], span[1], d.text)
@@ -372,24 +240,24 @@ class DictationPad(QWidget):
             return d
 
         task = Task("Dictation", run, kind="dictate")
-        task.done.connect(lambda d: self.insert(d.text))
+        task.done.connect(self._dictated)
         task.failed.connect(self._failed)
-        return self._submit(task)
+        self._track(task)
+        return self.services.runner.submit_model(task)
+
+    def _dictated(self, d) -> None:
+        self.insert(d.text)
 
     def _edit(self, rng: tuple[int, int, str], audio=None, text: str | None = None) -> Task:
-        from app.pipeline.dictate import voice_edit
-
-        start, end, selection = rng
-
-        def run(ctx):
-            if audio is not None:
-                require_speech(audio, "no instruction was heard")
-            return voice_edit(ctx.engine, selection, instruction_audio=audio, instruction_text=text)
-
-        task = Task("Voice edit", run, kind="edit")
-        task.done.connect(lambda e: self._show_edit(start, end, selection, e.text))
-        task.failed.connect(self._failed)
-        return self._submit(task)
+        """The voice edit every text field uses, previewed in this pad (Accept / Discard below)."""
+        if self._voice_edit is not None:
+            self._voice_edit.drop()
+        ed = VoiceEdit(self.editor, self.services, rng, preview=self._show_edit)
+        ed.message.connect(self.message)
+        self._voice_edit = ed
+        task = ed.submit(None if audio is None else np.asarray(audio, np.float32), text)
+        self._track(task)
+        return task
 
     def _finish_take(self, take, listener: Listener | None) -> Task | None:
         """After the take's last utterance (same worker, queued after it): its recording becomes
@@ -397,48 +265,42 @@ class DictationPad(QWidget):
         if take is None or listener is None:
             return None
         duration = getattr(listener.result, "duration", None)
+        recording, discard = listener.recording(), listener.discard_files
 
         def run(ctx):
             try:
-                return take.finish(ctx.library, listener.recording(), duration)
+                return take.finish(ctx.library, recording, duration)
             finally:
-                listener.discard_files()
+                discard()
 
         task = Task("Dictation audio", run, kind="dictate", needs_model=False)
         task.failed.connect(self._failed)
-        self.services.model.submit(task)
-        return task
+        return self.services.runner.submit_model(task)
 
-    def _submit(self, task: Task) -> Task:
+    def _track(self, task: Task) -> None:
+        """Count it as busy until it ends, say when it waits for a model (before it is submitted)."""
         self._busy += 1
         task.state_changed.connect(self._task_state)
-        self.services.model.submit(task)
         self.task_started.emit(task)
-        return task
 
     def _task_state(self, state: str) -> None:
-        from .tasks import WAITING
-
         if state in ("done", "failed", "cancelled"):
             self._busy = max(0, self._busy - 1)
         elif state == WAITING:
             self.message.emit("No model yet: set one up in Tools ▸ Model…; this goes on once it is ready.")
 
     def _failed(self, msg: str) -> None:
-        from app.pipeline.dictate import NothingHeard  # noqa: F401  (its text is the message)
-
         self.message.emit(msg[:1].upper() + msg[1:] + ("" if msg.endswith(".") else "."))
 
     def typed_edit(self) -> Task | None:
-        c = self.editor.textCursor()
+        rng = selection_of(self.editor)
         text = self.instruction.text().strip()
-        if not c.hasSelection():
+        if rng is None:
             self.message.emit("Select the text to edit first.")
             return None
         if not text:
             self.message.emit("Type what to do with the selection.")
             return None
-        rng = (c.selectionStart(), c.selectionEnd(), c.selectedText().replace("\u2029", "\n"))
         self.instruction.clear()
         return self._edit(rng, text=text)
 
@@ -461,37 +323,25 @@ class DictationPad(QWidget):
         self.message.emit("Inserted.")
         self.inserted.emit(text)
 
-    def _show_edit(self, start: int, end: int, selection: str, replacement: str) -> None:
-        self._pending_edit = (start, end, selection, replacement)
+    def _show_edit(self, replacement: str) -> None:
+        """The VoiceEdit's preview, here: the text below the pad with Accept and Discard."""
         self.preview.setPlainText(replacement)
         self.preview_box.show()
-        self.message.emit("Accept the replacement, or discard it.")
         self.edit_ready.emit(replacement)
 
     def accept_edit(self) -> bool:
         """Replace exactly the selection the edit was made for, as one undo step."""
-        if self._pending_edit is None:
-            return False
-        start, end, selection, replacement = self._pending_edit
-        self._pending_edit = None
+        ed, self._voice_edit = self._voice_edit, None
         self.preview_box.hide()
-        c = QTextCursor(self.editor.document())
-        c.setPosition(start)
-        c.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
-        if c.selectedText().replace("\u2029", "\n") != selection:
-            self.message.emit("The text changed meanwhile; the edit was not applied.")
-            return False
-        c.beginEditBlock()
-        c.insertText(replacement)
-        c.endEditBlock()
-        self.editor.setTextCursor(c)
-        self.message.emit("Replaced. Ctrl+Z undoes it.")
-        return True
+        return ed is not None and ed.accept()
 
     def discard_edit(self) -> None:
-        self._pending_edit = None
+        ed, self._voice_edit = self._voice_edit, None
         self.preview_box.hide()
-        self.message.emit("Discarded.")
+        if ed is not None and ed.replacement is not None:
+            ed.discard()
+        else:
+            self.message.emit("Discarded.")
 
     # -- getting text out -------------------------------------------------------
     def _text_out(self) -> str:

@@ -68,7 +68,7 @@ class Importer(QObject):
                     retry=lambda: self.import_file(path))
         task.done.connect(lambda r: self._read(r, path))
         task.failed.connect(lambda msg: self.error.emit(f"Could not import {path.name}: {msg}"))
-        self.services.io.submit(task)
+        self.services.runner.submit(task)
         self.jobs.add_task(task)
         return task
 
@@ -92,7 +92,7 @@ class Importer(QObject):
                     retry=lambda: self.sample_frames(path, session_id))
         task.state_changed.connect(lambda _st: self.session_changed.emit(session_id))
         task.failed.connect(lambda msg: self.error.emit(f"Frames of {path.name} failed: {msg}"))
-        self.services.io.submit(task)
+        self.services.runner.submit(task)
         self.jobs.add_task(task)
         return task
 
@@ -102,10 +102,9 @@ class Importer(QObject):
         opts = self._options()
         title = self.services.library.get_session(session_id).title or path.name
 
-        def run(ctx):
+        def run(ctx):  # the worker: only the task's own signals, never this window-owned object's
             def progress(p):
                 ctx.progress(p.fraction, f"{p.done}/{p.total} utterances")
-                self.session_changed.emit(session_id)   # queued to the main thread
 
             sid = transcribe_file(ctx.library, lambda: ctx.engine, path, opts,
                                   progress=progress, cancel=ctx.cancel_event)
@@ -115,9 +114,10 @@ class Importer(QObject):
         task = Task(f"Transcribing {title}", run, kind="transcribe", session_id=session_id,
                     retry=lambda: self.transcribe(path, session_id))
         task.state_changed.connect(lambda _st: self.session_changed.emit(session_id))
+        task.progress.connect(lambda _f: self.session_changed.emit(session_id))  # a group was stored
         task.done.connect(lambda _r: self.transcribed.emit(session_id))
         task.failed.connect(lambda msg: self.error.emit(f"Transcribing {title} failed: {msg}"))
-        self.services.model.submit(task)
+        self.services.runner.submit_model(task)
         self.jobs.add_task(task)
         return task
 
@@ -136,7 +136,7 @@ class Importer(QObject):
         task = Task("Reading the recording", read, kind="import", needs_model=False)
         task.done.connect(lambda sid: self.transcribe(path, sid))
         task.failed.connect(lambda msg: self.error.emit(f"Could not read the recording: {msg}"))
-        self.services.io.submit(task)
+        self.services.runner.submit(task)
         self.jobs.add_task(task)
         return task
 
@@ -159,7 +159,7 @@ class Importer(QObject):
                         self.transcribe_recording(sid)
 
         task.done.connect(done)
-        self.services.io.submit(task)
+        self.services.runner.submit(task)
         return task
 
     def add_interrupted_jobs(self) -> None:

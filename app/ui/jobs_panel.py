@@ -1,6 +1,7 @@
 """The Jobs panel: what is running or queued, its progress, cancel and retry.
 
-Every Task submitted to the workers appears here. A failed job says what
+Every Task a widget hands it appears here, from either lane of the runner
+(model work and pool work alike): a cancelled queued task says "cancelled" at once. A failed job says what
 happened in one line and offers Retry (a fresh task doing the same work; a
 transcription resumes after its last stored utterance). Jobs a previous run
 left unfinished are listed too, with Retry.
@@ -11,10 +12,10 @@ from __future__ import annotations
 from typing import Callable
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
 from .tasks import CANCELLED, DONE, FAILED, FINISHED, RUNNING, Task
+from .widgets import progress_bar
 
 
 class JobRow(QWidget):
@@ -33,10 +34,8 @@ class JobRow(QWidget):
         text.addWidget(self.title)
         text.addWidget(self.state)
         lay.addLayout(text, 3)
-        self.bar = QProgressBar()
-        self.bar.setRange(0, 1000)
+        self.bar = progress_bar(f"Progress of {title}", hidden=False)
         self.bar.setTextVisible(True)
-        self.bar.setAccessibleName(f"Progress of {title}")
         lay.addWidget(self.bar, 2)
         self.cancel = QPushButton("Cancel")
         self.cancel.setAccessibleName(f"Cancel {title}")
@@ -53,6 +52,22 @@ class JobRow(QWidget):
         lay.addWidget(self.dismiss)
         self.task: Task | None = None
         self.retry_fn: Callable[[], Task | None] | None = None
+
+    def follow(self, task: Task) -> None:
+        """Show ``task``: its signals go to this row's own methods (no lambda holds the task: one
+        connected to the task's own signal would keep it alive for good)."""
+        self.task = task
+        self.cancel.clicked.connect(task.cancel)
+        task.progress.connect(self.set_progress)
+        task.message.connect(self._message)
+        task.state_changed.connect(self._task_state)
+        self.set_state(task.state)
+
+    def _message(self, text: str) -> None:
+        self.state.setText(f"running: {text}")
+
+    def _task_state(self, state: str) -> None:
+        self.set_state(state, self.task.error if self.task is not None else "")
 
     def set_progress(self, fraction: float) -> None:
         self.bar.setValue(int(round(1000 * max(0.0, min(1.0, fraction)))))
@@ -90,13 +105,8 @@ class JobsPanel(QWidget):
 
     def add_task(self, task: Task, retry: Callable[[], Task | None] | None = None) -> JobRow:
         row = JobRow(task.title)
-        row.task = task
         row.retry_fn = retry or task.retry_fn
-        row.cancel.clicked.connect(task.cancel)
-        task.progress.connect(row.set_progress)
-        task.message.connect(lambda text, r=row: r.state.setText(f"running: {text}"))
-        task.state_changed.connect(lambda st, r=row, t=task: r.set_state(st, t.error))
-        row.set_state(task.state)
+        row.follow(task)
         self._add(row)
         return row
 

@@ -11,13 +11,13 @@ import html
 import json
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QDialog, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
-                               QPushButton, QTextBrowser, QVBoxLayout)
+from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QTextBrowser, QVBoxLayout
 
 from .tasks import FINISHED, Task
+from .widgets import OneModelTask, button, line_edit
 
 
-class LibraryAskDialog(QDialog):
+class LibraryAskDialog(OneModelTask, QDialog):
     open_session = Signal(int, float)
     task_started = Signal(object)
 
@@ -25,18 +25,13 @@ class LibraryAskDialog(QDialog):
         super().__init__(parent)
         self.services = services
         self.setWindowTitle("Ask all meetings")
-        self.task: Task | None = None
         self._answer = ""
         lay = QVBoxLayout(self)
         row = QHBoxLayout()
-        self.input = QLineEdit()
-        self.input.setPlaceholderText("e.g. What did we decide about the budget last month?")
-        self.input.setAccessibleName("Question about all meetings")
-        self.input.returnPressed.connect(self.send)
+        self.input = line_edit("e.g. What did we decide about the budget last month?",
+                               "Question about all meetings", self.send)
         row.addWidget(self.input, 1)
-        self.button = QPushButton("Ask")
-        self.button.setAccessibleName("Ask")
-        self.button.clicked.connect(self.send)
+        self.button = button("Ask", "Ask", self.send)
         row.addWidget(self.button)
         lay.addLayout(row)
         self.answer = QTextBrowser()
@@ -50,8 +45,7 @@ class LibraryAskDialog(QDialog):
         self.resize(640, 520)
 
     def send(self) -> Task | None:
-        if self.task is not None and not self.task.finished:
-            self.task.cancel()
+        if self.stop_running():
             return None
         q = self.input.text().strip()
         return self.ask(q) if q else None
@@ -71,9 +65,7 @@ class LibraryAskDialog(QDialog):
         task.state_changed.connect(self._state)
         task.failed.connect(lambda msg: self.answer.setPlainText(f"No answer: {msg}"))
         task.note.connect(self._call)
-        self.task = task
-        self.services.model.submit(task)
-        self.task_started.emit(task)
+        self.start_task(task)
         self.button.setText("Stop")
         return task
 

@@ -469,12 +469,14 @@ class MainWindow(QMainWindow):
             from app.media.player import Player
 
             self._player = Player()
-        self._player.play(path, seconds, on_done=self._played)
+        # the player calls back on its own thread: the runner brings the call to this one, and the
+        # player's thread holds this window only weakly
+        self._player.play(path, seconds, on_done=self.services.runner.callback(self._played))
         self.notify(f"Playing from {clock(seconds)}", 3000)
 
-    def _played(self, error: str | None) -> None:  # player thread
-        if error:
-            QTimer.singleShot(0, self, lambda: self.notify(error))
+    def _played(self, error: str | None) -> None:  # main thread
+        if error and not self._closed:
+            self.notify(error)
 
     # -- closing ---------------------------------------------------------------
     def closeEvent(self, event) -> None:  # noqa: N802

@@ -1,11 +1,11 @@
 """Background work for the model manager: the download and the import, off the UI thread.
 
-``ModelDownloader`` drives ``app.engine.download.download`` in a thread of its
-own (not the model worker: a download needs no model) and reports through Qt
-signals. Pause sets the cancel event and keeps the partial file; resume starts
+``ModelDownloader`` drives ``app.engine.download.download`` as a task on the
+runner's pool (not the model worker: a download needs no model) and reports
+through Qt signals. Pause sets the cancel event and keeps the partial file; resume starts
 the download again, which continues from it with a Range request. Cancel stops
 the transfer and deletes what it fetched. The import of a local pair
-(``app.engine.model_import.import_pair``) also runs in a thread. ``apply_model``
+(``app.engine.model_import.import_pair``) runs on the pool too. ``apply_model``
 writes the choice to the settings and tells the model worker.
 
 The lead keeps ONE ``ModelDownloader`` for the app and hands it to every
@@ -21,7 +21,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from PySide6.QtCore import QObject, Signal
 
@@ -30,6 +30,8 @@ from app.engine.errors import ModelError
 from app.engine.model_import import choose_pair
 from app.fmt import size_text
 from app.fsutil import free_bytes  # one probe of free space, so tests can stand in a full disk
+
+from .tasks import CANCELLED, Task, TaskContext
 
 log = logging.getLogger("minutely.ui.models")
 
@@ -74,68 +76,6 @@ class Rate:
         return max(0.0, (d1 - d0) / (t1 - t0)) if t1 > t0 else 0.0
 
 
-class BackgroundJob(QObject):
-    """Runs ``fn(progress, cancel)`` in a plain thread; its signals reach the main thread.
-
-    Exactly one of ``succeeded``, ``failed`` or ``stopped`` (the cancel event ended
-    it) comes last. ``ModelError`` messages are shown as they are; anything else
-    becomes one line."""
-
-    progress = Signal(object, object)   # done, total (bytes may pass 2**31: object, not int)
-    succeeded = Signal(object)
-    failed = Signal(str)
-    stopped = Signal()
-
-    def __init__(self, fn: Callable[[ProgressFn, threading.Event], Any], name: str,
-                 parent: QObject | None = None):
-        super().__init__(parent)
-        self.fn, self.name = fn, name
-        self.cancel_event = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
-
-    def cancel(self) -> None:
-        self.cancel_event.set()
-
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return not self.running()
-
-    def _emit(self, signal, *args) -> None:
-        try:
-            signal.emit(*args)
-        except RuntimeError:  # the receiver's window is gone; nothing to tell
-            pass
-
-    def _run(self) -> None:
-        from app.engine.download import DownloadCancelled
-
-        def progress(done: int, total: int) -> None:
-            self._emit(self.progress, int(done), int(total))
-
-        try:
-            result = self.fn(progress, self.cancel_event)
-        except (DownloadCancelled, _Stopped):
-            self._emit(self.stopped)
-        except ModelError as e:
-            if self.cancel_event.is_set():
-                self._emit(self.stopped)
-            else:
-                self._emit(self.failed, " ".join(str(e).split()))
-        except OSError as e:
-            self._emit(self.failed, f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}")
-        except Exception as e:  # noqa: BLE001 - the user gets one line, the log the rest
-            log.exception("%s failed", self.name)
-            self._emit(self.failed, " ".join(str(e).split()) or type(e).__name__)
-        else:
-            self._emit(self.succeeded, result)
 
 
 class _Stopped(Exception):
@@ -163,7 +103,7 @@ class ModelDownloader(QObject):
         self.done_bytes = 0
         self.total_bytes = 0
         self.rate = Rate()
-        self._job: BackgroundJob | None = None
+        self._job: Task | None = None
         self._after_stop = PAUSED
 
     # -- what is known before starting ----------------------------------------------
@@ -216,22 +156,23 @@ class ModelDownloader(QObject):
             return False
         entry, root, endpoint, token = self.entry, models_root(self.services), self.endpoint, self.token
 
-        def work(progress: ProgressFn, cancel: threading.Event):
+        def work(ctx: TaskContext):
             from app.engine.download import download
 
-            return download(entry, root, progress=progress, cancel=cancel, endpoint=endpoint, token=token)
+            return download(entry, root, progress=ctx.count, cancel=ctx.cancel_event, endpoint=endpoint,
+                            token=token)
 
         self.message = ""
         self.rate.reset()
         self._after_stop = PAUSED
-        job = BackgroundJob(work, "minutely-download", self)
-        job.progress.connect(self._on_progress)
-        job.succeeded.connect(self._on_done)
+        job = Task(f"Downloading {entry.name}", work, kind="download", needs_model=False)
+        job.amount.connect(self._on_progress)
+        job.done.connect(self._on_done)
         job.failed.connect(self._on_failed)
-        job.stopped.connect(self._on_stopped)
+        job.state_changed.connect(self._download_ended)
         self._job = job
         self._set_state(DOWNLOADING)
-        job.start()
+        self.services.runner.submit(job)
         return True
 
     def pause(self) -> None:
@@ -249,11 +190,7 @@ class ModelDownloader(QObject):
             self._job.cancel()
         elif self.state in (PAUSED, FAILED):
             self._set_state(CANCELLING)
-            job = BackgroundJob(lambda progress, cancel: self._discard_partial(), "minutely-discard", self)
-            job.succeeded.connect(lambda _: self._discarded())
-            job.failed.connect(self._on_failed)
-            self._job = job
-            job.start()
+            self._discard()
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """At app exit: stop the transfer (the partial file stays for next time)."""
@@ -293,34 +230,47 @@ class ModelDownloader(QObject):
     def _on_failed(self, message: str) -> None:
         self._fail(message[:1].upper() + message[1:])
 
+    def _download_ended(self, state: str) -> None:
+        if state == CANCELLED:
+            self._on_stopped()
+
+    def _discard(self) -> None:
+        """Throw the partial data away, off this thread."""
+        staging, paths = self.staging(), self.paths()
+        s = self.services.settings
+        in_use = [p for p in (s.model_path, s.mmproj_path) if p]
+        job = Task("Deleting a partial download", lambda ctx: discard_partial(staging, paths, in_use),
+                   kind="download", needs_model=False)
+        job.done.connect(self._discarded)
+        job.failed.connect(self._on_failed)
+        self._job = job
+        self.services.runner.submit(job)
+
     def _on_stopped(self) -> None:
-        if self._after_stop == IDLE:  # cancelled: throw the partial data away, off this thread
-            job = BackgroundJob(lambda progress, cancel: self._discard_partial(), "minutely-discard", self)
-            job.succeeded.connect(lambda _: self._discarded())
-            job.failed.connect(self._on_failed)
-            self._job = job
-            job.start()
+        if self._after_stop == IDLE:  # cancelled: throw the partial data away
+            self._discard()
             return
         self.message = (f"Paused at {size_text(self.done_bytes)} of {size_text(self.total_bytes)}; "
                         "resume continues from there (also after a restart).")
         self._set_state(PAUSED)
 
-    def _discarded(self) -> None:
+    def _discarded(self, _result=None) -> None:
         self.done_bytes = self.total_bytes = 0
         self.message = "Download cancelled; the partial files were deleted."
         self._set_state(IDLE)
 
-    def _discard_partial(self) -> None:
-        """Worker thread: delete the staging folder and finished files of this entry not in use."""
-        s = self.services.settings
-        in_use = {Path(p).resolve() for p in (s.model_path, s.mmproj_path) if p}
-        shutil.rmtree(self.staging(), ignore_errors=True)
-        for p in self.paths():
-            if p.is_file() and p.resolve() not in in_use:
-                p.unlink(missing_ok=True)
-        folder = self.paths()[0].parent
-        try:
-            folder.rmdir()  # only if it is now empty
-        except OSError:
-            pass
+
+
+def discard_partial(staging: Path, paths: tuple[Path, Path], in_use: list[str]) -> None:
+    """Worker thread: delete an entry's staging folder and its finished files that are not in use
+    (given as values: the worker reads nothing of the window's objects)."""
+    keep = {Path(p).resolve() for p in in_use}
+    shutil.rmtree(staging, ignore_errors=True)
+    for p in paths:
+        if p.is_file() and p.resolve() not in keep:
+            p.unlink(missing_ok=True)
+    try:
+        paths[0].parent.rmdir()  # only if it is now empty
+    except OSError:
+        pass
 

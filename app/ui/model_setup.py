@@ -11,7 +11,7 @@ model is configured and whether it is loaded, and offer:
   from their headers before anything is accepted, then copied into the data
   folder or used where they are.
 
-All file work runs in background threads (``model_download``); on success the
+All file work runs on the runner's pool (``model_download``); on success the
 settings are written, the model worker is told (``model_changed()``) and
 ``model_ready`` is emitted.
 """
@@ -20,10 +20,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, Qt, Signal
-from PySide6.QtWidgets import (QButtonGroup, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QLayout, QLineEdit, QProgressBar,
-                               QPushButton, QRadioButton, QVBoxLayout, QWidget)
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QButtonGroup, QDialogButtonBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
+                               QLabel, QLayout, QLineEdit, QPushButton, QRadioButton, QVBoxLayout, QWidget)
 
 from app.engine.errors import ModelError
 from app.engine.model_import import import_pair
@@ -31,7 +30,9 @@ from app.fmt import progress_text, size_text
 from app.fsutil import free_bytes
 
 from .model_download import (BUSY, CANCELLING, DONE, DOWNLOADING, FAILED, IDLE, PAUSED, PAUSING,
-                             BackgroundJob, ModelDownloader, apply_model, models_root)
+                             ModelDownloader, apply_model, models_root)
+from .tasks import CANCELLED, Task
+from .widgets import FittingDialog, button, message_label, progress_bar
 
 GGUF_FILTER = "GGUF model files (*.gguf);;All files (*)"
 
@@ -46,28 +47,9 @@ def state_text(services, state: str) -> str:
             "loading": "Loading…", "ready": "Loaded and ready"}.get(state, state)
 
 
-def _message_label(name: str) -> QLabel:
-    label = QLabel()
-    label.setWordWrap(True)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    label.setAccessibleName(name)
-    label.hide()
-    return label
-
-
 def _show(label: QLabel, text: str) -> None:
     label.setText(text)
     label.setVisible(bool(text))
-
-
-def fit_height(window: QWidget) -> None:
-    """Grow a dialog to the height its wrapped labels need at its width (Qt sizes a top-level
-    window by its minimum size, which leaves height-for-width text clipped)."""
-    lay = window.layout()
-    if lay is not None and lay.hasHeightForWidth():
-        need = lay.totalHeightForWidth(window.width())
-        if need > window.height():
-            window.resize(window.width(), need)
 
 
 class ModelSetup(QWidget):
@@ -82,7 +64,7 @@ class ModelSetup(QWidget):
         self.setAccessibleName("Model setup")
         self.downloader = downloader or ModelDownloader(services, parent=self)
         self._owns_downloader = downloader is None
-        self._import_job: BackgroundJob | None = None
+        self._import_job: Task | None = None
 
         lay = QVBoxLayout(self)
         heading = QLabel("<h3>The model</h3>")
@@ -93,13 +75,8 @@ class ModelSetup(QWidget):
         intro.setWordWrap(True)
         lay.addWidget(intro)
         current = QFormLayout()
-        self.current_label = QLabel()
-        self.current_label.setWordWrap(True)
-        self.current_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.current_label.setAccessibleName("Model in use")
-        self.state_label = QLabel()
-        self.state_label.setWordWrap(True)
-        self.state_label.setAccessibleName("Model state")
+        self.current_label = message_label("Model in use", hidden=False)
+        self.state_label = message_label("Model state", selectable=False, hidden=False)
         current.addRow("In use:", self.current_label)
         current.addRow("State:", self.state_label)
         lay.addLayout(current)
@@ -123,34 +100,21 @@ class ModelSetup(QWidget):
         box = QGroupBox("Download the model (recommended)")
         box.setAccessibleName("Download the model")
         v = QVBoxLayout(box)
-        self.entry_label = QLabel()
-        self.entry_label.setWordWrap(True)
-        self.entry_label.setAccessibleName("Model to download")
+        self.entry_label = message_label("Model to download", selectable=False, hidden=False)
         v.addWidget(self.entry_label)
         buttons = QHBoxLayout()
-        self.download_button = QPushButton("&Download")
-        self.download_button.setAccessibleName("Download the model")
-        self.download_button.clicked.connect(self.start_download)
-        self.pause_button = QPushButton("&Pause")
-        self.pause_button.setAccessibleName("Pause the download")
-        self.pause_button.clicked.connect(self.downloader.pause)
-        self.cancel_button = QPushButton("&Cancel download")
-        self.cancel_button.setAccessibleName("Cancel the download")
-        self.cancel_button.clicked.connect(self.downloader.cancel)
+        self.download_button = button("&Download", "Download the model", self.start_download)
+        self.pause_button = button("&Pause", "Pause the download", self.downloader.pause)
+        self.cancel_button = button("&Cancel download", "Cancel the download", self.downloader.cancel)
         for b in (self.download_button, self.pause_button, self.cancel_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
         v.addLayout(buttons)
-        self.download_bar = QProgressBar()
-        self.download_bar.setRange(0, 1000)
-        self.download_bar.setAccessibleName("Download progress")
-        self.download_bar.hide()
+        self.download_bar = progress_bar("Download progress")
         v.addWidget(self.download_bar)
-        self.download_status = QLabel()
-        self.download_status.setAccessibleName("Download status")
-        self.download_status.setWordWrap(True)
+        self.download_status = message_label("Download status", selectable=False, hidden=False)
         v.addWidget(self.download_status)
-        self.download_message = _message_label("Download message")
+        self.download_message = message_label("Download message")
         v.addWidget(self.download_message)
         return box
 
@@ -175,23 +139,16 @@ class ModelSetup(QWidget):
         v.addWidget(self.copy_radio)
         v.addWidget(self.inplace_radio)
         row = QHBoxLayout()
-        self.import_button = QPushButton("&Import")
-        self.import_button.setAccessibleName("Import the model files")
-        self.import_button.clicked.connect(self.start_import)
-        self.import_cancel = QPushButton("Stop copying")
-        self.import_cancel.setAccessibleName("Stop copying the model files")
-        self.import_cancel.clicked.connect(self.cancel_import)
+        self.import_button = button("&Import", "Import the model files", self.start_import)
+        self.import_cancel = button("Stop copying", "Stop copying the model files", self.cancel_import)
         self.import_cancel.hide()
         row.addWidget(self.import_button)
         row.addWidget(self.import_cancel)
         row.addStretch(1)
         v.addLayout(row)
-        self.import_bar = QProgressBar()
-        self.import_bar.setRange(0, 1000)
-        self.import_bar.setAccessibleName("Import progress")
-        self.import_bar.hide()
+        self.import_bar = progress_bar("Import progress")
         v.addWidget(self.import_bar)
-        self.import_message = _message_label("Import message")
+        self.import_message = message_label("Import message")
         v.addWidget(self.import_message)
         return box
 
@@ -294,7 +251,7 @@ class ModelSetup(QWidget):
 
     # -- import ---------------------------------------------------------------------------
     def start_import(self) -> None:
-        if self._import_job is not None and self._import_job.running():
+        if self._import_job is not None and not self._import_job.finished:
             return
         _show(self.import_message, "")
         model, mmproj = self.model_edit.text().strip(), self.mmproj_edit.text().strip()
@@ -302,19 +259,19 @@ class ModelSetup(QWidget):
             _show(self.import_message, "Choose both files first: the model and its projector (mmproj).")
             return
         copy_to = models_root(self.services) if self.copy_radio.isChecked() else None
-        job = BackgroundJob(lambda progress, cancel: import_pair(Path(model), Path(mmproj), copy_to,
-                                                                 progress, cancel),
-                            "minutely-import", self)
-        job.progress.connect(self._import_progress)
-        job.succeeded.connect(self._imported)
+        job = Task(f"Importing {Path(model).name}",
+                   lambda ctx: import_pair(Path(model), Path(mmproj), copy_to, ctx.count, ctx.cancel_event),
+                   kind="model-import", needs_model=False)
+        job.amount.connect(self._import_progress)
+        job.done.connect(self._imported)
         job.failed.connect(self._import_failed)
-        job.stopped.connect(self._import_stopped)
+        job.state_changed.connect(self._import_state)
         self._import_job = job
         self.import_button.setEnabled(False)
         self.import_bar.setRange(0, 0)  # busy until the copy reports bytes
         self.import_bar.show()
         self.import_cancel.setVisible(copy_to is not None)
-        job.start()
+        self.services.runner.submit(job)
 
     def cancel_import(self) -> None:
         if self._import_job is not None:
@@ -346,6 +303,10 @@ class ModelSetup(QWidget):
         self._import_finished()
         _show(self.import_message, f"These files cannot be used: {message}")
 
+    def _import_state(self, state: str) -> None:
+        if state == CANCELLED:
+            self._import_stopped()
+
     def _import_stopped(self) -> None:
         self._import_finished()
         _show(self.import_message, "Import stopped; nothing was changed.")
@@ -364,7 +325,7 @@ class ModelSetup(QWidget):
         super().closeEvent(event)
 
 
-class ModelDialog(QDialog):
+class ModelDialog(FittingDialog):
     """Tools > Model…: the ModelSetup in a dialog that closes itself once a model is ready.
 
     Pass the app's shared ``downloader`` so a download keeps going while the dialog is closed."""
@@ -385,12 +346,6 @@ class ModelDialog(QDialog):
         buttons.button(QDialogButtonBox.StandardButton.Close).setAccessibleName("Close")
         lay.addWidget(buttons)
         self.setup.model_ready.connect(self._ready)
-
-    def event(self, e) -> bool:  # noqa: D401 - Qt API
-        handled = super().event(e)
-        if e.type() == QEvent.Type.LayoutRequest:
-            fit_height(self)
-        return handled
 
     def _ready(self) -> None:
         self.model_ready.emit()

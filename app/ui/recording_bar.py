@@ -1,9 +1,9 @@
 """The recording bar: record / pause / stop (Ctrl+R), devices, level meters, elapsed time, screen capture.
 
-A meeting (app.pipeline.meeting.Meeting) runs on a thread of its own with its
-own library connection: starting opens the devices, stopping finalizes the
-audio and drains the live transcription, which can take seconds, so neither
-ever runs on the UI thread. Between opening the devices and their first audio
+A meeting (app.pipeline.meeting.Meeting) runs as a task on the runner's pool
+with its own library connection: starting opens the devices, stopping
+finalizes the audio and drains the live transcription, which can take
+seconds, so neither ever runs on the UI thread. Between opening the devices and their first audio
 (PulseAudio: 0.4-2 s) the bar says "Starting…"; "Recording" and the clock (the
 seconds stored) appear only once audio flows. The meters and the clock poll
 the recorder five times a second. Live segments are written by the live
@@ -17,13 +17,14 @@ from __future__ import annotations
 import logging
 import math
 import queue
-import threading
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QProgressBar, QSystemTrayIcon, QToolBar, QWidget
 
 from app.fmt import clock
+
+from .tasks import Task
 
 log = logging.getLogger("minutely.ui.recording")
 
@@ -35,8 +36,16 @@ def meter_value(rms: float) -> int:
     return int(max(0.0, min(100.0, (20 * math.log10(rms) + 60) * 100 / 60)))
 
 
-class MeetingThread(QObject):
-    """Runs one Meeting's start and stop on a thread with its own library connection."""
+class RecordingFailed(Exception):
+    """The recording stopped on an error after it had started."""
+
+
+class MeetingRun(QObject):
+    """One Meeting's start, wait and stop as a pool task (its own library connection).
+
+    The Task's notes become this object's signals on the main thread; the main thread holds the
+    Task (the runner does) until its end has arrived, so neither is ever freed on the worker,
+    however long a stop takes."""
 
     started = Signal(int)            # session id
     failed = Signal(str)
@@ -48,49 +57,58 @@ class MeetingThread(QObject):
     def __init__(self, services, mic: str, system: str | None, engine, title: str | None = None):
         super().__init__()
         self.services = services
-        self.args = dict(mic=mic, system=system, title=title)
-        self.engine = engine
         self.meeting = None
         self._commands: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="minutely-meeting", daemon=True)
+        args, commands, connect = dict(mic=mic, system=system, title=title), self._commands, services.library.connect
+
+        def run(ctx):
+            from app.pipeline.meeting import Meeting
+
+            lib = connect()
+            try:
+                m = Meeting(lib, engine=engine, on_segment=lambda seg: ctx.note(("segment", seg.session_id)),
+                            on_notice=lambda text: ctx.note(("notice", text)),
+                            on_state=lambda st: ctx.note(("state", st)), **args)
+                sid = m.start()  # no device, a bad name: the task fails with one line
+                ctx.note(("started", (sid, m)))
+                while True:
+                    try:
+                        if commands.get(timeout=0.2) == "stop":
+                            break
+                    except queue.Empty:
+                        # a device was lost (the recorder stopped by itself), or the app is closing
+                        if m.wait_ended(0) or ctx.cancel_event.is_set():
+                            break
+                try:
+                    return m.stop()
+                except Exception as e:  # noqa: BLE001
+                    log.exception("recording failed")
+                    raise RecordingFailed(f"the recording stopped: {' '.join(str(e).split())}") from None
+            finally:
+                lib.close()
+
+        task = Task("Recording", run, kind="record", needs_model=False)
+        task.note.connect(self._note)
+        task.done.connect(self.finished)
+        task.failed.connect(self.failed)
+        self.task = task
 
     def start(self) -> None:
-        self._thread.start()
+        self.services.runner.submit(self.task)
+
+    def _note(self, note) -> None:
+        what, value = note
+        if what == "started":
+            sid, self.meeting = value
+            self.started.emit(sid)
+        else:
+            getattr(self, what).emit(value)
 
     def stop(self) -> None:
         self._commands.put("stop")
 
     def join(self, timeout: float | None = None) -> bool:
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def _run(self) -> None:
-        from app.pipeline.meeting import Meeting
-
-        lib = self.services.library.connect()
-        try:
-            m = Meeting(lib, engine=self.engine, on_segment=lambda seg: self.segment.emit(seg.session_id),
-                        on_notice=self.notice.emit, on_state=self.state.emit, **self.args)
-            try:
-                sid = m.start()
-            except Exception as e:  # noqa: BLE001 - no device, a bad name: one line
-                self.failed.emit(" ".join(str(e).split()) or type(e).__name__)
-                return
-            self.meeting = m
-            self.started.emit(sid)
-            while True:
-                try:
-                    if self._commands.get(timeout=0.2) == "stop":
-                        break
-                except queue.Empty:
-                    if m.wait_ended(0):  # a device was lost: the recorder stopped by itself
-                        break
-            self.finished.emit(m.stop())
-        except Exception as e:  # noqa: BLE001
-            log.exception("recording failed")
-            self.failed.emit(f"the recording stopped: {' '.join(str(e).split())}")
-        finally:
-            lib.close()
+        return self.task.wait(timeout)
 
 
 class RecordingBar(QToolBar):
@@ -104,7 +122,7 @@ class RecordingBar(QToolBar):
         super().__init__("Recording", parent)
         self.services = services
         self.setObjectName("recordingBar")
-        self.runner: MeetingThread | None = None
+        self.runner: MeetingRun | None = None
         self.grabber = None
         self.session_id: int | None = None
         self.flowing = False  # the meeting's devices deliver audio: "Recording", not "Starting…"
@@ -209,7 +227,7 @@ class RecordingBar(QToolBar):
         engine = None
         if self.services.model.has_model():
             engine = self.services.model.shared_engine  # a factory: loaded once speech arrives
-        self.runner = MeetingThread(self.services, mic, system, engine, title)
+        self.runner = MeetingRun(self.services, mic, system, engine, title)
         self.runner.started.connect(self._started)
         self.runner.state.connect(self._state)
         self.runner.failed.connect(self._failed)
@@ -314,9 +332,7 @@ class RecordingBar(QToolBar):
         self.session_finished.emit(sid, live)
 
     def _reset(self) -> None:
-        if self.runner is not None:
-            self.runner.join(5)
-        self.runner = None
+        self.runner = None  # its task has ended (this comes from its end): nothing left to join
         was_recording, self.flowing, self._stopping = self.timer.isActive(), False, False
         self._stop_grabber()
         self.timer.stop()
@@ -372,4 +388,4 @@ class RecordingBar(QToolBar):
         self.tray.show()
 
 
-__all__ = ["RecordingBar", "MeetingThread", "meter_value", "Qt"]
+__all__ = ["RecordingBar", "MeetingRun", "meter_value", "Qt"]

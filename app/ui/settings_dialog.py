@@ -7,8 +7,8 @@ calls ``services.model.model_changed()`` so the next job loads it that way.
 
 The data folder is shown read-only with an "Open folder" button: moving a
 library and its media is a job of its own, and the folder can already be
-chosen at start with MINUTELY_HOME. The audio devices are listed in a
-background thread (PortAudio may take a moment, or be missing).
+chosen at start with MINUTELY_HOME. The audio devices are listed on the
+runner's pool (PortAudio may take a moment, or be missing).
 """
 
 from __future__ import annotations
@@ -16,16 +16,17 @@ from __future__ import annotations
 import os
 import re
 
-from PySide6.QtCore import QEvent, Qt, QUrl, Signal
+from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
-                               QFormLayout, QHBoxLayout, QLabel, QLayout, QLineEdit, QPushButton, QSpinBox,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialogButtonBox, QDoubleSpinBox,
+                               QFormLayout, QHBoxLayout, QLabel, QLayout, QLineEdit, QSpinBox,
                                QTabWidget, QVBoxLayout, QWidget)
 
 from app.paths import ENV_HOME
 
-from .model_download import BackgroundJob, ModelDownloader
-from .model_setup import ModelDialog, fit_height, state_text
+from .model_download import ModelDownloader
+from .model_setup import ModelDialog, state_text
+from .widgets import FittingDialog, button, message_label
 
 # settings that change how the model is loaded: a change reloads it
 ENGINE_KEYS = ("n_threads", "n_gpu_layers", "n_ctx", "image_tokens")
@@ -65,7 +66,7 @@ def _language_box(name: str, empty: str) -> QComboBox:
     return box
 
 
-class SettingsDialog(QDialog):
+class SettingsDialog(FittingDialog):
     """Edit and save the settings; ``settings_saved(changed keys)`` after OK."""
 
     settings_saved = Signal(object)   # set of the setting names that changed
@@ -91,11 +92,7 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self._model_tab(), "&Model")
         self.tabs.addTab(self._recording_tab(), "&Recording")
 
-        self.message = QLabel()
-        self.message.setWordWrap(True)
-        self.message.setAccessibleName("Settings message")
-        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.message.hide()
+        self.message = message_label("Settings message")
         lay.addWidget(self.message)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.accepted.connect(self.accept)
@@ -109,12 +106,6 @@ class SettingsDialog(QDialog):
         services.model.model_state.connect(self._model_state)
         self._list_devices()
 
-    def event(self, e) -> bool:  # noqa: D401 - Qt API
-        handled = super().event(e)
-        if e.type() == QEvent.Type.LayoutRequest:
-            fit_height(self)
-        return handled
-
     # -- pages ------------------------------------------------------------------------
     def _general_tab(self) -> QWidget:
         w = QWidget()
@@ -123,9 +114,7 @@ class SettingsDialog(QDialog):
         self.data_dir_edit = QLineEdit(str(self.services.data_dir))
         self.data_dir_edit.setReadOnly(True)
         self.data_dir_edit.setAccessibleName("Data folder")
-        self.open_folder_button = QPushButton("&Open folder")
-        self.open_folder_button.setAccessibleName("Open the data folder")
-        self.open_folder_button.clicked.connect(self.open_data_folder)
+        self.open_folder_button = button("&Open folder", "Open the data folder", self.open_data_folder)
         row.addWidget(self.data_dir_edit, 1)
         row.addWidget(self.open_folder_button)
         form.addRow("Data folder:", row)
@@ -143,12 +132,8 @@ class SettingsDialog(QDialog):
         w = QWidget()
         form = QFormLayout(w)
         row = QHBoxLayout()
-        self.model_label = QLabel()
-        self.model_label.setWordWrap(True)
-        self.model_label.setAccessibleName("Model in use")
-        self.model_button = QPushButton("Change &model…")
-        self.model_button.setAccessibleName("Download or import a model")
-        self.model_button.clicked.connect(self.open_model_dialog)
+        self.model_label = message_label("Model in use", selectable=False, hidden=False)
+        self.model_button = button("Change &model…", "Download or import a model", self.open_model_dialog)
         row.addWidget(self.model_label, 1)
         row.addWidget(self.model_button)
         form.addRow("Model:", row)
@@ -292,11 +277,9 @@ class SettingsDialog(QDialog):
         from app.capture.devices import list_inputs
 
         sd = self._sd
-        job = BackgroundJob(lambda progress, cancel: list_inputs(sd), "minutely-devices", self)
-        job.succeeded.connect(self._devices_listed)
-        job.failed.connect(self._devices_failed)
-        self._devices_job = job
-        job.start()
+        self._devices_job = self.services.runner.run(
+            "Listing audio devices", lambda ctx: list_inputs(sd), kind="devices",
+            on_done=self._devices_listed, on_failed=self._devices_failed)
 
     def _devices_listed(self, devices) -> None:
         names = [d.name for d in devices]

@@ -7,15 +7,18 @@ another template keeps the older summaries, listed in the "Version" box.
 
 from __future__ import annotations
 
+from functools import partial
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPlainTextEdit,
-                               QPushButton, QSplitter, QStackedWidget, QTextBrowser, QVBoxLayout, QWidget)
+                               QSplitter, QStackedWidget, QTextBrowser, QVBoxLayout, QWidget)
 
 from .qmodels import local_time
 from .tasks import FINISHED, Task
+from .widgets import OneModelTask, button
 
 
-class SummaryTab(QWidget):
+class SummaryTab(OneModelTask, QWidget):
     task_started = Signal(object)     # the Task, for the Jobs panel
     message = Signal(str)
 
@@ -23,16 +26,13 @@ class SummaryTab(QWidget):
         super().__init__(parent)
         self.services = services
         self.session_id: int | None = None
-        self.task: Task | None = None
         lay = QVBoxLayout(self)
         bar = QHBoxLayout()
         bar.addWidget(QLabel("Template"))
         self.template = QComboBox()
         self.template.setAccessibleName("Summary template")
         bar.addWidget(self.template)
-        self.run_button = QPushButton("Summarize")
-        self.run_button.setAccessibleName("Summarize this session")
-        self.run_button.clicked.connect(self.toggle)
+        self.run_button = button("Summarize", "Summarize this session", self.toggle)
         bar.addWidget(self.run_button)
         bar.addStretch(1)
         bar.addWidget(QLabel("Version"))
@@ -40,11 +40,8 @@ class SummaryTab(QWidget):
         self.versions.setAccessibleName("Summary version")
         self.versions.currentIndexChanged.connect(self._show_version)
         bar.addWidget(self.versions)
-        self.edit_button = QPushButton("Edit")
-        self.edit_button.setAccessibleName("Edit the summary")
-        self.edit_button.setCheckable(True)
-        self.edit_button.setToolTip("Edit the summary as Markdown; select text and hold F10 to edit it by voice")
-        self.edit_button.toggled.connect(self._editing)
+        self.edit_button = button("Edit", "Edit the summary", self._editing, checkable=True,
+                                  tip="Edit the summary as Markdown; select text and hold F10 to edit it by voice")
         bar.addWidget(self.edit_button)
         lay.addLayout(bar)
         split = QSplitter(Qt.Orientation.Vertical)
@@ -53,9 +50,9 @@ class SummaryTab(QWidget):
         self.text.setOpenLinks(False)
         self.editor = QPlainTextEdit()
         self.editor.setAccessibleName("Summary (Markdown)")
-        from .dictation_pad import VoiceEdit
+        from .voice_edit import VoiceEditKey
 
-        self.voice = VoiceEdit(self.editor, services)
+        self.voice = VoiceEditKey(self.editor, services)  # hold F10 in the editor
         self.voice.message.connect(self.message)
         self.pages = QStackedWidget()
         self.pages.addWidget(self.text)
@@ -153,18 +150,13 @@ class SummaryTab(QWidget):
             self._show_version()
 
     # -- running ---------------------------------------------------------------
-    def running(self) -> bool:
-        return self.task is not None and not self.task.finished
-
     def _sync_button(self) -> None:
         mine = self.running() and self.task.session_id == self.session_id
         self.run_button.setText("Stop" if mine else "Summarize")
         self.run_button.setEnabled(self.session_id is not None and (mine or not self.running()))
 
     def toggle(self) -> None:
-        if self.running():
-            self.task.cancel()
-        else:
+        if not self.stop_running():
             self.summarize(self.template.currentData())
 
     def summarize(self, template: str) -> Task | None:
@@ -186,12 +178,12 @@ class SummaryTab(QWidget):
 
         task = Task(f"Summarizing {title}", run, kind="summarize", session_id=sid,
                     retry=lambda: self.summarize(template))
-        task.piece.connect(lambda text: self._streamed(sid, text))
-        task.state_changed.connect(lambda st: self._finished(sid, task, st))
+        # partials of this tab's methods: a lambda naming ``task`` on its own signal would keep it for good
+        task.piece.connect(partial(self._streamed, sid))
+        task.done.connect(partial(self._summarized, sid))
+        task.state_changed.connect(partial(self._finished, sid))
         task.failed.connect(lambda msg: self.message.emit(f"Summary failed: {msg}"))
-        self.task = task
-        self.services.model.submit(task)
-        self.task_started.emit(task)
+        self.start_task(task)
         self._sync_button()
         return task
 
@@ -202,10 +194,15 @@ class SummaryTab(QWidget):
                 self._fill_versions()
             self.text.setMarkdown(text)
 
-    def _finished(self, session_id: int, task: Task, state: str) -> None:
+    def _summarized(self, session_id: int, result) -> None:
+        self._result = (session_id, result)
+
+    def _finished(self, session_id: int, state: str) -> None:
         if self.services.closed:
             return
         if state in FINISHED and session_id == self.session_id:
-            result = task.result
+            sid, result = getattr(self, "_result", (None, None))
+            self._result = None
+            result = result if sid == session_id and state == "done" else None
             self._fill_versions(result.summary_id if result is not None else None)
         self._sync_button()

@@ -9,6 +9,9 @@ flag. Results come back to the main thread as Qt signals on the ``Task``
 (queued connections: the Task lives in the main thread), so widgets are only
 ever touched by the main thread.
 
+The same class with ``workers`` > 1 and no model is the runner's pool
+(``services.io``); ``runner.Runner`` is the front of both lanes.
+
 Tasks that need a model wait in the queue while none is configured
 ("waiting for a model"), so recording and importing work before a model
 exists; ``model_changed()`` wakes them once one is.
@@ -30,18 +33,30 @@ import time
 import traceback
 import weakref
 from collections import deque
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.engine.cancel import CancelToken
 from app.engine.protocol import WithCancel
 
 log = logging.getLogger("minutely.ui.tasks")
 
-QUEUED, WAITING, RUNNING, DONE, FAILED, CANCELLED = (
-    "queued", "waiting for a model", "running", "done", "failed", "cancelled")
+
+class TaskState(StrEnum):
+    """Where a Task is; the values are what the Jobs panel shows (and what older code compares with)."""
+
+    QUEUED = "queued"
+    WAITING = "waiting for a model"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+QUEUED, WAITING, RUNNING, DONE, FAILED, CANCELLED = TaskState
 FINISHED = (DONE, FAILED, CANCELLED)
 
 
@@ -63,8 +78,12 @@ class Cancelled(Exception):
 
 
 def one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())
-    return text or type(e).__name__
+    """An exception as one line for the user (an OSError as "FILE: reason", without "[Errno N]")."""
+    if isinstance(e, OSError) and e.strerror:
+        text = f"{str(e.filename) + ': ' if e.filename else ''}{e.strerror}"
+    else:
+        text = str(e)
+    return " ".join(text.split()) or type(e).__name__
 
 
 class Task(QObject):
@@ -74,6 +93,7 @@ class Task(QObject):
     message = Signal(str)          # a status line ("3/40 utterances")
     piece = Signal(str)            # streamed text
     note = Signal(object)          # anything else a task reports on the way (e.g. a tool call)
+    amount = Signal(object, object)  # done, total (bytes may pass 2**31: object, not int)
     state_changed = Signal(str)
     done = Signal(object)          # fn's return value
     failed = Signal(str)           # one line for the user
@@ -94,6 +114,7 @@ class Task(QObject):
         self.error = ""
         self.result: Any = None
         self.cancel_event = CancelToken()  # this task's requests carry it (engine.cancel)
+        self._ended = threading.Event()  # fn has returned (or will never run): see wait()
         self._service: Callable[[], "ModelService | None"] = lambda: None  # a weak reference, set
         #                            by submit: the service holds its tasks, not the other way round
         self._key = 0              # the service's handle for it (set by submit)
@@ -103,16 +124,23 @@ class Task(QObject):
         return self.state in FINISHED
 
     def cancel(self) -> None:
-        """Stop it: a queued task never starts, a running one stops at its next check."""
+        """Stop it: a queued task never starts (and says "cancelled" at once), a running one stops at
+        its next check."""
         self.cancel_event.set()
         service = self._service()
         if service is not None:
             service._cancel(self)
+            service._drop_queued(self)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until its function has returned (any thread); False at the timeout. The signals
+        still come through the main thread's event loop afterwards."""
+        return self._ended.wait(timeout)
 
     # called on the main thread through the queued connection below
     def _set_state(self, state: str) -> None:
-        self.state = state
-        self.state_changed.emit(state)
+        self.state = TaskState(state)
+        self.state_changed.emit(self.state)
 
 
 class TaskContext:
@@ -162,6 +190,12 @@ class TaskContext:
     def note(self, obj: Any) -> None:
         self._task.note.emit(obj)
 
+    def count(self, done: int, total: int) -> None:
+        """Progress in units (bytes): every call reaches ``Task.amount``; ``progress`` is throttled."""
+        self._task.amount.emit(int(done), int(total))
+        if total:
+            self.progress(min(1.0, done / total))
+
 
 class _Relay(QObject):
     """Carries state changes from the worker to the main thread."""
@@ -173,15 +207,17 @@ class _Relay(QObject):
 class ModelService(QObject):
     """Owns the engine host and the single worker thread that uses it.
 
-    A second instance with no model work (``services.io``) runs file work that
-    must not wait behind a long transcription: reading a dropped file, exports."""
+    A second instance with no model (``services.io``, ``workers`` > 1: a small pool that grows
+    to that many threads as work waits) runs work that must not wait behind a long
+    transcription: reading a dropped file, a download, a recording. ``runner.Runner`` is the
+    front of both."""
 
     task_added = Signal(object)        # Task
     model_state = Signal(str)          # "no model", "loading", "ready", "error: ..."
 
     def __init__(self, data_dir: Path, settings_fn: Callable[[], Any],
                  engine_factory: Callable[[], Any] | None = None, parent: QObject | None = None,
-                 name: str = "minutely-model"):
+                 name: str = "minutely-model", workers: int = 1):
         super().__init__(parent)
         self.data_dir = Path(data_dir)
         self._settings_fn = settings_fn
@@ -196,13 +232,22 @@ class ModelService(QObject):
         self._engine_error: str | None = None
         self._engine_lock = threading.RLock()
         self._current: Task | None = None
-        self._lib: Any = None
+        self._local = threading.local()  # each worker thread's own library connection
         self.state = "no model"
         self._relay = _Relay()
         self._relay.state.connect(self._on_task_state)
         self._relay.model_state.connect(self._on_model_state)
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._name, self._workers, self._idle = name, max(1, workers), 0
+        self._threads: list[threading.Thread] = []
+        self._thread = self._spawn()
+
+    def _spawn(self) -> threading.Thread:
+        """Start one more worker thread (under the lock, or before any task exists)."""
+        n = len(self._threads)
+        t = threading.Thread(target=self._run, name=self._name if not n else f"{self._name}-{n + 1}", daemon=True)
+        self._threads.append(t)
+        t.start()
+        return t
 
     # -- main thread API ------------------------------------------------------
     def submit(self, task: Task) -> Task:
@@ -211,6 +256,8 @@ class ModelService(QObject):
             task._key = next(self._keys)
             self._tasks[task._key] = task
             self._queue.append(task)
+            if self._idle < len(self._queue) and len(self._threads) < self._workers and not self._stop:
+                self._spawn()  # the pool grows while work waits and no thread is free
             self._cv.notify_all()
         self.task_added.emit(task)
         return task
@@ -244,17 +291,36 @@ class ModelService(QObject):
         with self._cv:
             return [t for t in self._queue if not t.finished]
 
+    def _drop_queued(self, task: Task) -> None:
+        """Main thread: a cancelled task still in the queue leaves it now and says so at once
+        (it never runs), instead of staying "queued" until a worker gets to it."""
+        with self._cv:
+            try:
+                self._queue.remove(task)
+            except ValueError:
+                return  # running or finished: it ends at its next check
+            task._ended.set()
+        self._relay.state.emit(task._key, CANCELLED)
+
     def shutdown(self, timeout: float = 10.0) -> None:
         with self._cv:
             self._stop = True
-            for t in self._queue:
+            for t in self._tasks.values():  # queued and running (a pool runs several)
                 t.cancel_event.set()
             cur = self._current
             self._cv.notify_all()
         if cur is not None:
             self._cancel(cur)
-        self._thread.join(timeout)
-        if not self._thread.is_alive():
+        deadline = time.monotonic() + timeout
+        for t in list(self._threads):
+            t.join(max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in self._threads):
+            # A worker outlived the join: its thread still references this service (its target),
+            # and would drop that last reference on itself when it ends; kept here, it is let go
+            # on the main thread once the thread has ended (a QObject dies on its own thread).
+            _OUTLIVED.append(self)
+            _reap_later()
+        else:
             with self._cv:  # what will never run is let go here, on the main thread
                 for t in self._queue:
                     self._tasks.pop(t._key, None)
@@ -321,11 +387,12 @@ class ModelService(QObject):
         return self._engine
 
     def _worker_library(self):
-        if self._lib is None:
+        lib = getattr(self._local, "lib", None)
+        if lib is None:
             from app.library import Library
 
-            self._lib = Library.open(self.data_dir)
-        return self._lib
+            lib = self._local.lib = Library.open(self.data_dir)
+        return lib
 
     def _next(self) -> Task | None:
         """The first task that can run now (None: stop)."""
@@ -350,10 +417,17 @@ class ModelService(QObject):
                         self._cv.acquire()
                     continue
                 while self._queue and self._queue[0].cancel_event.is_set():
-                    self._relay.state.emit(self._queue.popleft()._key, CANCELLED)
+                    gone = self._queue.popleft()
+                    gone._ended.set()
+                    self._relay.state.emit(gone._key, CANCELLED)
+                    del gone
                 if self._pick():
                     return self._current
-                self._cv.wait(0.5 if self._queue else None)
+                self._idle += 1
+                try:
+                    self._cv.wait(0.5 if self._queue else None)
+                finally:
+                    self._idle -= 1
 
     def _pick(self) -> bool:
         """Move the first task that can run now from the queue to ``_current`` (under the lock).
@@ -379,6 +453,12 @@ class ModelService(QObject):
         """Worker: run one task; its final state (reported by the caller)."""
         self._relay.state.emit(task._key, RUNNING)
         ctx = TaskContext(self, task)
+        try:
+            return self._outcome(task, ctx)
+        finally:
+            task._ended.set()
+
+    def _outcome(self, task: Task, ctx: TaskContext) -> str:
         try:
             if task.cancel_event.is_set():
                 raise Cancelled()
@@ -424,6 +504,16 @@ class ModelService(QObject):
             with self._cv:
                 self._current = None
             self._relay.state.emit(key, state)
-        if self._lib is not None:
-            self._lib.close()
-            self._lib = None
+        lib, self._local.lib = getattr(self._local, "lib", None), None
+        if lib is not None:
+            lib.close()
+
+
+_OUTLIVED: list[ModelService] = []  # shut down, but a worker thread was still running
+
+
+def _reap_later() -> None:
+    """Main thread: let go of the outlived services whose threads have ended (checked each second)."""
+    _OUTLIVED[:] = [s for s in _OUTLIVED if any(t.is_alive() for t in s._threads)]
+    if _OUTLIVED:
+        QTimer.singleShot(1000, _reap_later)

@@ -1,7 +1,9 @@
 """Voice edit for any text field: the selection + a spoken or typed instruction -> a previewed replacement.
 
-The dictation pad has its own preview; this module gives the same behaviour to
-every other editable text field of the app (a summary, a transcript segment):
+The one implementation of voice editing: the dictation pad (with its own inline
+preview) and every other editable text field of the app (a summary, a
+transcript segment) use it. The headless step is ``app.pipeline.dictate.
+edit_selection``; this module is the Qt side:
 
     ed = voice_edit_selection(text_edit, services, instruction_text="shorter")
     ed = voice_edit_selection(text_edit, services, instruction_audio=samples)
@@ -26,6 +28,7 @@ from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QTextEdit, QVBoxLayout,
                                QWidget)
 
+from .listener import HoldsAListener, Listener
 from .tasks import Task
 
 log = logging.getLogger("minutely.ui.voice_edit")
@@ -95,15 +98,20 @@ class EditPreview(QDialog):
 
 
 class VoiceEdit(QObject):
-    """One voice edit of one field's selection: ask -> preview -> accept (one undo step) or discard."""
+    """One voice edit of one field's selection: ask -> preview -> accept (one undo step) or discard.
+
+    ``preview``: True shows the preview dialog, False applies at once, a function ``show(text)``
+    shows it its own way (the dictation pad's inline preview) and the caller later calls
+    ``accept()`` or ``discard()``. ``confirm`` (replacement -> bool) asks instead."""
 
     ready = Signal(str)        # the replacement, shown in the preview
     applied = Signal(str)      # accepted and put in place
     discarded = Signal()
     failed = Signal(str)       # one line: nothing heard, no model, the text changed meanwhile...
+    message = Signal(str)      # each step above as a line for a status bar
 
     def __init__(self, text_edit: QPlainTextEdit | QTextEdit, services, span: tuple[int, int, str], *,
-                 preview: bool = True, confirm: Callable[[str], bool] | None = None):
+                 preview: bool | Callable[[str], None] = True, confirm: Callable[[str], bool] | None = None):
         super().__init__(text_edit)
         self.text_edit, self.services = text_edit, services
         self.start, self.end, self.selection = span
@@ -114,35 +122,58 @@ class VoiceEdit(QObject):
         self.task: Task | None = None
 
     def submit(self, instruction_audio: np.ndarray | None, instruction_text: str | None) -> Task:
-        from app.pipeline.dictate import voice_edit
+        from app.pipeline.dictate import edit_selection
 
         sel = self.selection
 
         def run(ctx):
-            if instruction_audio is not None:  # silence: say so before the model is even loaded
-                from app.pipeline.dictate import NothingHeard, speech_spans
-
-                if not len(instruction_audio) or not speech_spans(instruction_audio):
-                    raise NothingHeard("no instruction was heard (the recording has no speech)")
-            ctx.check()
-            return voice_edit(ctx.engine, sel, instruction_audio=instruction_audio,
-                              instruction_text=instruction_text).text
+            ctx.check()  # silence is refused before the model is even loaded
+            return edit_selection(lambda: ctx.engine, sel, instruction_audio=instruction_audio,
+                                  instruction_text=instruction_text)
 
         self.task = Task("Voice edit", run, kind="edit")
         self.task.done.connect(self._done)
         self.task.failed.connect(self._fail)
-        return self.services.model.submit(self.task)
+        return self.services.runner.submit_model(self.task)
 
     def _fail(self, msg: str) -> None:
-        self.failed.emit(msg[:1].upper() + msg[1:])
+        msg = msg[:1].upper() + msg[1:]
+        self.failed.emit(msg)
+        self.message.emit(msg if msg.endswith(".") else msg + ".")
+        self._over()
+
+    def _over(self) -> None:
+        """Applied, discarded, failed or dropped: its task (and with it the instruction's audio) is
+        let go, instead of staying for as long as the field lives (this edit is the field's child;
+        it is not deleted here: whoever connected to its signals may still hold it)."""
+        self.task = None
+
+    def _ready(self, replacement: str) -> None:
+        self.ready.emit(replacement)
+        self.message.emit("Accept the replacement, or discard it.")
+
+    def drop(self) -> None:
+        """Superseded by another edit: cancel it quietly, show nothing more."""
+        self._dropped = True
+        self.replacement = None
+        self._close_preview()
+        if self.task is not None:
+            self.task.cancel()
+        self._over()
+
+    _dropped = False
 
     def _done(self, replacement: str) -> None:
-        if getattr(self.services, "closed", False):
+        if getattr(self.services, "closed", False) or self._dropped:
             return
         self.replacement = replacement = clean_replacement(replacement)
         if self.confirm is not None:
-            self.ready.emit(replacement)
+            self._ready(replacement)
             self.accept() if self.confirm(replacement) else self.discard()
+            return
+        if callable(self.use_preview):
+            self.use_preview(replacement)
+            self._ready(replacement)
             return
         if not self.use_preview:
             self.accept()
@@ -151,7 +182,7 @@ class VoiceEdit(QObject):
         self.preview.accepted.connect(self.accept)
         self.preview.rejected.connect(self.discard)
         self.preview.show()
-        self.ready.emit(replacement)
+        self._ready(replacement)
 
     def accept(self) -> bool:
         """Put the replacement in place of exactly the selection it was made for (one undo step)."""
@@ -160,9 +191,11 @@ class VoiceEdit(QObject):
         rep, self.replacement = self.replacement, None
         self._close_preview()
         if not apply_replacement(self.text_edit, self.start, self.end, self.selection, rep):
-            self.failed.emit("The text changed meanwhile; the edit was not applied")
+            self._fail("The text changed meanwhile; the edit was not applied")
             return False
         self.applied.emit(rep)
+        self.message.emit("Replaced. Ctrl+Z undoes it.")
+        self._over()
         return True
 
     def discard(self) -> None:
@@ -171,6 +204,8 @@ class VoiceEdit(QObject):
         self.replacement = None
         self._close_preview()
         self.discarded.emit()
+        self.message.emit("Discarded.")
+        self._over()
 
     def _close_preview(self) -> None:
         p, self.preview = self.preview, None
@@ -204,17 +239,17 @@ def voice_edit_selection(text_edit: QPlainTextEdit | QTextEdit, services, *,
     if why is not None:
         from PySide6.QtCore import QTimer
 
-        QTimer.singleShot(0, lambda: ed.failed.emit(why))
+        QTimer.singleShot(0, ed, lambda: ed._fail(why))
         return ed
     ed.submit(instruction_audio, None if instruction_audio is not None else instruction_text.strip())
     return ed
 
 
-class VoiceEditKey(QObject):
+class VoiceEditKey(HoldsAListener, QObject):
     """Hold F10 in a text field and say what to do with its selection; the preview follows.
 
-    Records the settings' microphone through the dictation pad's Listener (the meetings'
-    Recorder, a temporary folder). ``message`` carries one line for a status bar. ``confirm``
+    Records the settings' microphone through the Listener (the meetings' Recorder, a
+    temporary folder) the dictation pad uses too. ``message`` carries one line for a status bar. ``confirm``
     (replacement -> bool) asks instead of the preview dialog."""
 
     message = Signal(str)
@@ -241,8 +276,6 @@ class VoiceEditKey(QObject):
         return super().eventFilter(obj, event)
 
     def press(self) -> bool:
-        from .dictation_pad import Listener
-
         if self.listener is not None:
             return False
         if self.text_edit.isReadOnly():
@@ -252,7 +285,7 @@ class VoiceEditKey(QObject):
         if self._span is None or not self._span[2].strip():
             self.message.emit("Select the text to edit first, then hold F10 and say what to do.")
             return False
-        listener = Listener(self.services, self.factory)
+        listener = Listener(self.services, self.factory, mode="edit")
         try:
             listener.start()
         except RuntimeError as e:
@@ -260,28 +293,25 @@ class VoiceEditKey(QObject):
             return False
         self.listener = listener
         listener.finished.connect(self._heard)
-        listener.failed.connect(lambda m: self.message.emit(f"Recording failed: {m}"))
-        listener.ready.connect(lambda lst=listener: lst is self.listener and self.message.emit(
-            "Listening for the edit… release F10 when done."))
+        listener.failed.connect(self._listen_failed)
+        listener.ready.connect(self._listening)
         self.message.emit("Opening the microphone… speak when it says Listening.")
         return True
 
     def release(self) -> None:
-        listener, self.listener = self.listener, None
-        if listener is not None:
-            self.message.emit("Working…")
-            listener.stop()
+        self._release_listener()
 
-    def _heard(self, audio) -> None:
+    def _listening(self, listener: Listener) -> None:
+        if listener is self.listener:
+            self.message.emit("Listening for the edit… release F10 when done.")
+
+    def _heard(self, _listener: Listener, audio) -> None:
         span, self._span = self._span, None
         if audio is None or span is None or getattr(self.services, "closed", False):
             return
         ed = VoiceEdit(self.text_edit, self.services, span, preview=self.preview, confirm=self.confirm)
-        ed.failed.connect(lambda m: self.message.emit(m if m.endswith(".") else m + "."))
-        ed.ready.connect(lambda _: self.message.emit("Accept the replacement, or discard it."))
+        ed.message.connect(self.message)  # signal to signal: nothing holds the edit or this key
         ed.ready.connect(self.edit_ready)
-        ed.applied.connect(lambda _: self.message.emit("Replaced. Ctrl+Z undoes it."))
-        ed.discarded.connect(lambda: self.message.emit("Discarded."))
         self.edit = ed
         ed.submit(np.asarray(audio, np.float32), None)
         self.started.emit(ed)
