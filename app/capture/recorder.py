@@ -20,15 +20,37 @@ import collections
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from app.capture.devices import (KIND, DeviceInfo, Source, default_sd, with_env, find_input, find_system_audio,
-                                 list_inputs, resolve)
-from app.capture.tracks import (FORMAT, SIDECAR, FolderLock, RecordingError, RecordingResult, Resampler, Ring,
-                                TrackFile, finalize, find_unfinished, recover, utc_now, write_sidecar)
+from app.capture.devices import (
+    KIND,
+    DeviceInfo,
+    Source,
+    default_sd,
+    find_input,
+    find_system_audio,
+    list_inputs,
+    resolve,
+    with_env,
+)
+from app.capture.tracks import (
+    FORMAT,
+    SIDECAR,
+    FolderLock,
+    RecordingError,
+    RecordingResult,
+    Resampler,
+    Ring,
+    TrackFile,
+    finalize,
+    find_unfinished,
+    recover,
+    utc_now,
+    write_sidecar,
+)
 
 __all__ = ["DeviceInfo", "Source", "Recorder", "RecordingError", "RecordingResult", "list_inputs", "find_input",
            "find_system_audio", "resolve", "find_unfinished", "recover"]
@@ -280,7 +302,8 @@ class Recorder:
                 try:
                     with with_env(src.env):
                         stream = self._sd.InputStream(
-                            device=src.device, channels=ch, samplerate=rate, dtype="float32", latency="high", blocksize=int(rate * self.block_seconds),
+                            device=src.device, channels=ch, samplerate=rate, dtype="float32", latency="high",
+                            blocksize=int(rate * self.block_seconds),
                             callback=self._callback(tr), finished_callback=lambda: setattr(tr, "finished", True),
                             extra_settings=src.extra_settings)
                 except Exception as e:  # PortAudioError, ValueError...: try the next format

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from PIL import Image
 from PySide6.QtCore import QObject, Qt, QTimer

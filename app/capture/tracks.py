@@ -23,7 +23,7 @@ import json
 import os
 import wave
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +57,7 @@ class RecordingResult:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 # --- sidecar and lock -------------------------------------------------------------------------
@@ -368,7 +368,7 @@ def recover(folder: Path, *, keep_pcm: bool = False) -> RecordingResult:
             if pcm.exists():
                 size = pcm.stat().st_size
                 os.truncate(pcm, size - size % _WIDTH[fmt])
-                mtime = datetime.fromtimestamp(pcm.stat().st_mtime, timezone.utc)
+                mtime = datetime.fromtimestamp(pcm.stat().st_mtime, UTC)
                 ended = max(ended or mtime, mtime)
         meta["ended"] = ended.isoformat(timespec="milliseconds") if ended else None
         meta.setdefault("notices", []).append("recovered after the recording program stopped unexpectedly")

@@ -14,8 +14,7 @@ import re
 import sys
 import threading
 
-from .common import (EXIT_OK, UsageError, add_model_args, engine_config, load_settings, need_file, open_library,
-                     say)
+from .common import EXIT_OK, UsageError, add_model_args, engine_config, load_settings, need_file, open_library, say
 
 
 def register(sub) -> None:

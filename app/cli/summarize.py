@@ -5,8 +5,16 @@ from __future__ import annotations
 import json
 import sys
 
-from .common import (EXIT_INTERRUPTED, EXIT_OK, UsageError, add_model_args, engine_config, load_settings,
-                     open_library, say)
+from .common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    UsageError,
+    add_model_args,
+    engine_config,
+    load_settings,
+    open_library,
+    say,
+)
 
 
 def register(sub) -> None:

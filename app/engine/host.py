@@ -19,15 +19,16 @@ import multiprocessing as mp
 import signal
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from . import cpucheck, errors
 from .cancel import Cancellable, CancelToken
 from .config import EngineConfig
 from .engine import Engine
-from .generation import GenerateOptions, Reply, Stream, options
 from .errors import EngineCrashed, EngineError, ModelError
+from .generation import GenerateOptions, Reply, Stream, options
 from .gguf_check import MODEL_ARCH, check_pair
 from .messages import Message, as_messages
 
@@ -225,7 +226,7 @@ class EngineHost:
                 p.join(5)
             self._reap()
 
-    def __enter__(self) -> "EngineHost":
+    def __enter__(self) -> EngineHost:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Union
+from typing import Any
 
 import numpy as np
 
@@ -71,7 +72,8 @@ class Image:
             self.max_tokens = clamp_image_tokens(self.max_tokens)
 
     def load(self):
-        from PIL import Image as PILImage, UnidentifiedImageError
+        from PIL import Image as PILImage
+        from PIL import UnidentifiedImageError
 
         if self.image is not None:
             return self.image.convert("RGB")
@@ -101,7 +103,7 @@ class Image:
         self.__dict__.update(d)
 
 
-Part = Union[Text, Audio, Image]
+Part = Text | Audio | Image
 
 
 def clamp_image_tokens(n: int) -> int:
@@ -122,15 +124,15 @@ class Message:
                 raise EngineError(f"unsupported message part {type(p).__name__}")
 
     @classmethod
-    def system(cls, *parts: Part | str) -> "Message":
+    def system(cls, *parts: Part | str) -> Message:
         return cls("system", list(parts))
 
     @classmethod
-    def user(cls, *parts: Part | str) -> "Message":
+    def user(cls, *parts: Part | str) -> Message:
         return cls("user", list(parts))
 
     @classmethod
-    def assistant(cls, *parts: Part | str) -> "Message":
+    def assistant(cls, *parts: Part | str) -> Message:
         return cls("assistant", list(parts))
 
     @property

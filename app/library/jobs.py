@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
-from .db import LibraryError
 from app.errors import one_line
 
+from .db import LibraryError
 from .models import RESUME_TYPES, Job, JobKind, JobState, ResumeState, SessionState
 from .store import Store, now_iso
 
@@ -43,7 +44,7 @@ def _job(r: dict[str, Any]) -> Job:
 @dataclass
 class JobRun:
     """The handle ``Jobs.run`` gives the work inside its block."""
-    jobs: "Jobs"
+    jobs: Jobs
     id: int
     session_id: int | None
     resume: ResumeState | None       # the typed resume state the job started with

@@ -15,15 +15,27 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, ContextManager, Iterable
+from typing import Any
 
 import sqlite_utils
 
 from .db import DB_NAME, LibraryError, NotFound, connect, open_database
 from .jobs import Jobs
-from .models import (SESSION_KINDS, ChatMessage, Media, SearchHit, Segment, Session, SessionDetail, SessionState,
-                     Speaker, VoiceProfile)
+from .models import (
+    SESSION_KINDS,
+    ChatMessage,
+    Media,
+    SearchHit,
+    Segment,
+    Session,
+    SessionDetail,
+    SessionState,
+    Speaker,
+    VoiceProfile,
+)
 from .search import search as _search
 from .store import Store, now_iso
 from .summaries import Summaries
@@ -51,7 +63,7 @@ class Library:
 
     # -- opening ------------------------------------------------------------
     @classmethod
-    def open(cls, data_dir: str | Path | None = None) -> "Library":
+    def open(cls, data_dir: str | Path | None = None) -> Library:
         if data_dir is None:
             from app.paths import data_dir as default_dir
 
@@ -64,11 +76,11 @@ class Library:
     def path(self) -> Path:
         return self.data_dir / DB_NAME
 
-    def connect(self) -> "Library":
+    def connect(self) -> Library:
         """Another connection to the same library, for use in another thread."""
         return Library(connect(self.path), self.data_dir)
 
-    def read_only(self) -> "Library":
+    def read_only(self) -> Library:
         """Another connection that SQLite will not let write (``PRAGMA query_only``)."""
         conn = connect(self.path)
         conn.execute("PRAGMA query_only = ON")
@@ -77,13 +89,13 @@ class Library:
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> "Library":
+    def __enter__(self) -> Library:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def transaction(self) -> ContextManager[None]:
+    def transaction(self) -> AbstractContextManager[None]:
         """All writes inside happen together or not at all (nesting joins the outer one)."""
         return self._store.transaction()
 

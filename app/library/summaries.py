@@ -12,7 +12,8 @@ a row.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from .db import LibraryError
 from .models import POINT_KINDS, ActionItem, Summary, SummaryPoint, SummaryState

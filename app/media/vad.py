@@ -36,9 +36,10 @@ RMS 0/0.01/0.02, tuned on seeds 0-2, checked on 3-5 with gaps of 0.3-0.4 s):
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Protocol
 
 import numpy as np
 

@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from app import defaults
 from app.engine.engine import Reply
@@ -461,7 +462,8 @@ class SessionChat:
         return max(self.session.duration, self.lines[-1].end if self.lines else 0.0)
 
     def _import_image(self, path: str | Path) -> int:
-        from PIL import Image as PILImage, UnidentifiedImageError
+        from PIL import Image as PILImage
+        from PIL import UnidentifiedImageError
 
         src = Path(path)
         try:

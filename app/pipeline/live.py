@@ -26,9 +26,10 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -201,7 +202,7 @@ class LiveSpeakers:
         ids = cluster(np.stack(self.emb[lo:]), durations=np.array(self.dur[lo:]))
         known = len(self.labels) - lo  # ids[:known] already have labels
         mapping: dict[int, str] = {}
-        votes = collections.Counter((int(k), lab) for k, lab in zip(ids[:known], self.labels[lo:]))
+        votes = collections.Counter((int(k), lab) for k, lab in zip(ids[:known], self.labels[lo:], strict=True))
         for (k, lab), _ in votes.most_common():
             if k not in mapping and lab not in mapping.values():
                 mapping[k] = lab
@@ -369,11 +370,11 @@ class LiveTranscriber:
                          "they are tried again after the recording")
             return
         model_s = time.monotonic() - t0
-        cut = [p for p, t in zip(batch, texts) if t is None]
+        cut = [p for p, t in zip(batch, texts, strict=True) if t is None]
         if cut:  # stopped mid-answer: a cut-short text is never stored; the span is done again
             with self._lock:  # from the recording after the meeting (unless live itself stops)
                 self._failed_spans += [(p.start, p.end) for p in cut]
-        answered = [(p, t) for p, t in zip(batch, texts) if t is not None]
+        answered = [(p, t) for p, t in zip(batch, texts, strict=True) if t is not None]
         rows, kept = [], []
         for p, text in answered:
             if text:
@@ -382,7 +383,7 @@ class LiveTranscriber:
                              "language": self.opts.text_language})
         if rows:
             labels = self.speakers.assign([r["embedding"] for r in rows], [p.end - p.start for p in kept])
-            for row, lab in zip(rows, labels):
+            for row, lab in zip(rows, labels, strict=True):
                 row["speaker"] = lab
         ids = lib.add_segments(self.session_id, rows) if rows else []
         now = time.monotonic()

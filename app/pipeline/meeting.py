@@ -20,10 +20,11 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from app.capture.recorder import Recorder, RecordingError, RecordingResult, find_unfinished, recover
 from app.capture.tracks import DONE_STATES, SIDECAR, is_live, read_sidecar

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from app.engine.engine import Reply
 from app.engine.errors import EngineError
@@ -151,7 +152,7 @@ class ReadOnlyLibrary:
     def close(self) -> None:
         self.lib.close()
 
-    def __enter__(self) -> "ReadOnlyLibrary":
+    def __enter__(self) -> ReadOnlyLibrary:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -26,9 +26,9 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -38,8 +38,7 @@ from app.engine.messages import IMAGE_TOKENS_MIN, Image, Message, Text, clamp_im
 from app.library.models import FramesResume, JobKind, JobState, SessionState
 from app.media.audio import MediaError, NoSpeech, check_file
 
-from .chat import Callback, ChatAnswer, ThoughtSplitter, _stream, context_size, find_citations, fit_span, \
-    stride_sample
+from .chat import Callback, ChatAnswer, ThoughtSplitter, _stream, context_size, find_citations, fit_span, stride_sample
 from .context import Line, format_time, render, text_counter, transcript_lines
 from .timespan import keyword_span, question_span
 

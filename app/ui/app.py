@@ -59,11 +59,10 @@ def no_display() -> str | None:
 def run_app(files: list[str] | None = None, data_dir: str | Path | None = None) -> int:
     from PySide6.QtCore import QTimer
 
-    from .bootstrap import build_services
-    from .main_window import MainWindow
-
     from app import paths
 
+    from .bootstrap import build_services
+    from .main_window import MainWindow
     from .single_instance import SingleInstance, server_name
 
     why = no_display()

@@ -27,8 +27,16 @@ import logging
 
 import numpy as np
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QApplication, QCheckBox, QHBoxLayout, QLabel, QPlainTextEdit,
-                               QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .listener import HoldsAListener, Listener
 from .tasks import WAITING, Task
@@ -314,7 +322,7 @@ class DictationPad(HoldsAListener, QWidget):
         if c.hasSelection():
             c.setPosition(c.selectionEnd())
         before = self.editor.document().characterAt(c.position() - 1) if c.position() > 0 else ""
-        if before and not before.isspace() and before != "\u2029" and not text[:1] in ",.;:!?)":
+        if before and not before.isspace() and before != "\u2029" and text[:1] not in ",.;:!?)":
             text = " " + text
         c.beginEditBlock()
         c.insertText(text)

@@ -20,7 +20,7 @@ import select
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
 
@@ -52,7 +52,8 @@ def global_key_support(display: str | None = None) -> tuple[bool, str]:
 
 
 def _open(display: str | None):
-    from Xlib import display as xdisplay, error
+    from Xlib import display as xdisplay
+    from Xlib import error
 
     try:
         return xdisplay.Display(display)
@@ -75,7 +76,7 @@ class X11Hotkey:
         self._held = False
 
     def start(self) -> None:
-        from Xlib import X, XK, error
+        from Xlib import XK, X, error
 
         d = _open(self.display_name)
         sym = XK.string_to_keysym(self.key)
@@ -146,7 +147,7 @@ class X11Hotkey:
 
 def paste_keystroke(display: str | None = None) -> None:
     """Ctrl+V into the window that has the focus (XTEST). HotkeyError if there is no X11."""
-    from Xlib import X, XK
+    from Xlib import XK, X
     from Xlib.ext import xtest
 
     ok, why = global_key_support(display)

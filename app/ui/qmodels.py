@@ -103,7 +103,7 @@ class SessionListModel(QAbstractListModel):
             idx = self.index(r)
             self.dataChanged.emit(idx, idx)
 
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt API
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802, B008 - Qt API; the invalid index is never mutated
         return 0 if parent.isValid() else len(self._rows)
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -192,7 +192,7 @@ class SegmentModel(QAbstractListModel):
                 break
         return max(best, 0) if self._rows else -1
 
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
         return 0 if parent.isValid() else len(self._rows)
 
     def flags(self, index: QModelIndex):

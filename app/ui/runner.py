@@ -24,12 +24,26 @@ from __future__ import annotations
 
 import logging
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from .tasks import (CANCELLED, DONE, FAILED, FINISHED, QUEUED, RUNNING, WAITING, Cancelled, ModelService,
-                    Task, TaskContext, TaskState, one_line)
+from .tasks import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    FINISHED,
+    QUEUED,
+    RUNNING,
+    WAITING,
+    Cancelled,
+    ModelService,
+    Task,
+    TaskContext,
+    TaskState,
+    one_line,
+)
 
 log = logging.getLogger("minutely.ui.runner")
 

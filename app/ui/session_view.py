@@ -13,9 +13,22 @@ from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QIcon, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QLabel, QLineEdit, QListView,
-                               QListWidget, QListWidgetItem, QMenu, QSplitter, QTabWidget, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QSplitter,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.fmt import clock
 from app.library.db import NotFound
@@ -132,7 +145,7 @@ class SpeakersPanel(QWidget):
         for i in range(self.list.count()):
             other = self.list.item(i)
             if other is not it:
-                sub.addAction(other.text(), lambda o=other.data(Qt.ItemDataRole.UserRole): self.merge(label, o))
+                sub.addAction(other.text(), lambda o=other.data(Qt.ItemDataRole.UserRole): self.merge(label, o))  # noqa: B008 - binds this item's label now
         sub.setEnabled(self.list.count() > 1)
         menu.exec(self.list.viewport().mapToGlobal(pos))
 

@@ -33,9 +33,10 @@ import time
 import traceback
 import weakref
 from collections import deque
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -98,8 +99,8 @@ class Task(QObject):
     done = Signal(object)          # fn's return value
     failed = Signal(str)           # one line for the user
 
-    def __init__(self, title: str, fn: Callable[["TaskContext"], Any], *, kind: str = "task",
-                 needs_model: bool = True, session_id: int | None = None, retry: Callable[[], "Task"] | None = None):
+    def __init__(self, title: str, fn: Callable[[TaskContext], Any], *, kind: str = "task",
+                 needs_model: bool = True, session_id: int | None = None, retry: Callable[[], Task] | None = None):
         super().__init__()
         self.title = title
         self.fn = fn
@@ -115,7 +116,7 @@ class Task(QObject):
         self.result: Any = None
         self.cancel_event = CancelToken()  # this task's requests carry it (engine.cancel)
         self._ended = threading.Event()  # fn has returned (or will never run): see wait()
-        self._service: Callable[[], "ModelService | None"] = lambda: None  # a weak reference, set
+        self._service: Callable[[], ModelService | None] = lambda: None  # a weak reference, set
         #                            by submit: the service holds its tasks, not the other way round
         self._key = 0              # the service's handle for it (set by submit)
 
@@ -146,7 +147,7 @@ class Task(QObject):
 class TaskContext:
     """What a task's function gets on the worker thread."""
 
-    def __init__(self, service: "ModelService", task: Task):
+    def __init__(self, service: ModelService, task: Task):
         self._service = service
         self._task = task
         self._last = 0.0
