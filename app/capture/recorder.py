@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -87,11 +88,11 @@ def _close_stream(stream, abort: bool, timeout: float = 3.0) -> bool:
 class _Track:
     def __init__(self, source: Source):
         self.name, self.source = source.track, source
-        self.stream = None
-        self.ring: Ring | None = None
+        self.stream: Any = None  # a sounddevice InputStream, made by start()
+        self.ring: Ring = None  # type: ignore[assignment]  # made by start() before any callback runs
         self.rate = 0
         self.resample: Resampler | None = None
-        self.file: TrackFile | None = None
+        self.file: TrackFile = None  # type: ignore[assignment]  # opened by start() before the writer runs
         self.overflows = 0
         self.first_cb = self.last_cb = 0.0
         self.count = 0  # frames delivered by callbacks, paused ones included
@@ -161,7 +162,7 @@ class Recorder:
 
     @property
     def dropped_frames(self) -> int:
-        return sum(t.ring.dropped for t in self._tracks.values() if t.ring)
+        return sum(t.ring.dropped for t in self._tracks.values() if t.ring is not None)
 
     @property
     def frames_written(self) -> dict[str, int]:

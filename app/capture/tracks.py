@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import wave
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -81,7 +82,7 @@ class FolderLock:
     def acquire(self) -> bool:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            if os.name == "nt":
+            if sys.platform == "win32":
                 import msvcrt
                 msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
             else:

@@ -158,7 +158,7 @@ def run(args) -> int:
     if args.in_process:
         from ..engine.engine import Engine as Host
     else:
-        from ..engine.host import EngineHost as Host
+        from ..engine.host import EngineHost as Host  # type: ignore[assignment]  # the same calls, in a child process
     audio = _tone(2.0)
     t = time.perf_counter()
     engine = Host(choice.model, choice.mmproj, cfg)

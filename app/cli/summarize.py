@@ -88,8 +88,8 @@ def run(args) -> int:
             print("\nminutely: stopped; what was written is kept as a cancelled summary", file=sys.stderr)
             return EXIT_INTERRUPTED
         finally:
-            for e in loaded:
-                e.close()
+            for eng in loaded:
+                eng.close()
         if args.json:
             print(json.dumps({"session_id": args.session, **result.to_dict()}, ensure_ascii=False, indent=2))
         else:

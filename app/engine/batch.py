@@ -181,7 +181,7 @@ def _eval_together(dec: Decoder, work: list[tuple[Seq, list[list[Unit]]]], cance
         media = [(s, r[0]) for s, r in step if isinstance(r[0], Media)]
         text = [(s, r) for s, r in step if not isinstance(r[0], Media)]
         if media:
-            _eval_media(dec, media, cancel)  # type: ignore[arg-type]
+            _eval_media(dec, media, cancel)
         if text:
             items = []
             for s, run in text:

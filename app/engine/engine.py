@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -306,7 +306,7 @@ class Engine:
         self._n_past = next_pos
 
     def _run(self, msgs: list[Message], o: GenerateOptions, reply: Reply,
-             cancel: Cancellable) -> Iterator[str]:
+             cancel: Cancellable) -> Generator[str, None, Reply]:
         if self._closed:
             raise EngineError("the engine is closed")
         with self.lock:

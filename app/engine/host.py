@@ -19,7 +19,7 @@ import multiprocessing as mp
 import signal
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -281,7 +281,7 @@ class EngineHost:
         self._active = token
         return True
 
-    def _run_chat(self, msgs: list[Message], opts: GenerateOptions, token: Cancellable) -> Iterator[str]:
+    def _run_chat(self, msgs: list[Message], opts: GenerateOptions, token: Cancellable) -> Generator[str, None, Reply]:
         with self._lock:
             if not self._begin(token):
                 self.last = Reply(finish_reason="cancelled")

@@ -49,6 +49,7 @@ class Audio:
             return np.ascontiguousarray(a, dtype=np.float32)
         from app.media.audio import decode_audio
 
+        assert self.path is not None  # __post_init__: samples or a path
         return decode_audio(self.path)
 
     @property
@@ -110,6 +111,10 @@ def clamp_image_tokens(n: int) -> int:
     return max(IMAGE_TOKENS_MIN, min(IMAGE_TOKENS_MAX, int(n)))
 
 
+def _as_parts(items: Iterable[Part | str]) -> list[Part]:
+    return [Text(p) if isinstance(p, str) else p for p in items]
+
+
 @dataclass
 class Message:
     role: str
@@ -118,22 +123,22 @@ class Message:
     def __post_init__(self) -> None:
         if self.role not in ROLES:
             raise EngineError(f"unknown message role '{self.role}'")
-        self.parts = [Text(p) if isinstance(p, str) else p for p in self.parts]
+        self.parts = _as_parts(self.parts)  # a str given at run time becomes a Text
         for p in self.parts:
             if not isinstance(p, (Text, Audio, Image)):
                 raise EngineError(f"unsupported message part {type(p).__name__}")
 
     @classmethod
     def system(cls, *parts: Part | str) -> Message:
-        return cls("system", list(parts))
+        return cls("system", _as_parts(parts))
 
     @classmethod
     def user(cls, *parts: Part | str) -> Message:
-        return cls("user", list(parts))
+        return cls("user", _as_parts(parts))
 
     @classmethod
     def assistant(cls, *parts: Part | str) -> Message:
-        return cls("assistant", list(parts))
+        return cls("assistant", _as_parts(parts))
 
     @property
     def text(self) -> str:
@@ -149,7 +154,7 @@ def as_messages(messages: Iterable[Message | dict]) -> list[Message]:
         elif isinstance(m, dict):
             content = m.get("content", "")
             parts = [content] if isinstance(content, str) else list(content)
-            out.append(Message(m.get("role", "user"), parts))
+            out.append(Message(m.get("role", "user"), _as_parts(parts)))
         else:
             raise EngineError(f"not a message: {type(m).__name__}")
     if not out:

@@ -70,7 +70,7 @@ class WithCancel:
     def cancel(self) -> None:
         """Cancel this job's requests (the token), not the engine's other callers."""
         if hasattr(self._token, "set"):
-            self._token.set()  # type: ignore[attr-defined]
+            self._token.set()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._engine, name)

@@ -78,7 +78,8 @@ class Jobs:
     def find(self, states: Sequence[str] | None = None, session_id: int | None = None,
              kind: JobKind | str | None = None) -> list[Job]:
         """Jobs in any of ``states`` (all if None), of a session, of a kind; oldest first."""
-        sql, params = "SELECT * FROM jobs WHERE 1", []
+        sql = "SELECT * FROM jobs WHERE 1"
+        params: list[Any] = []
         if states:
             sql += f" AND state IN ({', '.join('?' for _ in states)})"
             params += [str(s) for s in states]

@@ -214,7 +214,7 @@ class Library:
                                  (SELECT DISTINCT speaker_id FROM segments WHERE session_id = ?
                                   AND speaker_id IS NOT NULL)""", (session_id, session_id))
 
-    def add_voice_profile(self, name: str, embedding: bytes | None, samples: int = 1) -> VoiceProfile:
+    def add_voice_profile(self, name: str, embedding: Any, samples: int = 1) -> VoiceProfile:
         emb = embedding.tobytes() if hasattr(embedding, "tobytes") else embedding
         pid = self._store.insert("voice_profiles", {"name": name, "embedding": emb, "samples": samples,
                                               "created": now_iso(), "updated": now_iso()})
@@ -251,7 +251,7 @@ class Library:
                 start, end = float(s["start"]), float(s["end"])
                 if end < start or start < 0:
                     raise LibraryError(f"a segment cannot run from {start:.2f}s to {end:.2f}s")
-                emb = s.get("embedding")
+                emb: Any = s.get("embedding")
                 ids.append(self._store.insert("segments", {
                     "session_id": session_id, "start": start, "end": end,
                     "speaker_id": sp_id, "text": s.get("text", ""), "language": s.get("language"),
@@ -278,7 +278,8 @@ class Library:
         return Segment(**rows[0])
 
     def segments(self, session_id: int, start: float | None = None, end: float | None = None) -> list[Segment]:
-        sql, params = self._SEGMENT_SQL + " WHERE g.session_id = ?", [session_id]
+        sql = self._SEGMENT_SQL + " WHERE g.session_id = ?"
+        params: list[Any] = [session_id]
         if start is not None:
             sql += ' AND g."end" > ?'
             params.append(start)
@@ -286,7 +287,8 @@ class Library:
             sql += " AND g.start < ?"
             params.append(end)
         cur = self.conn.execute(sql + " ORDER BY g.start, g.id", params)
-        return [Segment(*row[:5], speaker_id=row[5], language=row[6], speaker=row[7]) for row in cur]
+        return [Segment(row[0], row[1], row[2], row[3], row[4], speaker_id=row[5], language=row[6], speaker=row[7])
+                for row in cur]
 
     def segment_count(self, session_id: int) -> int:
         return self.conn.execute("SELECT count(*) FROM segments WHERE session_id = ?", (session_id,)).fetchone()[0]
@@ -300,7 +302,8 @@ class Library:
 
     def delete_segments(self, session_id: int, after: float | None = None) -> int:
         """Remove a session's segments (those starting at or after ``after``)."""
-        sql, params = "DELETE FROM segments WHERE session_id = ?", [session_id]
+        sql = "DELETE FROM segments WHERE session_id = ?"
+        params: list[Any] = [session_id]
         if after is not None:
             sql += " AND start >= ?"
             params.append(after)
@@ -339,7 +342,8 @@ class Library:
         return Media(**self._store.one("media", mid, "media item"))
 
     def media(self, session_id: int, kind: str | None = None) -> list[Media]:
-        sql, params = 'SELECT * FROM media WHERE session_id = ?', [session_id]
+        sql = 'SELECT * FROM media WHERE session_id = ?'
+        params: list[Any] = [session_id]
         if kind:
             sql += " AND kind = ?"
             params.append(kind)

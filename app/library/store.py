@@ -69,7 +69,8 @@ class Store:
         cols = ", ".join(f'"{c}"' for c in row)
         marks = ", ".join("?" for _ in row)
         cur = self.conn.execute(f'INSERT INTO "{table}" ({cols}) VALUES ({marks})', list(row.values()))
-        return int(cur.lastrowid)
+        assert cur.lastrowid is not None  # an INSERT sets it
+        return cur.lastrowid
 
     def update(self, table: str, pk: int, row: dict[str, Any]) -> None:
         if not row:

@@ -78,7 +78,9 @@ class Player:
 
         sd = self._sd
         if sd is None:
-            import sounddevice as sd
+            import sounddevice
+
+            sd = sounddevice
         info = sd.query_devices(self._device, "output")
         rate = int(info["default_samplerate"]) or 48000
         container = _open(path)

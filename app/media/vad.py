@@ -73,6 +73,8 @@ class EnergyVAD:
     def __init__(self, margin: float = 0.5, floor_min: float = -70.0, rise: float = 0.02,
                  smooth: float = 0.3) -> None:
         self.margin, self.floor_min, self.rise, self.smooth = margin, floor_min, rise, smooth
+        self._level = -100.0
+        self._floor: float | None = None
         self.reset()
 
     def predict_f32(self, frame: np.ndarray) -> float:
@@ -84,7 +86,7 @@ class EnergyVAD:
 
     def reset(self) -> None:
         self._level = -100.0
-        self._floor: float | None = None
+        self._floor = None
 
 
 def _smooth(x: np.ndarray, width: int) -> np.ndarray:

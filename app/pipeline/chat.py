@@ -32,6 +32,7 @@ import re
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -231,11 +232,11 @@ def fit_span(lines: list[Line], span: tuple[float, float], count, budget: int) -
     if count(render(inside)) <= budget:
         return inside
     mid = (a + b) / 2
-    order = sorted(inside, key=lambda x: abs((x.start + x.end) / 2 - mid))
+    order: list[Line] = sorted(inside, key=lambda x: abs((x.start + x.end) / 2 - mid))
     lo, hi = 1, len(order)
     while lo < hi:  # the most lines nearest the centre that still fit
         m = (lo + hi + 1) // 2
-        if count(render(sorted(order[:m], key=lambda x: x.start))) <= budget:
+        if count(render(sorted(order[:m], key=attrgetter("start")))) <= budget:
             lo = m
         else:
             hi = m - 1
@@ -269,7 +270,7 @@ class SessionChat:
         self.pinned = list(pinned)
         self.image_tokens = image_tokens
         self.answer_reserve = answer_reserve
-        self._count = None
+        self._count: Callable[[str], int] | None = None
         self._lines: list[Line] | None = None
         self._whole: bool | None = None
 

@@ -23,6 +23,7 @@ called from the model thread (the GUI turns them into signals).
 from __future__ import annotations
 
 import collections
+import copy
 import logging
 import threading
 import time
@@ -103,7 +104,7 @@ class UtteranceQueue:
         with self._cond:
             if not self._items and not self.closed:
                 self._cond.wait(timeout)
-            out = []
+            out: list[Pending] = []
             while self._items and len(out) < n:
                 out.append(self._items.popleft())
             return out
@@ -359,9 +360,11 @@ class LiveTranscriber:
             with self._lock:
                 self._failed_spans += [(p.start, p.end) for p in batch]
             return
+        audios = [p.audio for p in batch if p.audio is not None]
+        assert len(audios) == len(batch), "a batch holds utterances with their audio"
         t0 = time.monotonic()
         try:
-            texts = utterances.ask(engine, [p.audio for p in batch], self.opts, self._cancel)
+            texts = utterances.ask(engine, audios, self.opts, self._cancel)
         except Exception as e:  # a crashed model process restarts on the next call (EngineHost)
             with self._lock:
                 self._failed_spans += [(p.start, p.end) for p in batch]
@@ -375,9 +378,11 @@ class LiveTranscriber:
             with self._lock:  # from the recording after the meeting (unless live itself stops)
                 self._failed_spans += [(p.start, p.end) for p in cut]
         answered = [(p, t) for p, t in zip(batch, texts, strict=True) if t is not None]
-        rows, kept = [], []
+        rows: list[dict[str, Any]] = []
+        kept: list[Pending] = []
         for p, text in answered:
             if text:
+                assert p.audio is not None
                 kept.append(p)
                 rows.append({"start": p.start, "end": p.end, "text": text, "embedding": embed(p.audio, SAMPLE_RATE),
                              "language": self.opts.text_language})
@@ -411,7 +416,7 @@ class LiveTranscriber:
     # --- after the recording --------------------------------------------------------------------
     def snapshot(self) -> LiveStats:
         with self._lock:
-            s = LiveStats(**{k: (list(v) if isinstance(v, list) else v) for k, v in vars(self.stats).items()})
+            s = copy.deepcopy(self.stats)  # numbers and lists of numbers
         s.dropped, s.queued, s.waiting_seconds = self.queue.dropped, len(self.queue), self.queue.waiting_seconds
         return s
 
@@ -433,7 +438,8 @@ class LiveTranscriber:
                     if self._cancel.is_set():
                         break
                     batch = [Pending(s, e, read_span(Path(mix), s, e)) for s, e in missed[i:i + step]]
-                    self._run_batch(lib, [p for p in batch if len(p.audio) >= SAMPLE_RATE // 20])
+                    self._run_batch(lib, [p for p in batch
+                                          if p.audio is not None and len(p.audio) >= SAMPLE_RATE // 20])
             finally:
                 lib.close()
         if not self._cancel.is_set():

@@ -159,8 +159,10 @@ class ReadOnlyLibrary:
         self.close()
 
     def run(self, call: ToolCall) -> str:
-        fn: Callable[..., str] = {"list_sessions": self.list_sessions, "search_library": self.search_library,
-                                  "read_transcript": self.read_transcript}[call.name]
+        tools: dict[str, Callable[..., str]] = {
+            "list_sessions": self.list_sessions, "search_library": self.search_library,
+            "read_transcript": self.read_transcript}
+        fn = tools[call.name]
         out = fn(**call.arguments)
         if len(out) > MAX_RESULT_CHARS:
             out = out[:MAX_RESULT_CHARS].rsplit("\n", 1)[0] + "\n… (cut; ask for a shorter span)"

@@ -257,7 +257,7 @@ def _transcribe(lib, engine, path: Path, state: TranscribeResume, opts: Transcri
     if progress:
         progress(Progress(utts[state.done - 1][1] / state.duration if state.done and state.duration else 0.0,
                           state.done, total, session_id))
-    for item in _prepared(path, [tuple(u) for u in utts], state.done, threading.Event()):
+    for item in _prepared(path, [(u[0], u[1]) for u in utts], state.done, threading.Event()):
         group.append(item)
         if len(group) >= max(1, opts.parallel):
             flush()
