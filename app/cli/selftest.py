@@ -23,10 +23,11 @@ import time
 from pathlib import Path
 
 from .. import __version__
+from ..errors import MinutelyError
 from .common import EXIT_FAILED, EXIT_OK, add_model_args
 
 
-class SelfTestError(Exception):
+class SelfTestError(MinutelyError):
     """A piece of the installed app is missing or broken (exit 1)."""
 
 

@@ -20,6 +20,7 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
+from app.errors import MinutelyError
 from app.fsutil import atomic_write_text
 from app.library.models import Segment, SessionDetail
 
@@ -31,7 +32,7 @@ MIN_SPLIT_MS = 300     # a segment is split into several cues only if each piece
 MAX_NAME_BYTES = 120   # UTF-8 bytes of a file name before its extension
 
 
-class ExportError(Exception):
+class ExportError(MinutelyError):
     """An export that cannot be done; the message is one line for the user."""
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from app.errors import one_line
+
 from .audio import MediaError, _open
 
 log = logging.getLogger("minutely.player")
@@ -67,7 +69,7 @@ class Player:
         except MediaError as e:
             err = str(e)
         except Exception as e:  # noqa: BLE001 - a device error is one line for the user
-            err = f"cannot play audio: {' '.join(str(e).split()) or type(e).__name__}"
+            err = f"cannot play audio: {one_line(e)}"
             log.warning("playback failed", exc_info=True)
         self.error = err
         if on_done is not None:

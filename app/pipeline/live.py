@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from app.engine.cancel import CancelToken
+from app.errors import one_line
 from app.media.audio import SAMPLE_RATE
 from app.media.diarize import cluster, embed
 from app.media.vad import Segmenter
@@ -369,7 +370,7 @@ class LiveTranscriber:
             with self._lock:
                 self._failed_spans += [(p.start, p.end) for p in batch]
                 self.stats.failed += len(batch)
-            self._notice(f"the model failed on {len(batch)} utterance(s) ({' '.join(str(e).split())}); "
+            self._notice(f"the model failed on {len(batch)} utterance(s) ({one_line(e)}); "
                          "they are tried again after the recording")
             return
         model_s = time.monotonic() - t0

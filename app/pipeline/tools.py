@@ -33,6 +33,7 @@ from typing import Any
 from app.engine.engine import Reply
 from app.engine.errors import EngineError
 from app.engine.messages import Message
+from app.errors import MinutelyError
 from app.library.db import NotFound
 
 from .chat import Callback, ChatAnswer, ThoughtSplitter, _stream, context_size, find_citations
@@ -88,7 +89,7 @@ def step_schema() -> dict:
     return {"anyOf": alts}
 
 
-class ToolError(Exception):
+class ToolError(MinutelyError):
     """A tool call that is not allowed or not valid (its message goes back to the model)."""
 
 

@@ -24,12 +24,14 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
 
+from app.errors import MinutelyError
+
 log = logging.getLogger("minutely.ui.global_keys")
 
 AUTOREPEAT_S = 0.05  # X11 autorepeat sends release+press pairs at once: a release is real past this
 
 
-class HotkeyError(Exception):
+class HotkeyError(MinutelyError):
     """The key cannot be grabbed: one line for the user."""
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from app.errors import one_line
+
 from .tasks import Task
 
 
@@ -62,7 +64,7 @@ class Listener(QObject):
             self.recorder.start()
         except Exception as e:  # noqa: BLE001 - no microphone: one line
             self._cleanup()
-            raise RuntimeError(" ".join(str(e).split()) or type(e).__name__) from None
+            raise RuntimeError(one_line(e)) from None
 
     def _on_audio(self, track: str, position: int, x: np.ndarray) -> None:  # recorder's writer thread
         if not self._got_audio:

@@ -22,6 +22,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QProgressBar, QSystemTrayIcon, QToolBar, QWidget
 
+from app.errors import MinutelyError, one_line
 from app.fmt import clock
 
 from .tasks import Task
@@ -36,7 +37,7 @@ def meter_value(rms: float) -> int:
     return int(max(0.0, min(100.0, (20 * math.log10(rms) + 60) * 100 / 60)))
 
 
-class RecordingFailed(Exception):
+class RecordingFailed(MinutelyError):
     """The recording stopped on an error after it had started."""
 
 
@@ -83,7 +84,7 @@ class MeetingRun(QObject):
                     return m.stop()
                 except Exception as e:  # noqa: BLE001
                     log.exception("recording failed")
-                    raise RecordingFailed(f"the recording stopped: {' '.join(str(e).split())}") from None
+                    raise RecordingFailed(f"the recording stopped: {one_line(e)}") from None
             finally:
                 lib.close()
 

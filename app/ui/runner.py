@@ -42,7 +42,6 @@ from .tasks import (
     Task,
     TaskContext,
     TaskState,
-    one_line,
 )
 
 log = logging.getLogger("minutely.ui.runner")
@@ -131,5 +130,5 @@ def _hooked(task: Task, on_done, on_failed) -> Task:
     return task
 
 
-__all__ = ["Runner", "Task", "TaskContext", "TaskState", "Cancelled", "one_line", "POOL_THREADS", "QUEUED",
+__all__ = ["Runner", "Task", "TaskContext", "TaskState", "Cancelled", "POOL_THREADS", "QUEUED",
            "WAITING", "RUNNING", "DONE", "FAILED", "CANCELLED", "FINISHED"]

@@ -42,6 +42,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.engine.cancel import CancelToken
 from app.engine.protocol import WithCancel
+from app.errors import one_line
 
 log = logging.getLogger("minutely.ui.tasks")
 
@@ -76,15 +77,6 @@ def _background_priority() -> None:
 
 class Cancelled(Exception):
     """Raised inside a task by ``ctx.check()`` once the user cancelled it."""
-
-
-def one_line(e: BaseException) -> str:
-    """An exception as one line for the user (an OSError as "FILE: reason", without "[Errno N]")."""
-    if isinstance(e, OSError) and e.strerror:
-        text = f"{str(e.filename) + ': ' if e.filename else ''}{e.strerror}"
-    else:
-        text = str(e)
-    return " ".join(text.split()) or type(e).__name__
 
 
 class Task(QObject):
