@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from .listener import HoldsAListener, Listener
-from .tasks import WAITING, Task
+from .tasks import FINISHED, WAITING, Task
 from .voice_edit import VoiceEdit, selection_of
 from .widgets import button, line_edit
 
@@ -292,7 +292,7 @@ class DictationPad(HoldsAListener, QWidget):
         self.task_started.emit(task)
 
     def _task_state(self, state: str) -> None:
-        if state in ("done", "failed", "cancelled"):
+        if state in FINISHED:
             self._busy = max(0, self._busy - 1)
         elif state == WAITING:
             self.message.emit("No model yet: set one up in Tools ▸ Model…; this goes on once it is ready.")

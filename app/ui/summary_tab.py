@@ -24,8 +24,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.library.models import JobKind
+
 from .qmodels import local_time
-from .tasks import FINISHED, Task
+from .tasks import FINISHED, Task, TaskState
 from .widgets import OneModelTask, button
 
 
@@ -187,7 +189,7 @@ class SummaryTab(OneModelTask, QWidget):
                              progress=progress, on_text=lambda _id, text: ctx.piece(text),
                              cancel=ctx.cancel_event)
 
-        task = Task(f"Summarizing {title}", run, kind="summarize", session_id=sid,
+        task = Task(f"Summarizing {title}", run, kind=JobKind.SUMMARIZE, session_id=sid,
                     retry=lambda: self.summarize(template))
         # partials of this tab's methods: a lambda naming ``task`` on its own signal would keep it for good
         task.piece.connect(partial(self._streamed, sid))
@@ -214,6 +216,6 @@ class SummaryTab(OneModelTask, QWidget):
         if state in FINISHED and session_id == self.session_id:
             sid, result = getattr(self, "_result", (None, None))
             self._result = None
-            result = result if sid == session_id and state == "done" else None
+            result = result if sid == session_id and state == TaskState.DONE else None
             self._fill_versions(result.summary_id if result is not None else None)
         self._sync_button()
