@@ -35,13 +35,13 @@ def make_application(argv: list[str] | None = None):
 
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
     app.setApplicationName("Minutely")
-    app.setApplicationDisplayName("Minutely")
+    QGuiApplication.setApplicationDisplayName("Minutely")
     app.setApplicationVersion(__version__)
     app.setOrganizationName("Minutely")
     QGuiApplication.setDesktopFileName("minutely")
     icon = asset("minutely.svg")
     if icon is not None:
-        app.setWindowIcon(QIcon(str(icon)))
+        QApplication.setWindowIcon(QIcon(str(icon)))
     return app
 
 

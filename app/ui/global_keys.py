@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
@@ -72,7 +73,7 @@ class X11Hotkey:
     def __init__(self, key: str = "F9", on_press: Callable[[], None] | None = None,
                  on_release: Callable[[], None] | None = None, display: str | None = None):
         self.key, self.on_press, self.on_release, self.display_name = key, on_press, on_release, display
-        self._d = None
+        self._d: Any = None  # the Xlib display, opened by start()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._held = False

@@ -306,7 +306,7 @@ class MainWindow(QMainWindow):
     def _settings_saved(self, changed) -> None:
         if not self.recording.recording and changed & {"mic_device", "system_device", "screen_capture"}:
             self.recording.fill_devices()
-            self.recording.screen.setChecked(self.services.settings.screen_capture)
+            self.recording.screen_action.setChecked(self.services.settings.screen_capture)
         self.notify("Settings saved")
 
     def _model_ready(self) -> None:

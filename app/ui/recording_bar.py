@@ -153,11 +153,11 @@ class RecordingBar(QToolBar):
         self.system.setAccessibleName("System audio")
         self.system.setToolTip("System audio: what the other people on a call say")
         self.addWidget(self.system)
-        self.screen = QAction("Capture screen", self)
-        self.screen.setCheckable(True)
-        self.screen.setChecked(services.settings.screen_capture)
-        self.screen.setToolTip("Keep a screenshot every few seconds when the screen changes")
-        self.addAction(self.screen)
+        self.screen_action = QAction("Capture screen", self)
+        self.screen_action.setCheckable(True)
+        self.screen_action.setChecked(services.settings.screen_capture)
+        self.screen_action.setToolTip("Keep a screenshot every few seconds when the screen changes")
+        self.addAction(self.screen_action)
         self.addSeparator()
         self.meters: dict[str, QProgressBar] = {}
         self._meter_actions = []
@@ -291,7 +291,7 @@ class RecordingBar(QToolBar):
         if self.runner is None or self._stopping or self.timer.isActive():
             return
         self.pause.setEnabled(True)
-        if self.screen.isChecked():
+        if self.screen_action.isChecked():
             self._start_grabber()
         self._tick()
         self.timer.start()

@@ -145,7 +145,10 @@ class SpeakersPanel(QWidget):
         for i in range(self.list.count()):
             other = self.list.item(i)
             if other is not it:
-                sub.addAction(other.text(), lambda o=other.data(Qt.ItemDataRole.UserRole): self.merge(label, o))  # noqa: B008 - binds this item's label now
+                def merge_into(o: str = other.data(Qt.ItemDataRole.UserRole)) -> None:  # noqa: B008 - bound now
+                    self.merge(label, o)
+
+                sub.addAction(other.text(), merge_into)
         sub.setEnabled(self.list.count() > 1)
         menu.exec(self.list.viewport().mapToGlobal(pos))
 
@@ -251,7 +254,7 @@ class SessionView(QWidget):
         self.shots.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.shots.setMovement(QListWidget.Movement.Static)
         self.shots.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.shots.itemSelectionChanged.connect(lambda: self.chat.render())
+        self.shots.itemSelectionChanged.connect(lambda: self.chat.redraw())
         self.shots.itemActivated.connect(self._shot_activated)
         self.tabs.addTab(self.shots, "Screenshots")
         self._refresh_timer = QTimer(self)

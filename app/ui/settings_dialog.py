@@ -73,7 +73,9 @@ def _language_box(name: str, empty: str) -> QComboBox:
     box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
     box.addItem("")
     box.addItems(LANGUAGES)
-    box.lineEdit().setPlaceholderText(empty)
+    edit = box.lineEdit()  # made by setEditable(True)
+    assert edit is not None
+    edit.setPlaceholderText(empty)
     box.setAccessibleName(name)
     return box
 

@@ -8,6 +8,7 @@ another template keeps the older summaries, listed in the "Version" box.
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -164,7 +165,7 @@ class SummaryTab(OneModelTask, QWidget):
 
     # -- running ---------------------------------------------------------------
     def _sync_button(self) -> None:
-        mine = self.running() and self.task.session_id == self.session_id
+        mine = self.task is not None and not self.task.finished and self.task.session_id == self.session_id
         self.run_button.setText("Stop" if mine else "Summarize")
         self.run_button.setEnabled(self.session_id is not None and (mine or not self.running()))
 
@@ -208,7 +209,7 @@ class SummaryTab(OneModelTask, QWidget):
             self.text.setMarkdown(text)
 
     def _summarized(self, session_id: int, result) -> None:
-        self._result = (session_id, result)
+        self._result: tuple[int, Any] | None = (session_id, result)
 
     def _finished(self, session_id: int, state: str) -> None:
         if self.services.closed:

@@ -92,7 +92,8 @@ class Task(QObject):
     failed = Signal(str)           # one line for the user
 
     def __init__(self, title: str, fn: Callable[[TaskContext], Any], *, kind: str = "task",
-                 needs_model: bool = True, session_id: int | None = None, retry: Callable[[], Task] | None = None):
+                 needs_model: bool = True, session_id: int | None = None,
+                 retry: Callable[[], Task | None] | None = None):
         super().__init__()
         self.title = title
         self.fn = fn
@@ -100,6 +101,7 @@ class Task(QObject):
         self.needs_model = needs_model
         self.session_id = session_id
         self.retry_fn = retry      # builds a fresh Task doing the same work
+        self._waiting = False      # said "waiting for a model" (the worker's queue)
         self.state = QUEUED        # changed on the main thread only, with state_changed: a test or a
         #                            widget that sees `finished` also sees every slot of it has run
         self.fraction = 0.0
@@ -305,9 +307,9 @@ class ModelService(QObject):
         if cur is not None:
             self._cancel(cur)
         deadline = time.monotonic() + timeout
-        for t in list(self._threads):
-            t.join(max(0.0, deadline - time.monotonic()))
-        if any(t.is_alive() for t in self._threads):
+        for th in list(self._threads):
+            th.join(max(0.0, deadline - time.monotonic()))
+        if any(th.is_alive() for th in self._threads):
             # A worker outlived the join: its thread still references this service (its target),
             # and would drop that last reference on itself when it ends; kept here, it is let go
             # on the main thread once the thread has ended (a QObject dies on its own thread).
@@ -433,7 +435,7 @@ class ModelService(QObject):
                 if model_ok is None:
                     model_ok = self._engine is not None or self.has_model()
                 if not model_ok:
-                    if not getattr(t, "_waiting", False):
+                    if not t._waiting:
                         t._waiting = True
                         self._relay.state.emit(t._key, WAITING)
                     continue

@@ -240,7 +240,7 @@ def voice_edit_selection(text_edit: QPlainTextEdit | QTextEdit, services, *,
 
         QTimer.singleShot(0, ed, lambda: ed._fail(why))
         return ed
-    ed.submit(instruction_audio, None if instruction_audio is not None else instruction_text.strip())
+    ed.submit(instruction_audio, None if instruction_audio is not None else (instruction_text or "").strip())
     return ed
 
 
