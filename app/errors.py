@@ -15,9 +15,13 @@ class MinutelyError(Exception):
 
 def one_line(e: BaseException | str | None) -> str:
     """The message on one line (newlines and runs of spaces collapsed); the type's name when
-    there is no message."""
+    there is no message. An OSError reads "FILE: reason", without "[Errno N]"."""
     if e is None:
         return ""
     if isinstance(e, str):
         return " ".join(e.split())
-    return " ".join(str(e).split()) or type(e).__name__
+    if isinstance(e, OSError) and e.strerror:
+        text = f"{str(e.filename) + ': ' if e.filename else ''}{e.strerror}"
+    else:
+        text = str(e)
+    return " ".join(text.split()) or type(e).__name__

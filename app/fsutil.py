@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def _read_umask() -> int:
@@ -19,7 +19,7 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-def _atomic(dest: Path, fill: Callable[[str], None]) -> Path:
+def _atomic(dest: Path, fill: Callable[[str], object]) -> Path:
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}-", suffix=".part", dir=str(dest.parent))

@@ -41,7 +41,7 @@ class Settings:
     global_push_to_talk: bool = False  # F9 held in any app dictates (X11 only; off until the user opts in)
 
     @classmethod
-    def load(cls, path: Path | None = None) -> "Settings":
+    def load(cls, path: Path | None = None) -> Settings:
         path = path or paths.settings_path()
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))

@@ -121,7 +121,7 @@ def bench_video(args, tmp: Path) -> dict:
     finally:
         engine.close()
         lib.close()
-    over = [w - e for w, e in zip(walls, engine_s)]
+    over = [w - e for w, e in zip(walls, engine_s, strict=True)]
     return {"video_seconds": args.video_seconds, "frames": frames, "prompt_tokens": prompt,
             "import_s": round(import_s, 3), "ask_wall_s": round(median(walls), 4),
             "ask_engine_s": round(median(engine_s), 4), "overhead_s": round(median(over), 4),

@@ -12,7 +12,8 @@ GEMMA_TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}"
     "{{ '<start_of_turn>' + ('model' if m['role'] == 'assistant' else 'user') + '\\n' }}"
     "{% if m['content'] is string %}{{ m['content'] | trim }}"
-    "{% else %}{% for p in m['content'] %}{% if p['type'] == 'text' %}{{ p['text'] | trim }}{% endif %}{% endfor %}{% endif %}"
+    "{% else %}{% for p in m['content'] %}"
+    "{% if p['type'] == 'text' %}{{ p['text'] | trim }}{% endif %}{% endfor %}{% endif %}"
     "{{ '<end_of_turn>\\n' }}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}"
 )

@@ -111,6 +111,7 @@ def main(argv=None) -> int:
             return time.perf_counter() - t0, got
 
         pipe_times, raw_times, model_owns = [], [], []
+        calls: list = []  # round 0 (even) sets it before an odd round replays it
         for i in range(args.rounds):  # alternate the order: machine noise hits both alike
             if i % 2:
                 raw_times.append(replay(calls)[0])

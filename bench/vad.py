@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
+
 from tests.meetings import covered_frames  # noqa: E402
 
 FPS = 62.5
@@ -48,7 +49,7 @@ def boundary_splits(turns, utts, min_gap: float = 0.3, slack: float = 0.05) -> l
     """For each change of speaker with a gap >= ``min_gap``: True when no utterance holds
     more than ``slack`` seconds of both turns."""
     out = []
-    for a, b in zip(turns, turns[1:]):
+    for a, b in zip(turns, turns[1:], strict=False):
         if a.speaker != b.speaker and b.start - a.end >= min_gap:
             out.append(not any(_overlap(u.start, u.end, a.start, a.end) > slack
                                and _overlap(u.start, u.end, b.start, b.end) > slack for u in utts))

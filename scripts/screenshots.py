@@ -58,9 +58,9 @@ def sample_library(home: Path) -> int:
     from app.library import Library
 
     with Library.open(home) as lib:
-        for i, (title, kind) in enumerate([("Design critique", "recording"), ("Customer call — Acme", "file"),
-                                           ("1:1 with Chloe", "recording"), ("Dictation: notes for the offsite", "dictation"),
-                                           ("All hands", "file")]):
+        for title, kind in [("Design critique", "recording"), ("Customer call — Acme", "file"),
+                            ("1:1 with Chloe", "recording"), ("Dictation: notes for the offsite", "dictation"),
+                            ("All hands", "file")]:
             s = lib.create_session(title, kind, status="ready")
             lib.add_segments(s.id, [{"start": 5.0 * j, "end": 5.0 * j + 4, "text": f"Notes {j} of {title}.",
                                      "speaker": f"S{j % 2 + 1}"} for j in range(6)])

@@ -20,15 +20,38 @@ import collections
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 
-from app.capture.devices import (KIND, DeviceInfo, Source, default_sd, with_env, find_input, find_system_audio,
-                                 list_inputs, resolve)
-from app.capture.tracks import (FORMAT, SIDECAR, FolderLock, RecordingError, RecordingResult, Resampler, Ring,
-                                TrackFile, finalize, find_unfinished, recover, utc_now, write_sidecar)
+from app.capture.devices import (
+    KIND,
+    DeviceInfo,
+    Source,
+    default_sd,
+    find_input,
+    find_system_audio,
+    list_inputs,
+    resolve,
+    with_env,
+)
+from app.capture.tracks import (
+    FORMAT,
+    SIDECAR,
+    FolderLock,
+    RecordingError,
+    RecordingResult,
+    Resampler,
+    Ring,
+    TrackFile,
+    finalize,
+    find_unfinished,
+    recover,
+    utc_now,
+    write_sidecar,
+)
 
 __all__ = ["DeviceInfo", "Source", "Recorder", "RecordingError", "RecordingResult", "list_inputs", "find_input",
            "find_system_audio", "resolve", "find_unfinished", "recover"]
@@ -65,11 +88,11 @@ def _close_stream(stream, abort: bool, timeout: float = 3.0) -> bool:
 class _Track:
     def __init__(self, source: Source):
         self.name, self.source = source.track, source
-        self.stream = None
-        self.ring: Ring | None = None
+        self.stream: Any = None  # a sounddevice InputStream, made by start()
+        self.ring: Ring = None  # type: ignore[assignment]  # made by start() before any callback runs
         self.rate = 0
         self.resample: Resampler | None = None
-        self.file: TrackFile | None = None
+        self.file: TrackFile = None  # type: ignore[assignment]  # opened by start() before the writer runs
         self.overflows = 0
         self.first_cb = self.last_cb = 0.0
         self.count = 0  # frames delivered by callbacks, paused ones included
@@ -139,7 +162,7 @@ class Recorder:
 
     @property
     def dropped_frames(self) -> int:
-        return sum(t.ring.dropped for t in self._tracks.values() if t.ring)
+        return sum(t.ring.dropped for t in self._tracks.values() if t.ring is not None)
 
     @property
     def frames_written(self) -> dict[str, int]:
@@ -280,7 +303,8 @@ class Recorder:
                 try:
                     with with_env(src.env):
                         stream = self._sd.InputStream(
-                            device=src.device, channels=ch, samplerate=rate, dtype="float32", latency="high", blocksize=int(rate * self.block_seconds),
+                            device=src.device, channels=ch, samplerate=rate, dtype="float32", latency="high",
+                            blocksize=int(rate * self.block_seconds),
                             callback=self._callback(tr), finished_callback=lambda: setattr(tr, "finished", True),
                             extra_settings=src.extra_settings)
                 except Exception as e:  # PortAudioError, ValueError...: try the next format

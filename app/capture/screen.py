@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from PIL import Image
 from PySide6.QtCore import QObject, Qt, QTimer
@@ -45,8 +45,7 @@ def to_pil(img: QImage) -> Image.Image:
 def grab(max_side: int = GRAB_SIDE) -> Image.Image | None:
     """The primary screen now, its longest side at most `max_side`; None if there is no screen
     or the platform gives no pixels (e.g. Wayland without a portal)."""
-    app = QGuiApplication.instance()
-    screen = app.primaryScreen() if app is not None else None
+    screen = QGuiApplication.primaryScreen() if QGuiApplication.instance() is not None else None
     if screen is None:
         return None
     pix = screen.grabWindow(0)

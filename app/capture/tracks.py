@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import wave
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,7 @@ class RecordingResult:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 # --- sidecar and lock -------------------------------------------------------------------------
@@ -81,7 +82,7 @@ class FolderLock:
     def acquire(self) -> bool:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            if os.name == "nt":
+            if sys.platform == "win32":
                 import msvcrt
                 msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
             else:
@@ -368,7 +369,7 @@ def recover(folder: Path, *, keep_pcm: bool = False) -> RecordingResult:
             if pcm.exists():
                 size = pcm.stat().st_size
                 os.truncate(pcm, size - size % _WIDTH[fmt])
-                mtime = datetime.fromtimestamp(pcm.stat().st_mtime, timezone.utc)
+                mtime = datetime.fromtimestamp(pcm.stat().st_mtime, UTC)
                 ended = max(ended or mtime, mtime)
         meta["ended"] = ended.isoformat(timespec="milliseconds") if ended else None
         meta.setdefault("notices", []).append("recovered after the recording program stopped unexpectedly")

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from .. import __version__
+from ..errors import MinutelyError
 from . import ask, dictation, models, record, selftest, sessions, summarize, transcribe
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OK, EXIT_USAGE, UsageError, fail
 
@@ -82,6 +83,9 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_MODEL if isinstance(e, EngineCrashed) else EXIT_USAGE
     except BrokenPipeError:
         return EXIT_OK
+    except MinutelyError as e:  # a library, export, recording ... error: written for the user
+        fail(args, e)
+        return EXIT_FAILED
     except Exception as e:  # a bug: still one line, the details with --debug
         fail(args, RuntimeError(f"unexpected {type(e).__name__}: {e} (run with --debug for details)"))
         return EXIT_FAILED

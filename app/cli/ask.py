@@ -13,9 +13,12 @@ import json
 import re
 import sys
 import threading
+from typing import TYPE_CHECKING
 
-from .common import (EXIT_OK, UsageError, add_model_args, engine_config, load_settings, need_file, open_library,
-                     say)
+from .common import EXIT_OK, UsageError, add_model_args, engine_config, load_settings, need_file, open_library, say
+
+if TYPE_CHECKING:
+    from ..pipeline.chat import ChatAnswer
 
 
 def register(sub) -> None:
@@ -168,6 +171,7 @@ def run_about(args) -> int:
 
         try:
             out: dict = {}
+            ans: ChatAnswer
             if args.all_sessions:
                 from ..pipeline.tools import ask_library
 
@@ -205,8 +209,8 @@ def run_about(args) -> int:
                                temperature=args.temperature, save=not args.no_save)
                 out["session_id"] = args.session
         finally:
-            for e in loaded:
-                e.close()
+            for eng in loaded:
+                eng.close()
     if args.json:
         out = {"answer": ans.text, "citations": [
             {"label": c.label, "seconds": c.seconds, "end": c.end} for c in ans.citations], **out}

@@ -11,12 +11,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..errors import MinutelyError, one_line
 from ..settings import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
-class UsageError(Exception):
+class UsageError(MinutelyError):
     """Bad arguments or input files (exit 2)."""
 
 
@@ -91,5 +92,4 @@ def fail(args: argparse.Namespace, e: BaseException) -> None:
         import traceback
 
         traceback.print_exc()
-    msg = " ".join(str(e).split()) or type(e).__name__
-    print(f"minutely: error: {msg}", file=sys.stderr)
+    print(f"minutely: error: {one_line(e)}", file=sys.stderr)

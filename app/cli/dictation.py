@@ -5,8 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .common import (EXIT_FAILED, EXIT_OK, UsageError, add_model_args, engine_config, load_settings, need_file,
-                     say)
+from .common import EXIT_FAILED, EXIT_OK, UsageError, add_model_args, engine_config, load_settings, need_file, say
 
 
 def register(sub) -> None:

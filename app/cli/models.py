@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from ..fmt import progress_text, size_text
 from .common import EXIT_OK, UsageError, add_action, add_actions, load_settings, need_file
@@ -38,7 +39,7 @@ def models_list(args) -> int:
         current = resolve_model(settings=load_settings())
     except ModelError:
         current = None
-    rows = []
+    rows: list[dict[str, Any]] = []
     for e in load_catalogue():
         m, p = local_paths(e)
         rows.append({"name": e.name, "title": e.title, "default": e.default,

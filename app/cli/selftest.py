@@ -23,10 +23,11 @@ import time
 from pathlib import Path
 
 from .. import __version__
+from ..errors import MinutelyError
 from .common import EXIT_FAILED, EXIT_OK, add_model_args
 
 
-class SelfTestError(Exception):
+class SelfTestError(MinutelyError):
     """A piece of the installed app is missing or broken (exit 1)."""
 
 
@@ -158,7 +159,7 @@ def run(args) -> int:
     if args.in_process:
         from ..engine.engine import Engine as Host
     else:
-        from ..engine.host import EngineHost as Host
+        from ..engine.host import EngineHost as Host  # type: ignore[assignment]  # the same calls, in a child process
     audio = _tone(2.0)
     t = time.perf_counter()
     engine = Host(choice.model, choice.mmproj, cfg)

@@ -5,8 +5,16 @@ from __future__ import annotations
 import json
 import sys
 
-from .common import (EXIT_INTERRUPTED, EXIT_OK, UsageError, add_model_args, engine_config, load_settings,
-                     open_library, say)
+from .common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    UsageError,
+    add_model_args,
+    engine_config,
+    load_settings,
+    open_library,
+    say,
+)
 
 
 def register(sub) -> None:
@@ -80,8 +88,8 @@ def run(args) -> int:
             print("\nminutely: stopped; what was written is kept as a cancelled summary", file=sys.stderr)
             return EXIT_INTERRUPTED
         finally:
-            for e in loaded:
-                e.close()
+            for eng in loaded:
+                eng.close()
         if args.json:
             print(json.dumps({"session_id": args.session, **result.to_dict()}, ensure_ascii=False, indent=2))
         else:

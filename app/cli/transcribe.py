@@ -7,8 +7,7 @@ import sys
 import threading
 import time
 
-from .common import (EXIT_INTERRUPTED, EXIT_OK, UsageError, add_model_args, engine_config, load_settings,
-                     open_library)
+from .common import EXIT_INTERRUPTED, EXIT_OK, UsageError, add_model_args, engine_config, load_settings, open_library
 
 
 def register(sub) -> None:

@@ -118,7 +118,7 @@ def _common(prompts: list[Prompt]) -> int:
 def _run(dec: Decoder, prompts: list[Prompt], counts: list[list[int]], o: GenerateOptions,
          t0: float, cancel: Cancellable) -> list[Reply]:
     seqs = [Seq(FIRST_SEQ + i, 0, Reply(prompt_tokens=p.n_pos, media_tokens=c, finish_reason="length"), o)
-            for i, (p, c) in enumerate(zip(prompts, counts))]
+            for i, (p, c) in enumerate(zip(prompts, counts, strict=True))]
     units = [p.units for p in prompts]
     try:
         for s in seqs:
@@ -135,8 +135,8 @@ def _run(dec: Decoder, prompts: list[Prompt], counts: list[list[int]], o: Genera
             s.reply.evaluated_tokens = s.reply.prompt_tokens - s.reply.reused_tokens
         # everything but the last token now, run by run across the sequences (all the
         # sequences' audio in one decode, then all their text); the last tokens below
-        _eval_together(dec, [(s, _runs(u[common:-1])) for s, u in zip(seqs, units)], cancel)
-        last = [(u[-1], s) for s, u in zip(seqs, units)]
+        _eval_together(dec, [(s, _runs(u[common:-1])) for s, u in zip(seqs, units, strict=True)], cancel)
+        last = [(u[-1], s) for s, u in zip(seqs, units, strict=True)]
         if any(isinstance(tok, Media) for tok, _ in last):
             raise EngineError("a prompt must end with text (the chat template's turn marker)")
         dec.decode([(tok, s.pos, s.sid) for tok, s in last], cancel, logits="all")  # type: ignore[misc]
@@ -181,7 +181,7 @@ def _eval_together(dec: Decoder, work: list[tuple[Seq, list[list[Unit]]]], cance
         media = [(s, r[0]) for s, r in step if isinstance(r[0], Media)]
         text = [(s, r) for s, r in step if not isinstance(r[0], Media)]
         if media:
-            _eval_media(dec, media, cancel)  # type: ignore[arg-type]
+            _eval_media(dec, media, cancel)
         if text:
             items = []
             for s, run in text:

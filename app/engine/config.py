@@ -27,7 +27,7 @@ class EngineConfig:
         return max(1, min(8, n - 1))
 
     @classmethod
-    def from_settings(cls, settings) -> "EngineConfig":
+    def from_settings(cls, settings) -> EngineConfig:
         """The engine the user configured (``app.settings.Settings``)."""
         return cls(n_ctx=settings.n_ctx, n_threads=settings.n_threads,
                    n_gpu_layers=settings.n_gpu_layers, image_tokens=settings.image_tokens)

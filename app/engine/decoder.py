@@ -13,7 +13,8 @@ from __future__ import annotations
 import ctypes
 import json
 import time
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from . import native
 from .cancel import Cancellable
@@ -283,8 +284,8 @@ def generate(dec: Decoder, seqs: list[Seq], o: GenerateOptions, cancel: Cancella
                     yield from _finish(s, t_start, stream and s is seqs[0])
             live = [s for s in live if not s.done]
             if step:
-                dec.decode([(t, s.pos, s.sid) for t, s in zip(toks, step)], logits="all")
-                for k, (t, s) in enumerate(zip(toks, step)):
+                dec.decode([(t, s.pos, s.sid) for t, s in zip(toks, step, strict=True)], logits="all")
+                for k, (t, s) in enumerate(zip(toks, step, strict=True)):
                     s.idx = k
                     s.pos += 1
                     s.decoded.append(t)

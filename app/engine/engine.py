@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from . import batch, cpucheck, native
 from .cancel import Cancellable, CancelToken
@@ -31,6 +32,7 @@ from .generation import GenerateOptions, Reply, Stream, options
 from .gguf_check import MODEL_ARCH, check_pair
 from .messages import IMAGE_TOKENS_MIN, Audio, Image, Message, as_messages, clamp_image_tokens
 from .prompt import Media, Prompt, Unit, audio_bitmap, image_bitmap, render, tokenize_multimodal
+
 
 class Engine:
     """A loaded model pair. ``Engine(model, mmproj)``; ``mmproj=None`` is text-only.
@@ -188,7 +190,7 @@ class Engine:
             if obj is not None:
                 obj.close()
 
-    def __enter__(self) -> "Engine":
+    def __enter__(self) -> Engine:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -252,7 +254,7 @@ class Engine:
             counts = [u.n_tokens for u in prompt.units if isinstance(u, Media)]
             over = False
             if len(counts) == len(parts):  # one chunk per part: check each image's budget
-                for i, (n, b) in enumerate(zip(counts, budgets)):
+                for i, (n, b) in enumerate(zip(counts, budgets, strict=True)):
                     # below ~70 patches the model scales the image up again: that is the floor
                     if b is not None and n > b and sizes[i] > IMAGE_TOKENS_MIN * 48 * 48:
                         shrink[i] *= 0.95 * (b / n) ** 0.5
@@ -279,7 +281,7 @@ class Engine:
         """Keep the cached prefix shared with ``units``; return units kept."""
         n = 0
         pos = 0
-        for old, new in zip(self._cached, units):
+        for old, new in zip(self._cached, units, strict=False):
             if old != new:
                 break
             n += 1
@@ -304,7 +306,7 @@ class Engine:
         self._n_past = next_pos
 
     def _run(self, msgs: list[Message], o: GenerateOptions, reply: Reply,
-             cancel: Cancellable) -> Iterator[str]:
+             cancel: Cancellable) -> Generator[str, None, Reply]:
         if self._closed:
             raise EngineError("the engine is closed")
         with self.lock:

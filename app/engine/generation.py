@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import EngineError
 
@@ -56,12 +57,12 @@ class Stream:
     ``live`` is the Reply being filled in (token counts while it streams).
     """
 
-    def __init__(self, gen: Iterator[str], live: Reply | None = None):
+    def __init__(self, gen: Generator[str, None, Reply], live: Reply | None = None):
         self._gen = gen
         self.live = live if live is not None else Reply()
         self.reply: Reply | None = None
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Generator[str, None, Reply]:
         self.reply = yield from self._gen
         return self.reply
 

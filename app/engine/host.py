@@ -19,15 +19,16 @@ import multiprocessing as mp
 import signal
 import threading
 import time
+from collections.abc import Generator, Iterable
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from . import cpucheck, errors
 from .cancel import Cancellable, CancelToken
 from .config import EngineConfig
 from .engine import Engine
-from .generation import GenerateOptions, Reply, Stream, options
 from .errors import EngineCrashed, EngineError, ModelError
+from .generation import GenerateOptions, Reply, Stream, options
 from .gguf_check import MODEL_ARCH, check_pair
 from .messages import Message, as_messages
 
@@ -225,7 +226,7 @@ class EngineHost:
                 p.join(5)
             self._reap()
 
-    def __enter__(self) -> "EngineHost":
+    def __enter__(self) -> EngineHost:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -280,7 +281,7 @@ class EngineHost:
         self._active = token
         return True
 
-    def _run_chat(self, msgs: list[Message], opts: GenerateOptions, token: Cancellable) -> Iterator[str]:
+    def _run_chat(self, msgs: list[Message], opts: GenerateOptions, token: Cancellable) -> Generator[str, None, Reply]:
         with self._lock:
             if not self._begin(token):
                 self.last = Reply(finish_reason="cancelled")

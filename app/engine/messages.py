@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Union
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +49,7 @@ class Audio:
             return np.ascontiguousarray(a, dtype=np.float32)
         from app.media.audio import decode_audio
 
+        assert self.path is not None  # __post_init__: samples or a path
         return decode_audio(self.path)
 
     @property
@@ -71,7 +73,8 @@ class Image:
             self.max_tokens = clamp_image_tokens(self.max_tokens)
 
     def load(self):
-        from PIL import Image as PILImage, UnidentifiedImageError
+        from PIL import Image as PILImage
+        from PIL import UnidentifiedImageError
 
         if self.image is not None:
             return self.image.convert("RGB")
@@ -101,11 +104,15 @@ class Image:
         self.__dict__.update(d)
 
 
-Part = Union[Text, Audio, Image]
+Part = Text | Audio | Image
 
 
 def clamp_image_tokens(n: int) -> int:
     return max(IMAGE_TOKENS_MIN, min(IMAGE_TOKENS_MAX, int(n)))
+
+
+def _as_parts(items: Iterable[Part | str]) -> list[Part]:
+    return [Text(p) if isinstance(p, str) else p for p in items]
 
 
 @dataclass
@@ -116,22 +123,22 @@ class Message:
     def __post_init__(self) -> None:
         if self.role not in ROLES:
             raise EngineError(f"unknown message role '{self.role}'")
-        self.parts = [Text(p) if isinstance(p, str) else p for p in self.parts]
+        self.parts = _as_parts(self.parts)  # a str given at run time becomes a Text
         for p in self.parts:
             if not isinstance(p, (Text, Audio, Image)):
                 raise EngineError(f"unsupported message part {type(p).__name__}")
 
     @classmethod
-    def system(cls, *parts: Part | str) -> "Message":
-        return cls("system", list(parts))
+    def system(cls, *parts: Part | str) -> Message:
+        return cls("system", _as_parts(parts))
 
     @classmethod
-    def user(cls, *parts: Part | str) -> "Message":
-        return cls("user", list(parts))
+    def user(cls, *parts: Part | str) -> Message:
+        return cls("user", _as_parts(parts))
 
     @classmethod
-    def assistant(cls, *parts: Part | str) -> "Message":
-        return cls("assistant", list(parts))
+    def assistant(cls, *parts: Part | str) -> Message:
+        return cls("assistant", _as_parts(parts))
 
     @property
     def text(self) -> str:
@@ -147,7 +154,7 @@ def as_messages(messages: Iterable[Message | dict]) -> list[Message]:
         elif isinstance(m, dict):
             content = m.get("content", "")
             parts = [content] if isinstance(content, str) else list(content)
-            out.append(Message(m.get("role", "user"), parts))
+            out.append(Message(m.get("role", "user"), _as_parts(parts)))
         else:
             raise EngineError(f"not a message: {type(m).__name__}")
     if not out:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .errors import EngineError
-from .messages import Audio, Image, Message, Text, digest
+from .messages import Message, Text, digest
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ class Prompt:
             self._mtmd.mtmd_bitmap_free(bm)
         self._bitmaps = []
 
-    def __enter__(self) -> "Prompt":
+    def __enter__(self) -> Prompt:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Protocol, runtime_checkable
+from collections.abc import Iterable
+from typing import Any, Protocol, runtime_checkable
 
 from .cancel import Cancellable
 from .generation import GenerateOptions, Reply, Stream
@@ -63,12 +64,13 @@ class WithCancel:
 
     def chat_batch(self, conversations, options: GenerateOptions | None = None, *,
                    cancel: Cancellable | None = None, **kw) -> list[Reply]:
-        return self._engine.chat_batch(conversations, options, cancel=cancel if cancel is not None else self._token, **kw)
+        return self._engine.chat_batch(conversations, options,
+                                       cancel=cancel if cancel is not None else self._token, **kw)
 
     def cancel(self) -> None:
         """Cancel this job's requests (the token), not the engine's other callers."""
         if hasattr(self._token, "set"):
-            self._token.set()  # type: ignore[attr-defined]
+            self._token.set()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._engine, name)

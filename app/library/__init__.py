@@ -2,8 +2,7 @@
 
 from .db import LibraryError, NotFound
 from .library import Library
-from .models import (FramesResume, JobKind, JobState, SessionState, SummarizeResume, SummaryState,
-                     TranscribeResume)
+from .models import FramesResume, JobKind, JobState, SessionState, SummarizeResume, SummaryState, TranscribeResume
 
 __all__ = ["Library", "LibraryError", "NotFound", "JobKind", "JobState", "SessionState", "SummaryState",
            "TranscribeResume", "FramesResume", "SummarizeResume"]

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.errors import MinutelyError
+
 from .schema import MIGRATIONS
 
 log = logging.getLogger("minutely.library")
@@ -26,7 +28,7 @@ DB_NAME = "library.sqlite3"
 BUSY_TIMEOUT_MS = 5000
 
 
-class LibraryError(Exception):
+class LibraryError(MinutelyError):
     """A library problem, with a one-line message for the user."""
 
 

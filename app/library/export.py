@@ -13,12 +13,14 @@ import os
 import re
 import unicodedata
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import count
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from app.errors import MinutelyError
 from app.fsutil import atomic_write_text
 from app.library.models import Segment, SessionDetail
 
@@ -30,7 +32,7 @@ MIN_SPLIT_MS = 300     # a segment is split into several cues only if each piece
 MAX_NAME_BYTES = 120   # UTF-8 bytes of a file name before its extension
 
 
-class ExportError(Exception):
+class ExportError(MinutelyError):
     """An export that cannot be done; the message is one line for the user."""
 
 
@@ -61,7 +63,7 @@ def _iso_utc(created: str | None) -> str:
         dt = datetime.fromisoformat((created or "").strip())
     except ValueError:
         return _one_line(created)
-    dt = dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -164,7 +166,8 @@ def to_text(detail: SessionDetail) -> str:
         meta.append("Speakers: " + ", ".join(speakers))
     lines = [_one_line(s.title) or f"Session {s.id}", "   ".join(meta), ""]
     for seg, name, text in _segments(detail):
-        lines.append(f"[{_clock(seg.start, mm=True)}] {name}: {text}" if name else f"[{_clock(seg.start, mm=True)}] {text}")
+        clock = _clock(seg.start, mm=True)
+        lines.append(f"[{clock}] {name}: {text}" if name else f"[{clock}] {text}")
     return "\n".join(lines) + "\n"
 
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
-from .db import LibraryError
 from app.errors import one_line
 
+from .db import LibraryError
 from .models import RESUME_TYPES, Job, JobKind, JobState, ResumeState, SessionState
 from .store import Store, now_iso
 
@@ -43,7 +44,7 @@ def _job(r: dict[str, Any]) -> Job:
 @dataclass
 class JobRun:
     """The handle ``Jobs.run`` gives the work inside its block."""
-    jobs: "Jobs"
+    jobs: Jobs
     id: int
     session_id: int | None
     resume: ResumeState | None       # the typed resume state the job started with
@@ -77,7 +78,8 @@ class Jobs:
     def find(self, states: Sequence[str] | None = None, session_id: int | None = None,
              kind: JobKind | str | None = None) -> list[Job]:
         """Jobs in any of ``states`` (all if None), of a session, of a kind; oldest first."""
-        sql, params = "SELECT * FROM jobs WHERE 1", []
+        sql = "SELECT * FROM jobs WHERE 1"
+        params: list[Any] = []
         if states:
             sql += f" AND state IN ({', '.join('?' for _ in states)})"
             params += [str(s) for s in states]

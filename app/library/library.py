@@ -15,15 +15,27 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, ContextManager, Iterable
+from typing import Any
 
 import sqlite_utils
 
 from .db import DB_NAME, LibraryError, NotFound, connect, open_database
 from .jobs import Jobs
-from .models import (SESSION_KINDS, ChatMessage, Media, SearchHit, Segment, Session, SessionDetail, SessionState,
-                     Speaker, VoiceProfile)
+from .models import (
+    SESSION_KINDS,
+    ChatMessage,
+    Media,
+    SearchHit,
+    Segment,
+    Session,
+    SessionDetail,
+    SessionState,
+    Speaker,
+    VoiceProfile,
+)
 from .search import search as _search
 from .store import Store, now_iso
 from .summaries import Summaries
@@ -51,7 +63,7 @@ class Library:
 
     # -- opening ------------------------------------------------------------
     @classmethod
-    def open(cls, data_dir: str | Path | None = None) -> "Library":
+    def open(cls, data_dir: str | Path | None = None) -> Library:
         if data_dir is None:
             from app.paths import data_dir as default_dir
 
@@ -64,11 +76,11 @@ class Library:
     def path(self) -> Path:
         return self.data_dir / DB_NAME
 
-    def connect(self) -> "Library":
+    def connect(self) -> Library:
         """Another connection to the same library, for use in another thread."""
         return Library(connect(self.path), self.data_dir)
 
-    def read_only(self) -> "Library":
+    def read_only(self) -> Library:
         """Another connection that SQLite will not let write (``PRAGMA query_only``)."""
         conn = connect(self.path)
         conn.execute("PRAGMA query_only = ON")
@@ -77,13 +89,13 @@ class Library:
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> "Library":
+    def __enter__(self) -> Library:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def transaction(self) -> ContextManager[None]:
+    def transaction(self) -> AbstractContextManager[None]:
         """All writes inside happen together or not at all (nesting joins the outer one)."""
         return self._store.transaction()
 
@@ -202,7 +214,7 @@ class Library:
                                  (SELECT DISTINCT speaker_id FROM segments WHERE session_id = ?
                                   AND speaker_id IS NOT NULL)""", (session_id, session_id))
 
-    def add_voice_profile(self, name: str, embedding: bytes | None, samples: int = 1) -> VoiceProfile:
+    def add_voice_profile(self, name: str, embedding: Any, samples: int = 1) -> VoiceProfile:
         emb = embedding.tobytes() if hasattr(embedding, "tobytes") else embedding
         pid = self._store.insert("voice_profiles", {"name": name, "embedding": emb, "samples": samples,
                                               "created": now_iso(), "updated": now_iso()})
@@ -239,7 +251,7 @@ class Library:
                 start, end = float(s["start"]), float(s["end"])
                 if end < start or start < 0:
                     raise LibraryError(f"a segment cannot run from {start:.2f}s to {end:.2f}s")
-                emb = s.get("embedding")
+                emb: Any = s.get("embedding")
                 ids.append(self._store.insert("segments", {
                     "session_id": session_id, "start": start, "end": end,
                     "speaker_id": sp_id, "text": s.get("text", ""), "language": s.get("language"),
@@ -266,7 +278,8 @@ class Library:
         return Segment(**rows[0])
 
     def segments(self, session_id: int, start: float | None = None, end: float | None = None) -> list[Segment]:
-        sql, params = self._SEGMENT_SQL + " WHERE g.session_id = ?", [session_id]
+        sql = self._SEGMENT_SQL + " WHERE g.session_id = ?"
+        params: list[Any] = [session_id]
         if start is not None:
             sql += ' AND g."end" > ?'
             params.append(start)
@@ -274,7 +287,8 @@ class Library:
             sql += " AND g.start < ?"
             params.append(end)
         cur = self.conn.execute(sql + " ORDER BY g.start, g.id", params)
-        return [Segment(*row[:5], speaker_id=row[5], language=row[6], speaker=row[7]) for row in cur]
+        return [Segment(row[0], row[1], row[2], row[3], row[4], speaker_id=row[5], language=row[6], speaker=row[7])
+                for row in cur]
 
     def segment_count(self, session_id: int) -> int:
         return self.conn.execute("SELECT count(*) FROM segments WHERE session_id = ?", (session_id,)).fetchone()[0]
@@ -288,7 +302,8 @@ class Library:
 
     def delete_segments(self, session_id: int, after: float | None = None) -> int:
         """Remove a session's segments (those starting at or after ``after``)."""
-        sql, params = "DELETE FROM segments WHERE session_id = ?", [session_id]
+        sql = "DELETE FROM segments WHERE session_id = ?"
+        params: list[Any] = [session_id]
         if after is not None:
             sql += " AND start >= ?"
             params.append(after)
@@ -327,7 +342,8 @@ class Library:
         return Media(**self._store.one("media", mid, "media item"))
 
     def media(self, session_id: int, kind: str | None = None) -> list[Media]:
-        sql, params = 'SELECT * FROM media WHERE session_id = ?', [session_id]
+        sql = 'SELECT * FROM media WHERE session_id = ?'
+        params: list[Any] = [session_id]
         if kind:
             sql += " AND kind = ?"
             params.append(kind)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import sqlite_utils
 
@@ -68,7 +69,8 @@ class Store:
         cols = ", ".join(f'"{c}"' for c in row)
         marks = ", ".join("?" for _ in row)
         cur = self.conn.execute(f'INSERT INTO "{table}" ({cols}) VALUES ({marks})', list(row.values()))
-        return int(cur.lastrowid)
+        assert cur.lastrowid is not None  # an INSERT sets it
+        return cur.lastrowid
 
     def update(self, table: str, pk: int, row: dict[str, Any]) -> None:
         if not row:

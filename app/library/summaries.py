@@ -12,7 +12,8 @@ a row.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from .db import LibraryError
 from .models import POINT_KINDS, ActionItem, Summary, SummaryPoint, SummaryState
@@ -43,7 +44,8 @@ class Summaries:
 
     def latest(self, session_id: int, template: str | None = None) -> Summary | None:
         """The newest summary of the session (of that template, if given), or None."""
-        sql, params = "SELECT * FROM summaries WHERE session_id = ?", [session_id]
+        sql = "SELECT * FROM summaries WHERE session_id = ?"
+        params: list[Any] = [session_id]
         if template is not None:
             sql += " AND template = ?"
             params.append(template)
@@ -100,7 +102,8 @@ class Summaries:
     def points(self, summary_id: int, kind: str | None = None) -> list[SummaryPoint]:
         if kind is not None and kind not in POINT_KINDS:
             raise LibraryError(f"unknown summary point kind '{kind}'")
-        sql, params = "SELECT * FROM summary_points WHERE summary_id = ?", [summary_id]
+        sql = "SELECT * FROM summary_points WHERE summary_id = ?"
+        params: list[Any] = [summary_id]
         if kind is not None:
             sql += " AND kind = ?"
             params.append(kind)

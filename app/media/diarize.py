@@ -52,8 +52,8 @@ same voice under noise (0.44 seen).
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
+
+from app.errors import one_line
 
 from .audio import MediaError, _open
 
@@ -67,7 +69,7 @@ class Player:
         except MediaError as e:
             err = str(e)
         except Exception as e:  # noqa: BLE001 - a device error is one line for the user
-            err = f"cannot play audio: {' '.join(str(e).split()) or type(e).__name__}"
+            err = f"cannot play audio: {one_line(e)}"
             log.warning("playback failed", exc_info=True)
         self.error = err
         if on_done is not None:
@@ -78,7 +80,9 @@ class Player:
 
         sd = self._sd
         if sd is None:
-            import sounddevice as sd
+            import sounddevice
+
+            sd = sounddevice
         info = sd.query_devices(self._device, "output")
         rate = int(info["default_samplerate"]) or 48000
         container = _open(path)

@@ -36,9 +36,10 @@ RMS 0/0.01/0.02, tuned on seeds 0-2, checked on 3-5 with gaps of 0.3-0.4 s):
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -72,6 +73,8 @@ class EnergyVAD:
     def __init__(self, margin: float = 0.5, floor_min: float = -70.0, rise: float = 0.02,
                  smooth: float = 0.3) -> None:
         self.margin, self.floor_min, self.rise, self.smooth = margin, floor_min, rise, smooth
+        self._level = -100.0
+        self._floor: float | None = None
         self.reset()
 
     def predict_f32(self, frame: np.ndarray) -> float:
@@ -83,7 +86,7 @@ class EnergyVAD:
 
     def reset(self) -> None:
         self._level = -100.0
-        self._floor: float | None = None
+        self._floor = None
 
 
 def _smooth(x: np.ndarray, width: int) -> np.ndarray:

@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from app import defaults
 from app.engine.engine import Reply
@@ -230,11 +232,11 @@ def fit_span(lines: list[Line], span: tuple[float, float], count, budget: int) -
     if count(render(inside)) <= budget:
         return inside
     mid = (a + b) / 2
-    order = sorted(inside, key=lambda x: abs((x.start + x.end) / 2 - mid))
+    order: list[Line] = sorted(inside, key=lambda x: abs((x.start + x.end) / 2 - mid))
     lo, hi = 1, len(order)
     while lo < hi:  # the most lines nearest the centre that still fit
         m = (lo + hi + 1) // 2
-        if count(render(sorted(order[:m], key=lambda x: x.start))) <= budget:
+        if count(render(sorted(order[:m], key=attrgetter("start")))) <= budget:
             lo = m
         else:
             hi = m - 1
@@ -268,7 +270,7 @@ class SessionChat:
         self.pinned = list(pinned)
         self.image_tokens = image_tokens
         self.answer_reserve = answer_reserve
-        self._count = None
+        self._count: Callable[[str], int] | None = None
         self._lines: list[Line] | None = None
         self._whole: bool | None = None
 
@@ -461,7 +463,8 @@ class SessionChat:
         return max(self.session.duration, self.lines[-1].end if self.lines else 0.0)
 
     def _import_image(self, path: str | Path) -> int:
-        from PIL import Image as PILImage, UnidentifiedImageError
+        from PIL import Image as PILImage
+        from PIL import UnidentifiedImageError
 
         src = Path(path)
         try:

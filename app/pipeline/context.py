@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
 
 CountFn = Callable[[str], int]
 T = TypeVar("T")

@@ -206,6 +206,7 @@ def edit_messages(selection: str, instruction_audio: np.ndarray | None = None,
     if instruction_audio is not None:
         parts += [Text("Instruction (spoken):"), Audio(np.asarray(instruction_audio, np.float32))]
     else:
+        assert instruction_text is not None  # checked above: one of them
         parts.append(Text(f"Instruction: {instruction_text.strip()}"))
     return [Message.system(EDIT_SYSTEM), Message.user(*parts)]
 

@@ -23,16 +23,19 @@ called from the model thread (the GUI turns them into signals).
 from __future__ import annotations
 
 import collections
+import copy
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from app.engine.cancel import CancelToken
+from app.errors import one_line
 from app.media.audio import SAMPLE_RATE
 from app.media.diarize import cluster, embed
 from app.media.vad import Segmenter
@@ -102,7 +105,7 @@ class UtteranceQueue:
         with self._cond:
             if not self._items and not self.closed:
                 self._cond.wait(timeout)
-            out = []
+            out: list[Pending] = []
             while self._items and len(out) < n:
                 out.append(self._items.popleft())
             return out
@@ -201,7 +204,7 @@ class LiveSpeakers:
         ids = cluster(np.stack(self.emb[lo:]), durations=np.array(self.dur[lo:]))
         known = len(self.labels) - lo  # ids[:known] already have labels
         mapping: dict[int, str] = {}
-        votes = collections.Counter((int(k), lab) for k, lab in zip(ids[:known], self.labels[lo:]))
+        votes = collections.Counter((int(k), lab) for k, lab in zip(ids[:known], self.labels[lo:], strict=True))
         for (k, lab), _ in votes.most_common():
             if k not in mapping and lab not in mapping.values():
                 mapping[k] = lab
@@ -358,31 +361,35 @@ class LiveTranscriber:
             with self._lock:
                 self._failed_spans += [(p.start, p.end) for p in batch]
             return
+        audios = [p.audio for p in batch if p.audio is not None]
+        assert len(audios) == len(batch), "a batch holds utterances with their audio"
         t0 = time.monotonic()
         try:
-            texts = utterances.ask(engine, [p.audio for p in batch], self.opts, self._cancel)
+            texts = utterances.ask(engine, audios, self.opts, self._cancel)
         except Exception as e:  # a crashed model process restarts on the next call (EngineHost)
             with self._lock:
                 self._failed_spans += [(p.start, p.end) for p in batch]
                 self.stats.failed += len(batch)
-            self._notice(f"the model failed on {len(batch)} utterance(s) ({' '.join(str(e).split())}); "
+            self._notice(f"the model failed on {len(batch)} utterance(s) ({one_line(e)}); "
                          "they are tried again after the recording")
             return
         model_s = time.monotonic() - t0
-        cut = [p for p, t in zip(batch, texts) if t is None]
+        cut = [p for p, t in zip(batch, texts, strict=True) if t is None]
         if cut:  # stopped mid-answer: a cut-short text is never stored; the span is done again
             with self._lock:  # from the recording after the meeting (unless live itself stops)
                 self._failed_spans += [(p.start, p.end) for p in cut]
-        answered = [(p, t) for p, t in zip(batch, texts) if t is not None]
-        rows, kept = [], []
+        answered = [(p, t) for p, t in zip(batch, texts, strict=True) if t is not None]
+        rows: list[dict[str, Any]] = []
+        kept: list[Pending] = []
         for p, text in answered:
             if text:
+                assert p.audio is not None
                 kept.append(p)
                 rows.append({"start": p.start, "end": p.end, "text": text, "embedding": embed(p.audio, SAMPLE_RATE),
                              "language": self.opts.text_language})
         if rows:
             labels = self.speakers.assign([r["embedding"] for r in rows], [p.end - p.start for p in kept])
-            for row, lab in zip(rows, labels):
+            for row, lab in zip(rows, labels, strict=True):
                 row["speaker"] = lab
         ids = lib.add_segments(self.session_id, rows) if rows else []
         now = time.monotonic()
@@ -410,7 +417,7 @@ class LiveTranscriber:
     # --- after the recording --------------------------------------------------------------------
     def snapshot(self) -> LiveStats:
         with self._lock:
-            s = LiveStats(**{k: (list(v) if isinstance(v, list) else v) for k, v in vars(self.stats).items()})
+            s = copy.deepcopy(self.stats)  # numbers and lists of numbers
         s.dropped, s.queued, s.waiting_seconds = self.queue.dropped, len(self.queue), self.queue.waiting_seconds
         return s
 
@@ -432,7 +439,8 @@ class LiveTranscriber:
                     if self._cancel.is_set():
                         break
                     batch = [Pending(s, e, read_span(Path(mix), s, e)) for s, e in missed[i:i + step]]
-                    self._run_batch(lib, [p for p in batch if len(p.audio) >= SAMPLE_RATE // 20])
+                    self._run_batch(lib, [p for p in batch
+                                          if p.audio is not None and len(p.audio) >= SAMPLE_RATE // 20])
             finally:
                 lib.close()
         if not self._cancel.is_set():

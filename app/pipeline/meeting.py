@@ -20,16 +20,20 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from app.capture.recorder import Recorder, RecordingError, RecordingResult, find_unfinished, recover
 from app.capture.tracks import DONE_STATES, SIDECAR, is_live, read_sidecar
 from app.library.models import SessionState
 from app.pipeline.live import LiveStats, LiveTranscriber
 from app.pipeline.transcribe import TranscribeOptions
+
+if TYPE_CHECKING:
+    from app.capture.screenshots import ScreenKeeper
 
 log = logging.getLogger("minutely.meeting")
 
@@ -61,7 +65,7 @@ class Meeting:
                  on_level: Callable[[str, float, float], None] | None = None,
                  on_notice: Callable[[str], None] | None = None,
                  on_state: Callable[[str], None] | None = None,
-                 queue_size: int = 16, screen_options: dict | None = None, sd=None,
+                 queue_size: int = 16, screen_options: dict[str, Any] | None = None, sd=None,
                  recorder_options: dict | None = None):
         self.lib = lib
         self.mic, self.system, self.title = mic, system, title
@@ -80,7 +84,7 @@ class Meeting:
         self._screens: collections.deque = collections.deque(maxlen=4)
         self._screen_evt = threading.Event()
         self._screen_t: threading.Thread | None = None
-        self._keeper = None
+        self._keeper: ScreenKeeper | None = None
         self._stop_lock = threading.Lock()
         self._result: MeetingResult | None = None
 
@@ -244,7 +248,9 @@ class Meeting:
 
         lib = self.lib.connect()
         try:
-            self._keeper = ScreenKeeper(self.lib, self.session_id, on_notice=self._notice, **self.screen_options)
+            assert self.session_id is not None  # the loop runs while a session records
+            keeper = self._keeper = ScreenKeeper(self.lib, self.session_id, on_notice=self._notice,
+                                                 **self.screen_options)
             while True:
                 self._screen_evt.wait(1.0)
                 self._screen_evt.clear()
@@ -253,7 +259,7 @@ class Meeting:
                     if item is None:
                         return
                     try:
-                        self._keeper.offer(item[0], item[1], item[2], lib=lib)
+                        keeper.offer(item[0], item[1], item[2], lib=lib)
                     except Exception as e:  # a full disk: say so, the recording goes on
                         self._notice(f"a screen grab could not be saved: {e}")
         finally:

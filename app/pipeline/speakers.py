@@ -18,7 +18,7 @@ def diarize_session(lib, session_id: int, n_speakers: int | None = None) -> int:
     emb = np.stack([np.frombuffer(r[3], "<f4") for r in rows])
     durations = np.array([r[2] - r[1] for r in rows])
     labels = cluster(emb, n_speakers=n_speakers, durations=durations)
-    lib.assign_speakers(session_id, {r[0]: f"S{int(k) + 1}" for r, k in zip(rows, labels)})
+    lib.assign_speakers(session_id, {r[0]: f"S{int(k) + 1}" for r, k in zip(rows, labels, strict=True)})
     cents = centroids(emb, labels)
     known = lib.voice_profiles()
     profiles = [(p.id, np.frombuffer(p.embedding, "<f4")) for p in known if p.embedding]

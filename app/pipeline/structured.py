@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 TEXT_MAX = 240      # characters of one item
 NAME_MAX = 60       # an owner

@@ -25,11 +25,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from app import defaults
 from app.engine.messages import Message
+from app.errors import MinutelyError
 from app.library.jobs import JobRun
 from app.library.models import JobKind, SummarizeResume, SummaryState
 from app.pipeline.context import Line, format_time, render, span, split_to_budget, text_counter, transcript_lines
@@ -56,7 +58,7 @@ NOTES = "{system}\n\nNotes on the meeting \"{title}\", taken part by part:\n{not
 MARGIN = 32  # tokens kept free for template and tokenizer differences
 
 
-class SummarizeError(ValueError):
+class SummarizeError(MinutelyError, ValueError):
     """Bad input for a summary (no transcript, an unusable template): one line for the user."""
 
 

@@ -22,13 +22,15 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.errors import MinutelyError, one_line
+
 FIELDS = ("action_items", "decisions", "open_questions")
 BUILTIN_DIR = Path(__file__).resolve().parent / "templates"
 SUFFIXES = (".toml", ".json")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-class TemplateError(ValueError):
+class TemplateError(MinutelyError, ValueError):
     """A template that cannot be used, with a one-line reason."""
 
 
@@ -73,7 +75,7 @@ def parse_template(path: Path, builtin: bool = False) -> Template:
         raw = path.read_bytes()
         data = tomllib.loads(raw.decode("utf-8")) if path.suffix == ".toml" else json.loads(raw)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError) as e:
-        raise TemplateError(" ".join(str(e).split()) or type(e).__name__) from None
+        raise TemplateError(one_line(e)) from None
     if not isinstance(data, dict):
         raise TemplateError("it is not a table of keys")
     name = data.get("name", path.stem)

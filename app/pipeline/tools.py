@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from app.engine.engine import Reply
 from app.engine.errors import EngineError
 from app.engine.messages import Message
+from app.errors import MinutelyError
 from app.library.db import NotFound
 
 from .chat import Callback, ChatAnswer, ThoughtSplitter, _stream, context_size, find_citations
@@ -87,7 +89,7 @@ def step_schema() -> dict:
     return {"anyOf": alts}
 
 
-class ToolError(Exception):
+class ToolError(MinutelyError):
     """A tool call that is not allowed or not valid (its message goes back to the model)."""
 
 
@@ -151,15 +153,17 @@ class ReadOnlyLibrary:
     def close(self) -> None:
         self.lib.close()
 
-    def __enter__(self) -> "ReadOnlyLibrary":
+    def __enter__(self) -> ReadOnlyLibrary:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
     def run(self, call: ToolCall) -> str:
-        fn: Callable[..., str] = {"list_sessions": self.list_sessions, "search_library": self.search_library,
-                                  "read_transcript": self.read_transcript}[call.name]
+        tools: dict[str, Callable[..., str]] = {
+            "list_sessions": self.list_sessions, "search_library": self.search_library,
+            "read_transcript": self.read_transcript}
+        fn = tools[call.name]
         out = fn(**call.arguments)
         if len(out) > MAX_RESULT_CHARS:
             out = out[:MAX_RESULT_CHARS].rsplit("\n", 1)[0] + "\n… (cut; ask for a shorter span)"

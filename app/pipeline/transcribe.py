@@ -21,9 +21,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -240,7 +240,7 @@ def _transcribe(lib, engine, path: Path, state: TranscribeResume, opts: Transcri
         if any(t is None for t in texts):
             raise TranscribeCancelled("transcription cancelled")
         rows = []
-        for (i, _, emb), text in zip(group, texts):
+        for (i, _, emb), text in zip(group, texts, strict=True):
             if text:
                 s, e = utts[i]
                 rows.append({"start": s, "end": e, "text": text, "language": opts.text_language,
@@ -257,7 +257,7 @@ def _transcribe(lib, engine, path: Path, state: TranscribeResume, opts: Transcri
     if progress:
         progress(Progress(utts[state.done - 1][1] / state.duration if state.done and state.duration else 0.0,
                           state.done, total, session_id))
-    for item in _prepared(path, [tuple(u) for u in utts], state.done, threading.Event()):
+    for item in _prepared(path, [(u[0], u[1]) for u in utts], state.done, threading.Event()):
         group.append(item)
         if len(group) >= max(1, opts.parallel):
             flush()

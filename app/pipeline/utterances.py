@@ -8,8 +8,8 @@ is a prompt prefix the engine evaluates once per batch and shares among its para
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -26,9 +26,9 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -38,8 +38,7 @@ from app.engine.messages import IMAGE_TOKENS_MIN, Image, Message, Text, clamp_im
 from app.library.models import FramesResume, JobKind, JobState, SessionState
 from app.media.audio import MediaError, NoSpeech, check_file
 
-from .chat import Callback, ChatAnswer, ThoughtSplitter, _stream, context_size, find_citations, fit_span, \
-    stride_sample
+from .chat import Callback, ChatAnswer, ThoughtSplitter, _stream, context_size, find_citations, fit_span, stride_sample
 from .context import Line, format_time, render, text_counter, transcript_lines
 from .timespan import keyword_span, question_span
 
@@ -138,7 +137,7 @@ def sample_frames(path: str | Path, opts: FrameOptions | None = None,
                 keep = last_t is None
                 if not keep and opts.mode == "interval":
                     keep = True
-                elif not keep:
+                elif last_t is not None and last_thumb is not None:  # not kept: a frame was kept before
                     if t >= last_t + opts.max_gap - 1e-3:
                         keep = True
                     elif t >= last_check + check_every - 1e-3:
@@ -226,7 +225,7 @@ def import_video(lib, engine, path: str | Path, *, title: str | None = None, tra
         except NoSpeech:  # a silent soundtrack: the frames are still worth asking about
             pass
     frames_only = sid is None
-    if frames_only:
+    if sid is None:
         sid = lib.create_session(topts.title or p.stem, "file", source=str(p), status=SessionState.TRANSCRIBING).id
     try:
         return add_frames(lib, sid, p, fopts, info=info, cancel=cancel,

@@ -35,13 +35,13 @@ def make_application(argv: list[str] | None = None):
 
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
     app.setApplicationName("Minutely")
-    app.setApplicationDisplayName("Minutely")
+    QGuiApplication.setApplicationDisplayName("Minutely")
     app.setApplicationVersion(__version__)
     app.setOrganizationName("Minutely")
     QGuiApplication.setDesktopFileName("minutely")
     icon = asset("minutely.svg")
     if icon is not None:
-        app.setWindowIcon(QIcon(str(icon)))
+        QApplication.setWindowIcon(QIcon(str(icon)))
     return app
 
 
@@ -59,11 +59,10 @@ def no_display() -> str | None:
 def run_app(files: list[str] | None = None, data_dir: str | Path | None = None) -> int:
     from PySide6.QtCore import QTimer
 
-    from .bootstrap import build_services
-    from .main_window import MainWindow
-
     from app import paths
 
+    from .bootstrap import build_services
+    from .main_window import MainWindow
     from .single_instance import SingleInstance, server_name
 
     why = no_display()

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from app import paths
 from app.library import Library
@@ -73,7 +74,7 @@ def build_services(data_dir: str | Path | None = None,
     # weak reference: Services -> worker -> this function -> Services would be a reference cycle,
     # and the cycle collector frees a cycle on whichever thread happens to run it, often a
     # worker: the services' QObjects (the workers, their relays) would be deleted off their thread.
-    ref: Callable[[], Services | None] = lambda: None
+    ref: Callable[[], Services | None] = lambda: None  # noqa: E731 - replaced by the weak reference below
 
     def current_settings() -> Settings:
         s = ref()

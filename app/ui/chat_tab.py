@@ -66,12 +66,12 @@ class ChatTab(OneModelTask, QWidget):
         self._render_timer = QTimer(self)
         self._render_timer.setSingleShot(True)
         self._render_timer.setInterval(50)
-        self._render_timer.timeout.connect(self.render)
+        self._render_timer.timeout.connect(self.redraw)
 
     def load(self, session_id: int | None) -> None:
         self.session_id = session_id
         self._live_q = self._live_a = ""
-        self.render()
+        self.redraw()
         self._sync()
 
     def _duration(self) -> float | None:
@@ -79,7 +79,7 @@ class ChatTab(OneModelTask, QWidget):
             return None
         return self.services.library.get_session(self.session_id).duration or None
 
-    def render(self) -> None:
+    def redraw(self) -> None:
         if self.services.closed:
             return
         parts = []
@@ -125,6 +125,7 @@ class ChatTab(OneModelTask, QWidget):
         from app.pipeline.chat import SessionChat
 
         sid = self.session_id
+        assert sid is not None  # the Ask button needs a session
         media = list(self.selected_media())
         image_tokens = self.services.settings.image_tokens
 
@@ -146,7 +147,7 @@ class ChatTab(OneModelTask, QWidget):
         task.failed.connect(lambda msg: self.message.emit(f"No answer: {msg}"))
         self.input.clear()
         self.start_task(task)
-        self.render()
+        self.redraw()
         self._sync()
         return task
 
@@ -159,7 +160,7 @@ class ChatTab(OneModelTask, QWidget):
     def _done(self, session_id: int, state: str) -> None:
         if state in FINISHED and session_id == self.session_id:
             self._live_q = self._live_a = ""
-            self.render()
+            self.redraw()
         self._sync()
 
 

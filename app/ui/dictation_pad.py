@@ -27,11 +27,19 @@ import logging
 
 import numpy as np
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QApplication, QCheckBox, QHBoxLayout, QLabel, QPlainTextEdit,
-                               QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .listener import HoldsAListener, Listener
-from .tasks import WAITING, Task
+from .tasks import FINISHED, WAITING, Task
 from .voice_edit import VoiceEdit, selection_of
 from .widgets import button, line_edit
 
@@ -284,7 +292,7 @@ class DictationPad(HoldsAListener, QWidget):
         self.task_started.emit(task)
 
     def _task_state(self, state: str) -> None:
-        if state in ("done", "failed", "cancelled"):
+        if state in FINISHED:
             self._busy = max(0, self._busy - 1)
         elif state == WAITING:
             self.message.emit("No model yet: set one up in Tools ▸ Model…; this goes on once it is ready.")
@@ -314,7 +322,7 @@ class DictationPad(HoldsAListener, QWidget):
         if c.hasSelection():
             c.setPosition(c.selectionEnd())
         before = self.editor.document().characterAt(c.position() - 1) if c.position() > 0 else ""
-        if before and not before.isspace() and before != "\u2029" and not text[:1] in ",.;:!?)":
+        if before and not before.isspace() and before != "\u2029" and text[:1] not in ",.;:!?)":
             text = " " + text
         c.beginEditBlock()
         c.insertText(text)

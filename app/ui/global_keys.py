@@ -20,16 +20,19 @@ import select
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
+
+from app.errors import MinutelyError
 
 log = logging.getLogger("minutely.ui.global_keys")
 
 AUTOREPEAT_S = 0.05  # X11 autorepeat sends release+press pairs at once: a release is real past this
 
 
-class HotkeyError(Exception):
+class HotkeyError(MinutelyError):
     """The key cannot be grabbed: one line for the user."""
 
 
@@ -52,7 +55,8 @@ def global_key_support(display: str | None = None) -> tuple[bool, str]:
 
 
 def _open(display: str | None):
-    from Xlib import display as xdisplay, error
+    from Xlib import display as xdisplay
+    from Xlib import error
 
     try:
         return xdisplay.Display(display)
@@ -69,13 +73,13 @@ class X11Hotkey:
     def __init__(self, key: str = "F9", on_press: Callable[[], None] | None = None,
                  on_release: Callable[[], None] | None = None, display: str | None = None):
         self.key, self.on_press, self.on_release, self.display_name = key, on_press, on_release, display
-        self._d = None
+        self._d: Any = None  # the Xlib display, opened by start()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._held = False
 
     def start(self) -> None:
-        from Xlib import X, XK, error
+        from Xlib import XK, X, error
 
         d = _open(self.display_name)
         sym = XK.string_to_keysym(self.key)
@@ -146,7 +150,7 @@ class X11Hotkey:
 
 def paste_keystroke(display: str | None = None) -> None:
     """Ctrl+V into the window that has the focus (XTEST). HotkeyError if there is no X11."""
-    from Xlib import X, XK
+    from Xlib import XK, X
     from Xlib.ext import xtest
 
     ok, why = global_key_support(display)

@@ -111,7 +111,7 @@ class Importer(QObject):
             ctx.progress(1.0, "speakers found")
             return sid
 
-        task = Task(f"Transcribing {title}", run, kind="transcribe", session_id=session_id,
+        task = Task(f"Transcribing {title}", run, kind=JobKind.TRANSCRIBE, session_id=session_id,
                     retry=lambda: self.transcribe(path, session_id))
         task.state_changed.connect(lambda _st: self.session_changed.emit(session_id))
         task.progress.connect(lambda _f: self.session_changed.emit(session_id))  # a group was stored

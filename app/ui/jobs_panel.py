@@ -9,10 +9,12 @@ left unfinished are listed too, with Retry.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
+
+from app.library.models import JobState
 
 from .tasks import CANCELLED, DONE, FAILED, FINISHED, RUNNING, Task
 from .widgets import progress_bar
@@ -75,9 +77,9 @@ class JobRow(QWidget):
 
     def set_state(self, state: str, error: str = "") -> None:
         self.state.setText(f"{state}: {error}" if error else state)
-        finished = state in FINISHED or state == "interrupted"
+        finished = state in FINISHED or state == JobState.INTERRUPTED
         self.cancel.setVisible(not finished)
-        self.retry.setVisible(state in (FAILED, CANCELLED, "interrupted") and self.retry_fn is not None)
+        self.retry.setVisible(state in (FAILED, CANCELLED, JobState.INTERRUPTED) and self.retry_fn is not None)
         self.dismiss.setVisible(finished)
         if state == DONE:
             self.set_progress(1.0)
@@ -115,7 +117,7 @@ class JobsPanel(QWidget):
         row = JobRow(title)
         row.retry_fn = retry
         row.set_progress(progress)
-        row.set_state("interrupted", error)
+        row.set_state(JobState.INTERRUPTED, error)
         self._add(row)
         return row
 

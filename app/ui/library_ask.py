@@ -13,7 +13,7 @@ import json
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QTextBrowser, QVBoxLayout
 
-from .tasks import FINISHED, Task
+from .tasks import FINISHED, Task, TaskState
 from .widgets import OneModelTask, button, line_edit
 
 
@@ -91,5 +91,5 @@ class LibraryAskDialog(OneModelTask, QDialog):
     def _state(self, state: str) -> None:
         if state in FINISHED:
             self.button.setText("Ask")
-            if state == "done" and not self._answer.strip():
+            if state == TaskState.DONE and not self._answer.strip():
                 self.answer.setPlainText("The model gave no answer.")

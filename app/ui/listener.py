@@ -13,11 +13,17 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from app.errors import one_line
+
 from .tasks import Task
+
+if TYPE_CHECKING:
+    from app.media.vad import Segmenter
 
 
 class Listener(QObject):
@@ -40,10 +46,10 @@ class Listener(QObject):
         self._blocks: list[np.ndarray] = []
         self._lock = threading.Lock()
         self._folder = Path(tempfile.mkdtemp(prefix="dictation-", dir=services.data_dir))
-        self._seg = None
+        self._seg: Segmenter | None = None
         self._offset = 0                # stream position of _blocks[0] (continuous mode drops cut audio)
         self._got_audio = False
-        self.recorder = None
+        self.recorder: Any = None       # a capture Recorder, or what the test factory makes
         self.result = None              # the RecordingResult: continuous mode keeps its WAV (see stop)
         self._stopping = False
 
@@ -62,7 +68,7 @@ class Listener(QObject):
             self.recorder.start()
         except Exception as e:  # noqa: BLE001 - no microphone: one line
             self._cleanup()
-            raise RuntimeError(" ".join(str(e).split()) or type(e).__name__) from None
+            raise RuntimeError(one_line(e)) from None
 
     def _on_audio(self, track: str, position: int, x: np.ndarray) -> None:  # recorder's writer thread
         if not self._got_audio:
@@ -146,6 +152,7 @@ class HoldsAListener:
     an F10 voice-edit key): at most one ``listener`` at a time; release stops it."""
 
     listener: Listener | None = None
+    message: Any  # the host's Signal(str)
 
     def _release_listener(self) -> None:
         listener, self.listener = self.listener, None

@@ -13,8 +13,20 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QLineEdit, QListView, QMainWindow,
-                               QMessageBox, QScrollArea, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QMainWindow,
+    QMessageBox,
+    QScrollArea,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app import __version__
 from app.fmt import clock
@@ -294,7 +306,7 @@ class MainWindow(QMainWindow):
     def _settings_saved(self, changed) -> None:
         if not self.recording.recording and changed & {"mic_device", "system_device", "screen_capture"}:
             self.recording.fill_devices()
-            self.recording.screen.setChecked(self.services.settings.screen_capture)
+            self.recording.screen_action.setChecked(self.services.settings.screen_capture)
         self.notify("Settings saved")
 
     def _model_ready(self) -> None:
@@ -437,7 +449,7 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     def export_session(self, session_id: int, fmt: str) -> None:
-        from app.library.export import export_session, safe_filename
+        from app.library.export import safe_filename
 
         detail = self.services.library.session_detail(session_id)
         suggested = str(Path.home() / safe_filename(detail.session.title or "session", fmt))

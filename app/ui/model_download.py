@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from PySide6.QtCore import QObject, Signal
 

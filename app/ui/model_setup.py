@@ -21,16 +21,40 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QButtonGroup, QDialogButtonBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                               QLabel, QLayout, QLineEdit, QPushButton, QRadioButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLayout,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.engine.errors import ModelError
 from app.engine.model_import import import_pair
 from app.fmt import progress_text, size_text
 from app.fsutil import free_bytes
 
-from .model_download import (BUSY, CANCELLING, DONE, DOWNLOADING, FAILED, IDLE, PAUSED, PAUSING,
-                             ModelDownloader, apply_model, models_root)
+from .model_download import (
+    BUSY,
+    CANCELLING,
+    DONE,
+    DOWNLOADING,
+    FAILED,
+    IDLE,
+    PAUSED,
+    PAUSING,
+    ModelDownloader,
+    apply_model,
+    models_root,
+)
 from .tasks import CANCELLED, Task
 from .widgets import FittingDialog, button, message_label, progress_bar
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QRect, QSize, Qt
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QFontMetrics, QPalette
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
@@ -103,10 +103,10 @@ class SessionListModel(QAbstractListModel):
             idx = self.index(r)
             self.dataChanged.emit(idx, idx)
 
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt API
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802, B008 - Qt API; the invalid index is never mutated
         return 0 if parent.isValid() else len(self._rows)
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or index.row() >= len(self._rows):
             return None
         s = self._rows[index.row()]
@@ -192,13 +192,13 @@ class SegmentModel(QAbstractListModel):
                 break
         return max(best, 0) if self._rows else -1
 
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
         return 0 if parent.isValid() else len(self._rows)
 
-    def flags(self, index: QModelIndex):
+    def flags(self, index: QModelIndex | QPersistentModelIndex):
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or index.row() >= len(self._rows):
             return None
         g = self._rows[index.row()]
@@ -213,7 +213,8 @@ class SegmentModel(QAbstractListModel):
         if role == StartRole:
             return g.start
         if role == ColorRole:
-            return speaker_colour(sp.label if sp else None, self._order.get(g.speaker_id))
+            return speaker_colour(sp.label if sp else None,
+                                  self._order.get(g.speaker_id) if g.speaker_id is not None else None)
         if role == IdRole:
             return g.id
         if role == Qt.ItemDataRole.AccessibleTextRole:

@@ -22,6 +22,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QProgressBar, QSystemTrayIcon, QToolBar, QWidget
 
+from app.errors import MinutelyError, one_line
 from app.fmt import clock
 
 from .tasks import Task
@@ -36,7 +37,7 @@ def meter_value(rms: float) -> int:
     return int(max(0.0, min(100.0, (20 * math.log10(rms) + 60) * 100 / 60)))
 
 
-class RecordingFailed(Exception):
+class RecordingFailed(MinutelyError):
     """The recording stopped on an error after it had started."""
 
 
@@ -83,7 +84,7 @@ class MeetingRun(QObject):
                     return m.stop()
                 except Exception as e:  # noqa: BLE001
                     log.exception("recording failed")
-                    raise RecordingFailed(f"the recording stopped: {' '.join(str(e).split())}") from None
+                    raise RecordingFailed(f"the recording stopped: {one_line(e)}") from None
             finally:
                 lib.close()
 
@@ -152,11 +153,11 @@ class RecordingBar(QToolBar):
         self.system.setAccessibleName("System audio")
         self.system.setToolTip("System audio: what the other people on a call say")
         self.addWidget(self.system)
-        self.screen = QAction("Capture screen", self)
-        self.screen.setCheckable(True)
-        self.screen.setChecked(services.settings.screen_capture)
-        self.screen.setToolTip("Keep a screenshot every few seconds when the screen changes")
-        self.addAction(self.screen)
+        self.screen_action = QAction("Capture screen", self)
+        self.screen_action.setCheckable(True)
+        self.screen_action.setChecked(services.settings.screen_capture)
+        self.screen_action.setToolTip("Keep a screenshot every few seconds when the screen changes")
+        self.addAction(self.screen_action)
         self.addSeparator()
         self.meters: dict[str, QProgressBar] = {}
         self._meter_actions = []
@@ -290,7 +291,7 @@ class RecordingBar(QToolBar):
         if self.runner is None or self._stopping or self.timer.isActive():
             return
         self.pause.setEnabled(True)
-        if self.screen.isChecked():
+        if self.screen_action.isChecked():
             self._start_grabber()
         self._tick()
         self.timer.start()

@@ -24,12 +24,25 @@ from __future__ import annotations
 
 import logging
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from .tasks import (CANCELLED, DONE, FAILED, FINISHED, QUEUED, RUNNING, WAITING, Cancelled, ModelService,
-                    Task, TaskContext, TaskState, one_line)
+from .tasks import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    FINISHED,
+    QUEUED,
+    RUNNING,
+    WAITING,
+    Cancelled,
+    ModelService,
+    Task,
+    TaskContext,
+    TaskState,
+)
 
 log = logging.getLogger("minutely.ui.runner")
 
@@ -117,5 +130,5 @@ def _hooked(task: Task, on_done, on_failed) -> Task:
     return task
 
 
-__all__ = ["Runner", "Task", "TaskContext", "TaskState", "Cancelled", "one_line", "POOL_THREADS", "QUEUED",
+__all__ = ["Runner", "Task", "TaskContext", "TaskState", "Cancelled", "POOL_THREADS", "QUEUED",
            "WAITING", "RUNNING", "DONE", "FAILED", "CANCELLED", "FINISHED"]

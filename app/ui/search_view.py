@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QStandardItem, QStandardItemModel
-from PySide6.QtWidgets import QListView, QStackedWidget, QLabel
+from PySide6.QtWidgets import QLabel, QListView, QStackedWidget
 
 from app.fmt import clock
 

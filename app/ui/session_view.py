@@ -13,9 +13,22 @@ from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QIcon, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QLabel, QLineEdit, QListView,
-                               QListWidget, QListWidgetItem, QMenu, QSplitter, QTabWidget, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QSplitter,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.fmt import clock
 from app.library.db import NotFound
@@ -132,7 +145,10 @@ class SpeakersPanel(QWidget):
         for i in range(self.list.count()):
             other = self.list.item(i)
             if other is not it:
-                sub.addAction(other.text(), lambda o=other.data(Qt.ItemDataRole.UserRole): self.merge(label, o))
+                def merge_into(o: str = other.data(Qt.ItemDataRole.UserRole)) -> None:  # noqa: B008 - bound now
+                    self.merge(label, o)
+
+                sub.addAction(other.text(), merge_into)
         sub.setEnabled(self.list.count() > 1)
         menu.exec(self.list.viewport().mapToGlobal(pos))
 
@@ -238,7 +254,7 @@ class SessionView(QWidget):
         self.shots.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.shots.setMovement(QListWidget.Movement.Static)
         self.shots.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.shots.itemSelectionChanged.connect(lambda: self.chat.render())
+        self.shots.itemSelectionChanged.connect(lambda: self.chat.redraw())
         self.shots.itemActivated.connect(self._shot_activated)
         self.tabs.addTab(self.shots, "Screenshots")
         self._refresh_timer = QTimer(self)

@@ -18,9 +18,21 @@ import re
 
 from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialogButtonBox, QDoubleSpinBox,
-                               QFormLayout, QHBoxLayout, QLabel, QLayout, QLineEdit, QSpinBox,
-                               QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLayout,
+    QLineEdit,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.paths import ENV_HOME
 
@@ -61,7 +73,9 @@ def _language_box(name: str, empty: str) -> QComboBox:
     box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
     box.addItem("")
     box.addItems(LANGUAGES)
-    box.lineEdit().setPlaceholderText(empty)
+    edit = box.lineEdit()  # made by setEditable(True)
+    assert edit is not None
+    edit.setPlaceholderText(empty)
     box.setAccessibleName(name)
     return box
 

@@ -8,13 +8,27 @@ another template keeps the older summaries, listed in the "Version" box.
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPlainTextEdit,
-                               QSplitter, QStackedWidget, QTextBrowser, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QSplitter,
+    QStackedWidget,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.library.models import JobKind
 
 from .qmodels import local_time
-from .tasks import FINISHED, Task
+from .tasks import FINISHED, Task, TaskState
 from .widgets import OneModelTask, button
 
 
@@ -151,7 +165,7 @@ class SummaryTab(OneModelTask, QWidget):
 
     # -- running ---------------------------------------------------------------
     def _sync_button(self) -> None:
-        mine = self.running() and self.task.session_id == self.session_id
+        mine = self.task is not None and not self.task.finished and self.task.session_id == self.session_id
         self.run_button.setText("Stop" if mine else "Summarize")
         self.run_button.setEnabled(self.session_id is not None and (mine or not self.running()))
 
@@ -176,7 +190,7 @@ class SummaryTab(OneModelTask, QWidget):
                              progress=progress, on_text=lambda _id, text: ctx.piece(text),
                              cancel=ctx.cancel_event)
 
-        task = Task(f"Summarizing {title}", run, kind="summarize", session_id=sid,
+        task = Task(f"Summarizing {title}", run, kind=JobKind.SUMMARIZE, session_id=sid,
                     retry=lambda: self.summarize(template))
         # partials of this tab's methods: a lambda naming ``task`` on its own signal would keep it for good
         task.piece.connect(partial(self._streamed, sid))
@@ -195,7 +209,7 @@ class SummaryTab(OneModelTask, QWidget):
             self.text.setMarkdown(text)
 
     def _summarized(self, session_id: int, result) -> None:
-        self._result = (session_id, result)
+        self._result: tuple[int, Any] | None = (session_id, result)
 
     def _finished(self, session_id: int, state: str) -> None:
         if self.services.closed:
@@ -203,6 +217,6 @@ class SummaryTab(OneModelTask, QWidget):
         if state in FINISHED and session_id == self.session_id:
             sid, result = getattr(self, "_result", (None, None))
             self._result = None
-            result = result if sid == session_id and state == "done" else None
+            result = result if sid == session_id and state == TaskState.DONE else None
             self._fill_versions(result.summary_id if result is not None else None)
         self._sync_button()

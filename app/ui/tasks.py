@@ -33,14 +33,16 @@ import time
 import traceback
 import weakref
 from collections import deque
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.engine.cancel import CancelToken
 from app.engine.protocol import WithCancel
+from app.errors import one_line
 
 log = logging.getLogger("minutely.ui.tasks")
 
@@ -77,15 +79,6 @@ class Cancelled(Exception):
     """Raised inside a task by ``ctx.check()`` once the user cancelled it."""
 
 
-def one_line(e: BaseException) -> str:
-    """An exception as one line for the user (an OSError as "FILE: reason", without "[Errno N]")."""
-    if isinstance(e, OSError) and e.strerror:
-        text = f"{str(e.filename) + ': ' if e.filename else ''}{e.strerror}"
-    else:
-        text = str(e)
-    return " ".join(text.split()) or type(e).__name__
-
-
 class Task(QObject):
     """One queued piece of work; its signals arrive on the main thread."""
 
@@ -98,8 +91,9 @@ class Task(QObject):
     done = Signal(object)          # fn's return value
     failed = Signal(str)           # one line for the user
 
-    def __init__(self, title: str, fn: Callable[["TaskContext"], Any], *, kind: str = "task",
-                 needs_model: bool = True, session_id: int | None = None, retry: Callable[[], "Task"] | None = None):
+    def __init__(self, title: str, fn: Callable[[TaskContext], Any], *, kind: str = "task",
+                 needs_model: bool = True, session_id: int | None = None,
+                 retry: Callable[[], Task | None] | None = None):
         super().__init__()
         self.title = title
         self.fn = fn
@@ -107,6 +101,7 @@ class Task(QObject):
         self.needs_model = needs_model
         self.session_id = session_id
         self.retry_fn = retry      # builds a fresh Task doing the same work
+        self._waiting = False      # said "waiting for a model" (the worker's queue)
         self.state = QUEUED        # changed on the main thread only, with state_changed: a test or a
         #                            widget that sees `finished` also sees every slot of it has run
         self.fraction = 0.0
@@ -115,7 +110,7 @@ class Task(QObject):
         self.result: Any = None
         self.cancel_event = CancelToken()  # this task's requests carry it (engine.cancel)
         self._ended = threading.Event()  # fn has returned (or will never run): see wait()
-        self._service: Callable[[], "ModelService | None"] = lambda: None  # a weak reference, set
+        self._service: Callable[[], ModelService | None] = lambda: None  # a weak reference, set
         #                            by submit: the service holds its tasks, not the other way round
         self._key = 0              # the service's handle for it (set by submit)
 
@@ -146,7 +141,7 @@ class Task(QObject):
 class TaskContext:
     """What a task's function gets on the worker thread."""
 
-    def __init__(self, service: "ModelService", task: Task):
+    def __init__(self, service: ModelService, task: Task):
         self._service = service
         self._task = task
         self._last = 0.0
@@ -312,9 +307,9 @@ class ModelService(QObject):
         if cur is not None:
             self._cancel(cur)
         deadline = time.monotonic() + timeout
-        for t in list(self._threads):
-            t.join(max(0.0, deadline - time.monotonic()))
-        if any(t.is_alive() for t in self._threads):
+        for th in list(self._threads):
+            th.join(max(0.0, deadline - time.monotonic()))
+        if any(th.is_alive() for th in self._threads):
             # A worker outlived the join: its thread still references this service (its target),
             # and would drop that last reference on itself when it ends; kept here, it is let go
             # on the main thread once the thread has ended (a QObject dies on its own thread).
@@ -440,7 +435,7 @@ class ModelService(QObject):
                 if model_ok is None:
                     model_ok = self._engine is not None or self.has_model()
                 if not model_ok:
-                    if not getattr(t, "_waiting", False):
+                    if not t._waiting:
                         t._waiting = True
                         self._relay.state.emit(t._key, WAITING)
                     continue

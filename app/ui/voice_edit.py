@@ -20,13 +20,12 @@ if the text there changed meanwhile. Nothing touches the field before Accept.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QTextCursor
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QTextEdit, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QTextEdit, QVBoxLayout, QWidget
 
 from .listener import HoldsAListener, Listener
 from .tasks import Task
@@ -241,7 +240,7 @@ def voice_edit_selection(text_edit: QPlainTextEdit | QTextEdit, services, *,
 
         QTimer.singleShot(0, ed, lambda: ed._fail(why))
         return ed
-    ed.submit(instruction_audio, None if instruction_audio is not None else instruction_text.strip())
+    ed.submit(instruction_audio, None if instruction_audio is not None else (instruction_text or "").strip())
     return ed
 
 

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import QDialog, QLabel, QLineEdit, QProgressBar, QPushButton, QWidget
@@ -80,13 +81,15 @@ class OneModelTask:
     ``task_started`` signal (the Jobs panel lists what it reports)."""
 
     task: Task | None = None
+    services: Any       # the host widget's
+    task_started: Any   # the host widget's Signal(object)
 
     def running(self) -> bool:
         return self.task is not None and not self.task.finished
 
     def stop_running(self) -> bool:
         """Cancel the running task (the button said Stop); False when none runs."""
-        if not self.running():
+        if self.task is None or self.task.finished:  # running()
             return False
         self.task.cancel()
         return True
