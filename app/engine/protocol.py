@@ -6,10 +6,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from .cancel import Cancellable
+from .errors import EngineError
 from .generation import GenerateOptions, Reply, Stream
 from .messages import Message
 
@@ -41,6 +42,19 @@ class ChatEngine(Protocol):
     def count_tokens(self, messages: Iterable[Message | dict], image_tokens: int | None = None) -> int: ...
 
     def reset(self) -> None: ...
+
+
+EngineSource = ChatEngine | Callable[[], ChatEngine]
+"""An engine, or a factory called only once there is model work (a bad file fails before a load)."""
+
+
+def loaded(source: EngineSource | None) -> ChatEngine:
+    """The engine of an ``EngineSource`` (calls the factory)."""
+    if source is None:
+        raise EngineError("no model is set up: choose one in Tools > Model, or pass --model")
+    if callable(source) and not any(hasattr(source, n) for n in ("chat", "stream", "chat_batch")):
+        return source()  # a factory (an engine object is not callable)
+    return cast(ChatEngine, source)
 
 
 class WithCancel:

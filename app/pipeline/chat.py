@@ -40,6 +40,7 @@ from app import defaults
 from app.engine.engine import Reply
 from app.engine.errors import EngineError
 from app.engine.messages import Image, Message, Text
+from app.engine.protocol import ChatEngine
 
 from .context import Line, format_time, render, text_counter, transcript_lines
 from .timespan import relevant_span
@@ -115,7 +116,7 @@ def find_citations(text: str, duration: float | None = None) -> list[Citation]:
 THOUGHT_MARKERS = (("<|channel>", "<channel|>"), ("<think>", "</think>"))
 
 
-def supports_thinking(engine) -> bool:
+def supports_thinking(engine: ChatEngine) -> bool:
     """Whether "think harder" is available with this model (its chat template
     has a thinking switch)."""
     return bool(getattr(engine, "supports_thinking", False))
@@ -196,11 +197,11 @@ class ThoughtSplitter:
 
 
 # -- helpers -----------------------------------------------------------------
-def context_size(engine) -> int:
+def context_size(engine: ChatEngine) -> int:
     return int(getattr(engine, "n_ctx", 0) or defaults.N_CTX)
 
 
-def _stream(engine, messages: list[Message], splitter: ThoughtSplitter, **gen) -> Reply:
+def _stream(engine: ChatEngine, messages: list[Message], splitter: ThoughtSplitter, **gen) -> Reply:
     s = engine.stream(messages, **gen)
     for piece in s:
         splitter.feed(piece)
@@ -263,7 +264,7 @@ class SessionChat:
     ``image_tokens``: token budget per image (70-1120). ``lib`` must be used
     from the thread that calls ``ask`` (``lib.connect()`` gives one)."""
 
-    def __init__(self, lib, engine, session_id: int, *, pinned: Iterable[int] = (),
+    def __init__(self, lib, engine: ChatEngine, session_id: int, *, pinned: Iterable[int] = (),
                  image_tokens: int | None = 280, answer_reserve: int = ANSWER_RESERVE):
         self.lib, self.engine, self.session_id = lib, engine, session_id
         self.session = lib.get_session(session_id)   # NotFound for an unknown session
@@ -507,7 +508,7 @@ def image_messages(question: str, image: Image, lines: list[Line] | None = None,
     return [Message.system(sys_text), Message.user(*parts)]
 
 
-def ask_image(engine, question: str, image: Image | str | Path, *, lib=None, session_id: int | None = None,
+def ask_image(engine: ChatEngine, question: str, image: Image | str | Path, *, lib=None, session_id: int | None = None,
               offset: float | None = None, window: float = 120.0, on_piece: Callback = None,
               max_tokens: int = 512, image_tokens: int | None = None) -> ChatAnswer:
     """Ask about one image; with a session, the transcript of ``window`` seconds

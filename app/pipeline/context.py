@@ -28,6 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
+from app.engine.protocol import ChatEngine
+
 CountFn = Callable[[str], int]
 T = TypeVar("T")
 
@@ -96,7 +98,7 @@ def span(lines: Sequence[Line]) -> tuple[float, float]:
     return lines[0].start, max(x.end for x in lines)
 
 
-def text_counter(engine) -> CountFn:
+def text_counter(engine: ChatEngine) -> CountFn:
     """``count(text)``: the tokens ``text`` takes inside a user message of ``engine``
     (an Engine or EngineHost: anything with ``count_tokens(messages)``), without the
     chat template's fixed cost, which is measured once."""

@@ -29,6 +29,7 @@ import numpy as np
 
 from app.engine.errors import EngineError
 from app.engine.messages import Audio, Message, Text
+from app.engine.protocol import ChatEngine
 from app.library.models import SessionState
 from app.media.audio import SAMPLE_RATE
 
@@ -178,7 +179,7 @@ class Dictation:
     model_seconds: float = 0.0
 
 
-def dictate(engine, audio: np.ndarray, opts: DictationOptions | None = None) -> Dictation:
+def dictate(engine: ChatEngine, audio: np.ndarray, opts: DictationOptions | None = None) -> Dictation:
     """The text of the dictated ``audio`` (16 kHz mono float32). NothingHeard if it has no speech."""
     opts = opts or DictationOptions()
     audio = np.asarray(audio, np.float32).reshape(-1)
@@ -239,7 +240,7 @@ class Edit:
     model_seconds: float = 0.0
 
 
-def voice_edit(engine, selection: str, instruction_audio: np.ndarray | None = None,
+def voice_edit(engine: ChatEngine, selection: str, instruction_audio: np.ndarray | None = None,
                instruction_text: str | None = None, *, max_tokens: int | None = None) -> Edit:
     """Apply a spoken (audio) or typed instruction to ``selection``; the replacement only."""
     if not selection.strip():
@@ -272,7 +273,7 @@ def require_speech(audio: np.ndarray, what: str = "nothing was heard") -> None:
         raise NothingHeard(f"{what} (the recording has no speech)")
 
 
-def edit_selection(engine, selection: str, *, instruction_audio: np.ndarray | None = None,
+def edit_selection(engine: ChatEngine, selection: str, *, instruction_audio: np.ndarray | None = None,
                    instruction_text: str | None = None) -> str:
     """The replacement for ``selection`` by a spoken or typed instruction: the one voice-edit step
     every text field uses (the dictation pad's and any other). ``engine`` may be a function that

@@ -31,6 +31,7 @@ from typing import Any
 
 from app import defaults
 from app.engine.messages import Message
+from app.engine.protocol import EngineSource, loaded
 from app.errors import MinutelyError
 from app.library.jobs import JobRun
 from app.library.models import JobKind, SummarizeResume, SummaryState
@@ -132,7 +133,7 @@ def transcript_prompt(session, lines: list[Line], instruction: str, part: tuple[
     return f"{head}:\n{render(lines)}\n\n{instruction}"
 
 
-def summarize(lib, engine, session_id: int, template: str | Template = "general",
+def summarize(lib, engine: EngineSource, session_id: int, template: str | Template = "general",
               opts: SummaryOptions | None = None, *, templates: Templates | None = None,
               progress: Callable[[SummaryProgress], None] | None = None,
               on_text: Callable[[int, str], None] | None = None,
@@ -152,7 +153,7 @@ def summarize(lib, engine, session_id: int, template: str | Template = "general"
     lines = transcript_lines(lib, session_id)
     if not lines:
         raise SummarizeError(f"session {session_id} has no transcript to summarize")
-    eng = engine if hasattr(engine, "stream") else engine()
+    eng = loaded(engine)
     summary = lib.summaries.start(session_id, tpl.name, opts.model)
     stops = (SummaryCancelled, KeyboardInterrupt)
     with lib.jobs.run(JOB_KIND, session_id, SummarizeResume(summary_id=summary.id, template=tpl.name),

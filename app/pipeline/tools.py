@@ -33,6 +33,7 @@ from typing import Any
 from app.engine.engine import Reply
 from app.engine.errors import EngineError
 from app.engine.messages import Message
+from app.engine.protocol import ChatEngine
 from app.errors import MinutelyError
 from app.library.db import NotFound
 
@@ -218,7 +219,7 @@ class LibraryAnswer(ChatAnswer):
     steps: list[Reply] = field(default_factory=list)
 
 
-def ask_library(lib, engine, question: str, *, max_steps: int = MAX_STEPS, on_piece: Callback = None,
+def ask_library(lib, engine: ChatEngine, question: str, *, max_steps: int = MAX_STEPS, on_piece: Callback = None,
                 on_tool: Callable[[ToolCall], None] | None = None, max_tokens: int = 1024,
                 step_tokens: int = 160, today: str | None = None) -> LibraryAnswer:
     """Answer a question about the whole library: up to ``max_steps`` read-tool

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.engine.protocol import ChatEngine, EngineSource, loaded
 from app.library.jobs import JobRun
 from app.library.models import JobKind, JobState, SessionState, TranscribeResume
 from app.media.audio import SAMPLE_RATE, NoSpeech, check_file, iter_audio
@@ -158,7 +159,8 @@ def prepare_file(lib, path: str | Path, opts: TranscribeOptions | None = None, *
     return job
 
 
-def transcribe_file(lib, engine, path: str | Path, opts: TranscribeOptions | None = None, *,
+def transcribe_file(lib, engine: EngineSource | None, path: str | Path,
+                    opts: TranscribeOptions | None = None, *,
                     progress: Callable[[Progress], None] | None = None,
                     cancel: threading.Event | None = None) -> int:
     """Transcribe ``path`` into the library; return the session id.
@@ -224,19 +226,19 @@ def _prepared(path: Path, utts: list[tuple[float, float]], start: int,
                 t.join(0.05)
 
 
-def _transcribe(lib, engine, path: Path, state: TranscribeResume, opts: TranscribeOptions, job: JobRun,
+def _transcribe(lib, engine: EngineSource | None, path: Path, state: TranscribeResume,
+                opts: TranscribeOptions, job: JobRun,
                 session_id: int, progress, cancel) -> None:
     utts = state.utterances
     total = len(utts)
     group: list[tuple[int, np.ndarray, np.ndarray]] = []
-    model = [engine if hasattr(engine, "chat_batch") else None]
+    model: list[ChatEngine | None] = [None]
 
     def flush() -> None:
         if cancel is not None and cancel.is_set():
             raise TranscribeCancelled("transcription cancelled")
-        if model[0] is None:
-            model[0] = engine()
-        texts = utterances.ask(model[0], [a for _, a, _ in group], opts, cancel)
+        eng = model[0] = model[0] or loaded(engine)
+        texts = utterances.ask(eng, [a for _, a, _ in group], opts, cancel)
         if any(t is None for t in texts):
             raise TranscribeCancelled("transcription cancelled")
         rows = []

@@ -16,6 +16,7 @@ import numpy as np
 from app import defaults
 from app.engine.cancel import Cancellable
 from app.engine.messages import Audio, Message
+from app.engine.protocol import ChatEngine
 from app.media.audio import SAMPLE_RATE
 
 INSTRUCTION = ("Transcribe the speech in this audio exactly as spoken{lang}. Write only the words that "
@@ -61,13 +62,12 @@ def clean_text(text: str) -> str:
     return re.sub(r"^(transcript|transcription)\s*:\s*", "", t, flags=re.I)
 
 
-def ask(engine, audios: Sequence[np.ndarray], opts: TranscribeOptions,
+def ask(engine: ChatEngine, audios: Sequence[np.ndarray], opts: TranscribeOptions,
         cancel: Cancellable | None = None) -> list[str | None]:
     """The cleaned text of each utterance ("" when the model heard no words), asked together as
     parallel sequences; None for one whose answer was cut short by ``cancel`` (never store it:
     a cut answer is a truncated transcript)."""
     longest = max(len(a) for a in audios) / SAMPLE_RATE
-    kw = {} if cancel is None else {"cancel": cancel}
     replies = engine.chat_batch([prompt_for(a, opts) for a in audios],
-                                max_tokens=int(16 + opts.tokens_per_second * longest), **kw)
+                                max_tokens=int(16 + opts.tokens_per_second * longest), cancel=cancel)
     return [None if r.finish_reason == "cancelled" else clean_text(r.text) for r in replies]

@@ -35,6 +35,7 @@ import numpy as np
 from app.engine.engine import Reply
 from app.engine.errors import EngineError
 from app.engine.messages import IMAGE_TOKENS_MIN, Image, Message, Text, clamp_image_tokens
+from app.engine.protocol import ChatEngine, EngineSource
 from app.library.models import FramesResume, JobKind, JobState, SessionState
 from app.media.audio import MediaError, NoSpeech, check_file
 
@@ -197,7 +198,8 @@ def find_video_session(lib, path: str | Path) -> int | None:
 Progress = Callable[[str, float], None]
 
 
-def import_video(lib, engine, path: str | Path, *, title: str | None = None, transcribe_opts=None,
+def import_video(lib, engine: EngineSource | None, path: str | Path, *, title: str | None = None,
+                 transcribe_opts=None,
                  frame_opts: FrameOptions | None = None, progress: Progress | None = None,
                  cancel: threading.Event | None = None) -> int:
     """Make a session of a video: transcript (if it has sound) + sampled frames.
@@ -303,14 +305,14 @@ def _even(items: list, k: int) -> list:
     return [items[int(i * step + step / 2)] for i in range(k)]
 
 
-def frame_cost(lib, engine, frame, frame_tokens: int) -> int:
+def frame_cost(lib, engine: ChatEngine, frame, frame_tokens: int) -> int:
     """Tokens one stored frame takes at ``frame_tokens`` (with its media markers)."""
     base = engine.count_tokens([Message.user("x")])
     return engine.count_tokens([Message.user("x", Image(path=str(lib.absolute(frame)),
                                                         max_tokens=frame_tokens))]) - base
 
 
-def plan_video(lib, engine, session_id: int, question: str, *, frame_tokens: int = IMAGE_TOKENS_MIN,
+def plan_video(lib, engine: ChatEngine, session_id: int, question: str, *, frame_tokens: int = IMAGE_TOKENS_MIN,
                max_tokens: int = 512) -> VideoPlan:
     """Choose the span, frames and transcript lines for a question so the prompt
     fits the engine's context."""
@@ -370,7 +372,7 @@ class VideoAnswer(ChatAnswer):
     plan: VideoPlan | None = None
 
 
-def ask_video(lib, engine, session_id: int, question: str, *, frame_tokens: int = IMAGE_TOKENS_MIN,
+def ask_video(lib, engine: ChatEngine, session_id: int, question: str, *, frame_tokens: int = IMAGE_TOKENS_MIN,
               on_piece: Callback = None, max_tokens: int = 512, temperature: float = 0.0,
               save: bool = True) -> VideoAnswer:
     """Answer a question about a video session (frames + transcript of the
