@@ -16,8 +16,9 @@ from app.engine.errors import EngineError
 from app.engine.messages import Text
 from app.library import Library
 from app.media.audio import MediaError, write_wav
+from app.media.video import sample_frames, scene_difference, thumb
 from app.pipeline.video import (FrameOptions, ask_video, find_video_session, import_video, plan_video,
-                                sample_frames, scene_difference, thumb, video_messages)
+                                video_messages)
 from tests.conftest import engine_config, tone
 from tests.media_factory import make_video
 from tests.meetings import have_tools, make_meeting

@@ -147,7 +147,7 @@ def run_about(args) -> int:
     image = str(need_file(args.image[0], "image")) if args.image else None
     video = None
     if args.video:
-        from ..pipeline.video import probe
+        from ..media.video import probe
 
         video = need_file(args.video, "video")
         probe(video)  # not a video: one line, before a model is loaded

@@ -77,7 +77,7 @@ def search(conn: sqlite3.Connection, query: str, *, limit: int = 50,
     return hits[:limit]
 
 
-def _fold(word: str) -> str:
+def fold(word: str) -> str:
     """Case- and accent-insensitive form, as FTS5's unicode61 remove_diacritics tokenizer sees it."""
     return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c)).casefold()
 
@@ -86,14 +86,14 @@ def make_snippet(text: str, query_words: list[str], highlight: tuple[str, str],
                  width: int | None = 12) -> str:
     """Highlight the query's words in ``text`` (the last as a prefix), cut to ``width`` words
     around the first hit with '…' where text was left out; ``width=None`` keeps it all."""
-    terms = [_fold(w) for w in query_words]
+    terms = [fold(w) for w in query_words]
     if not terms:
         return text
     *exact, last = terms
     toks = list(_WORD.finditer(text))
 
     def hit(tok: str) -> bool:
-        f = _fold(tok)
+        f = fold(tok)
         return f in exact or f.startswith(last)
 
     hits = [i for i, t in enumerate(toks) if hit(t.group())]

@@ -53,7 +53,8 @@ def check_file(path: str | os.PathLike) -> Path:
     return p
 
 
-def _open(path: str | os.PathLike):
+def open_container(path: str | os.PathLike):
+    """The file opened with PyAV; MediaError (one line) when it is missing, empty or unreadable."""
     import av
 
     p = check_file(path)
@@ -72,7 +73,7 @@ def iter_audio(path: str | os.PathLike, block_seconds: float = 30.0) -> Iterator
     import av
 
     name = Path(path).name
-    container = _open(path)
+    container = open_container(path)
     try:
         if not container.streams.audio:
             raise MediaError(f"no audio track in {name}")

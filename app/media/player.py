@@ -17,7 +17,7 @@ import numpy as np
 
 from app.errors import one_line
 
-from .audio import MediaError, _open
+from .audio import MediaError, open_container
 
 log = logging.getLogger("minutely.player")
 
@@ -85,7 +85,7 @@ class Player:
             sd = sounddevice
         info = sd.query_devices(self._device, "output")
         rate = int(info["default_samplerate"]) or 48000
-        container = _open(path)
+        container = open_container(path)
         try:
             if not container.streams.audio:
                 raise MediaError(f"no audio track in {path.name}")

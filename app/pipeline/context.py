@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
+from app.engine.messages import Message
 from app.engine.protocol import ChatEngine
 
 CountFn = Callable[[str], int]
@@ -102,8 +103,6 @@ def text_counter(engine: ChatEngine) -> CountFn:
     """``count(text)``: the tokens ``text`` takes inside a user message of ``engine``
     (an Engine or EngineHost: anything with ``count_tokens(messages)``), without the
     chat template's fixed cost, which is measured once."""
-    from app.engine.messages import Message
-
     base = engine.count_tokens([Message.user("")])
 
     def count(text: str) -> int:

@@ -31,7 +31,9 @@ from app.engine.errors import EngineError
 from app.engine.messages import Audio, Message, Text
 from app.engine.protocol import ChatEngine
 from app.library.models import SessionState
-from app.media.audio import SAMPLE_RATE
+from app.media.audio import SAMPLE_RATE, write_wav
+from app.media.vad import segment
+from app.pipeline.structured import complete_json
 
 EDIT_SCHEMA = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"],
                "additionalProperties": False}
@@ -153,8 +155,6 @@ def tidy(text: str, opts: DictationOptions) -> str:
 
 # -- the calls ---------------------------------------------------------------------
 def speech_spans(audio: np.ndarray) -> list[tuple[float, float]]:
-    from app.media.vad import segment
-
     return [(u.start, u.end) for u in segment(np.asarray(audio, np.float32))]
 
 
@@ -222,8 +222,6 @@ def parse_edit(text: str) -> str:
         except ValueError:
             continue
     if data is None:
-        from app.pipeline.structured import complete_json
-
         try:
             data = complete_json(text)
         except ValueError:
@@ -290,8 +288,6 @@ def edit_selection(engine: ChatEngine, selection: str, *, instruction_audio: np.
 def save_dictation(lib, audio: np.ndarray, text: str, opts: DictationOptions | None = None,
                    title: str | None = None) -> int:
     """Keep a dictation as a session (kind 'dictation': its audio and its text), searchable."""
-    from app.media.audio import write_wav
-
     opts = opts or DictationOptions()
     secs = len(audio) / SAMPLE_RATE
     title = title or dictation_title(text)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.errors import MinutelyError, one_line
+from app.paths import data_dir
 
 FIELDS = ("action_items", "decisions", "open_questions")
 BUILTIN_DIR = Path(__file__).resolve().parent / "templates"
@@ -64,8 +65,6 @@ class Templates:
 
 
 def user_dir() -> Path:
-    from app.paths import data_dir
-
     return data_dir() / "templates"
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import re
 
+from app.library.search import fold
+
 _NUM_WORDS = {
     "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
@@ -167,11 +169,9 @@ _WORDS = re.compile(r"\w+", re.UNICODE)
 
 def keywords(question: str) -> list[str]:
     """The words of a question worth searching for (folded; no stop words, no time words)."""
-    from app.library.search import _fold
-
     out = []
     for w in _WORDS.findall(question):
-        f = _fold(w)
+        f = fold(w)
         if len(f) >= 3 and f not in _STOP and not f.isdigit() and f not in _NUM_WORDS and f not in _UNITS:
             if f not in out:
                 out.append(f)
@@ -188,14 +188,12 @@ def keyword_span(items, question: str, window: float) -> tuple[float, float] | N
     """The ``window``-second stretch of ``items`` (objects with start, end and text,
     e.g. transcript Lines) that mentions the question's keywords most; None
     when no line mentions any."""
-    from app.library.search import _fold
-
     kws = keywords(question)
     if not kws or not items:
         return None
     scored = []
     for it in items:
-        toks = [_fold(t) for t in _WORDS.findall(it.text)]
+        toks = [fold(t) for t in _WORDS.findall(it.text)]
         # each keyword counts once per line; rarer keywords are not weighed (short questions)
         score = sum(1 for kw in kws if any(_matches(t, kw) for t in toks))
         if score:

@@ -45,7 +45,7 @@ class Importer(QObject):
 
         def read(ctx):
             from app.media.audio import MediaError, NoSpeech
-            from app.pipeline.video import probe
+            from app.media.video import probe
 
             try:
                 info = probe(path)
