@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
 export QT_QPA_PLATFORM=${QT_QPA_PLATFORM:-offscreen}
-exec .venv/bin/python -m pytest "$@"
+# -m: every test, the slow ones too (a plain `pytest` leaves them out: pyproject.toml); later -m args win
+exec .venv/bin/python -m pytest -m "not bench" "$@"
