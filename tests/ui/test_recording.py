@@ -16,6 +16,7 @@ def meeting(tmp_path_factory):
     return make_meeting(tmp_path_factory.mktemp("rec-meeting"), 2, 8, seed=11)
 
 
+@pytest.mark.slow  # ~35 s: a whole espeak-ng meeting played into the virtual mic, live
 def test_record_from_the_virtual_mic_with_live_segments(qtbot, tmp_path, pulse, tiny_model, meeting):
     services = build_services(tmp_path / "home")
     s = services.settings
