@@ -94,8 +94,8 @@ def bench_video(args, tmp: Path) -> dict:
     from app.engine.engine import Engine, EngineConfig
     from app.library import Library
     from app.pipeline.video import FrameOptions, ask_video, import_video
-    from tests.fixtures import tiny_model as tm
-    from tests.media_factory import make_video
+    from tests.support import tiny_model as tm
+    from tests.support.media_factory import make_video
 
     model, mmproj = tm.write_pair(tmp / "tiny")
     video = make_video(tmp / "clip.mp4", args.video_seconds, fps=2, size=(640, 360),

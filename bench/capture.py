@@ -1,4 +1,4 @@
-"""Capture costs, measured side by side in one run on the private PulseAudio rig (tests/pulse.py):
+"""Capture costs, measured side by side in one run on the private PulseAudio rig (tests/support/pulse.py):
 
 1. recording alone: a Recorder on the virtual mic + system audio while an espeak-ng meeting
    plays into both in a loop -> CPU of the whole process as % of one core, overflows;
@@ -203,7 +203,7 @@ app = QGuiApplication([])
 from app.capture.screen import grab
 from app.capture.screenshots import ScreenKeeper
 from app.library import Library
-from tests.test_screen import slide
+from tests.support.screen import slide
 lib = Library.open({str(tmp / 'home-screen')!r}); sid = lib.create_session('s', 'recording').id
 keeper = ScreenKeeper(lib, sid)
 grab()
@@ -253,8 +253,8 @@ def main(argv=None) -> int:
 
     from app.engine.engine import Engine, EngineConfig
     from app.pipeline.transcribe import TranscribeOptions
-    from tests.meetings import make_meeting
-    from tests.pulse import missing, reinit_portaudio, start_pulse, stop_pulse
+    from tests.support.meetings import make_meeting
+    from tests.support.pulse import missing, reinit_portaudio, start_pulse, stop_pulse
 
     why = missing()
     if why:
@@ -262,7 +262,7 @@ def main(argv=None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="minutely-bench-capture-"))
     os.environ["MINUTELY_HOME"] = str(tmp / "home")
     if args.model is None:
-        from tests.fixtures.tiny_model import write_pair
+        from tests.support.tiny_model import write_pair
 
         args.model, args.mmproj = write_pair(tmp / "tiny")
     meeting = make_meeting(tmp / "meeting", 3, 10, seed=5)

@@ -3,11 +3,11 @@
     python bench/diarize.py [--json] [--seeds 10,11,12,13,14,15] [--speakers 2,3,4]
     python bench/diarize.py --fit      # re-estimate the background model of app/media/diarize.py
 
-Meetings of 2, 3 and 4 espeak-ng voices (tests/meetings.py), clean and with
+Meetings of 2, 3 and 4 espeak-ng voices (tests/support/meetings.py), clean and with
 white noise (RMS 0.01), are cut at their true turn boundaries, so the figures
 measure speaker labelling alone (no VAD). Each is clustered twice: with the
 speaker count found automatically and with the true count. DER uses a 0.25 s
-collar (tests/der.py). The default seeds, 10-15, were left out of the tuning of
+collar (tests/support/der.py). The default seeds, 10-15, were left out of the tuning of
 app/media/diarize.py (which used seeds 0-9). Speed is embedding plus clustering of a ~10-minute,
 4-speaker meeting, as a percentage of the audio's duration (goal: < 1 %).
 
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-# Background voices for the LDA: espeak-ng variants that none of tests/meetings.VOICES use
+# Background voices for the LDA: espeak-ng variants that none of tests/support/meetings.VOICES use
 # (those are f2, m3, f4, m1, m7, f5), over several accents, pitches and speeds.
 BG_VARIANTS = ["m2", "m4", "m5", "m6", "m8", "f1", "f3", "Andy", "Annie", "Alex", "Alicia", "Andrea",
                "belinda", "benjamin", "boris", "caleb", "david", "ed", "edward", "gustave", "iven",
@@ -69,7 +69,7 @@ def bg_voices(per_variant: int = 3) -> list[tuple[str, int, int]]:
 def background(cache: Path) -> tuple[np.ndarray, np.ndarray]:
     """Raw features of every background utterance and its voice index."""
     from app.media import diarize as dz
-    from tests.meetings import speak
+    from tests.support.meetings import speak
 
     feats, labels = [], []
     for v, voice in enumerate(bg_voices()):
@@ -112,8 +112,8 @@ def blob(mu: np.ndarray, proj: np.ndarray) -> str:
 
 def evaluate(outdir: Path, seeds: list[int], speakers=(2, 3, 4), noises=(0.0, 0.01)) -> list[dict]:
     from app.media.diarize import diarize
-    from tests.der import der, labelled
-    from tests.meetings import make_meeting
+    from tests.support.der import der, labelled
+    from tests.support.meetings import make_meeting
 
     rows = []
     for noise in noises:
@@ -133,7 +133,7 @@ def evaluate(outdir: Path, seeds: list[int], speakers=(2, 3, 4), noises=(0.0, 0.
 
 def speed(outdir: Path, turns: int = 140) -> dict:
     from app.media.diarize import cluster, embed
-    from tests.meetings import make_meeting
+    from tests.support.meetings import make_meeting
 
     m = make_meeting(outdir, 4, turns, seed=11, gap=(0.5, 2.0), name="bench-long.wav")
     audio = m.samples()
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fit", action="store_true", help="re-estimate the background model and print it")
     ap.add_argument("--keep", type=Path, help="build (or reuse) the meetings in this folder")
     args = ap.parse_args(argv)
-    from tests.meetings import have_tools
+    from tests.support.meetings import have_tools
 
     if not have_tools():
         raise SystemExit("needs espeak-ng and sox (scripts/setup.sh --test)")

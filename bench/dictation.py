@@ -1,7 +1,7 @@
 """Dictation latency: release of the talk key -> text at the cursor, vs the model's own time.
 
 Runs the real dictation pad (offscreen Qt) on the private PulseAudio rig
-(tests/pulse.py): 5 s of espeak-ng speech is played into the virtual mic while
+(tests/support/pulse.py): 5 s of espeak-ng speech is played into the virtual mic while
 the key is held; on release the pad stops the recorder, trims the speech with
 the VAD, asks the model (an EngineHost child process, as in the app) and
 inserts the text. Measured side by side for each round: the wall time from
@@ -47,9 +47,9 @@ def main(argv=None) -> int:
     from app.ui.bootstrap import build_services
     from app.ui.dictation_pad import DictationPad
     from bench.common import median
-    from tests.fixtures import tiny_model as tm
-    from tests.meetings import SENTENCES, VOICES, speak
-    from tests.pulse import missing, start_pulse, stop_pulse
+    from tests.support import tiny_model as tm
+    from tests.support.meetings import SENTENCES, VOICES, speak
+    from tests.support.pulse import missing, start_pulse, stop_pulse
 
     why = missing()
     if why:

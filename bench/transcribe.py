@@ -45,8 +45,8 @@ def main(argv=None) -> int:
     from app.media.diarize import cluster, embed
     from app.pipeline.transcribe import TranscribeOptions, cut, scan, transcribe_file
     from app.pipeline.utterances import prompt_for
-    from tests.fixtures import tiny_model as tm
-    from tests.meetings import make_meeting
+    from tests.support import tiny_model as tm
+    from tests.support.meetings import make_meeting
 
     tmp = Path(tempfile.mkdtemp(prefix="minutely-bench-"))
     turns = max(4, int(args.minutes * 60 / 4.2))  # ~4 s a turn with gaps

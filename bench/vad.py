@@ -2,7 +2,7 @@
 
 For 2-4 speakers, clean and noisy (white noise RMS 0.01 and 0.02), a few seeds
 (espeak-ng voices, gaps of 0.3-0.9 s between turns, built with
-tests/meetings.py into a temporary folder), side by side for earshot and the
+tests/support/meetings.py into a temporary folder), side by side for earshot and the
 energy baseline (``EnergyVAD``, noise floor + margin):
 
 - frame accuracy of the per-16 ms-frame speech decision (``frame_speech``)
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from tests.meetings import covered_frames  # noqa: E402
+from tests.support.meetings import covered_frames  # noqa: E402
 
 FPS = 62.5
 
@@ -102,7 +102,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
-    from tests.meetings import have_tools, make_meeting
+    from tests.support.meetings import have_tools, make_meeting
 
     if not have_tools():
         raise SystemExit("needs espeak-ng and sox (scripts/setup.sh --test installs them)")

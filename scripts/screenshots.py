@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rig = None
     try:
-        from tests.pulse import missing, start_pulse
+        from tests.support.pulse import missing, start_pulse
 
         if not missing():
             rig = start_pulse()
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     services.close()
     QApplication.processEvents()
     if rig is not None:
-        from tests.pulse import stop_pulse
+        from tests.support.pulse import stop_pulse
 
         stop_pulse(rig)
     import shutil

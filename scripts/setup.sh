@@ -78,6 +78,6 @@ if [[ "${REBUILD_LLAMA:-0}" == 1 || "$(cat "$MARK" 2>/dev/null)" != "$KEY" ]] ||
   echo "$KEY" > "$MARK"
 fi
 extras="."
-[[ $WANT_TEST == 1 ]] && extras=".[test,package,bench]"  # the bundle is built by tests/test_packaging.py; Gemma 3 270M (bench) checks summary quality
+[[ $WANT_TEST == 1 ]] && extras=".[test,package,bench]"  # the bundle is built by tests/packaging/test_packaging.py; Gemma 3 270M (bench) checks summary quality
 "$VPY" -m pip install -q -e "$extras"
 echo "setup: ready (.venv)"

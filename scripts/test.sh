@@ -11,4 +11,5 @@ echo "test: mypy"
 .venv/bin/mypy
 echo "test: import contracts"
 .venv/bin/lint-imports --no-cache >/dev/null || .venv/bin/lint-imports --no-cache
-exec .venv/bin/python -m pytest "$@"
+# -m: every test, the slow ones too (a plain `pytest` leaves them out: pyproject.toml); later -m args win
+exec .venv/bin/python -m pytest -m "not bench" "$@"

@@ -9,11 +9,10 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
 
 
 def _run(script, *args):
@@ -48,7 +47,7 @@ def test_library_bench_runs(tmp_path):
 
 @pytest.mark.slow
 def test_transcribe_bench_runs():
-    from tests.meetings import have_tools
+    from tests.support.meetings import have_tools
 
     if not have_tools():
         pytest.skip("needs espeak-ng and sox")
@@ -75,7 +74,7 @@ def test_ask_bench_runs(tiny_model):
 
 @pytest.mark.slow
 def test_capture_bench_runs(tiny_model):
-    from tests.pulse import missing
+    from tests.support.pulse import missing
 
     if missing():
         pytest.skip(missing())
@@ -87,8 +86,8 @@ def test_capture_bench_runs(tiny_model):
 
 @pytest.mark.slow
 def test_dictation_bench_runs():
-    from tests.meetings import have_tools
-    from tests.pulse import missing
+    from tests.support.meetings import have_tools
+    from tests.support.pulse import missing
 
     if missing() or not have_tools():
         pytest.skip(missing() or "needs espeak-ng and sox")
