@@ -1,0 +1,196 @@
+"""Speaker attribution on real meetings: DER split into its parts, and speed.
+
+    python bench/diarize_real.py [--folder ../shared/data/real-meetings] [--json] [--no-synthetic] [--pipeline]
+
+Per real meeting (WAV + RTTM reference turns): DER split into missed speech, false alarm and
+speaker confusion (tests/support/der.py, 0.25 s collar, overlapped speech counted), with the speaker
+count given and found automatically, through ``app.media.speakers.speaker_segments`` (speech
+detection included); time per hour of audio. Then the same pipeline on synthetic meetings
+(tests/support/meetings.py: 2-4 espeak-ng voices, seeds 10-12, clean and with white noise 0.01) so a
+regression there shows beside it. ``--pipeline`` also scores what ``transcribe_file`` stores today
+(the VAD's whole utterances, one embedding each, clustered), with a stand-in model, side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+ROOT = Path(__file__).resolve().parent.parent
+# ../shared beside the repository (a worktree may sit one level deeper), or shared/ inside it
+_CANDIDATES = [p / "shared" / "data" / "real-meetings" for p in (ROOT.parent, ROOT, ROOT.parent.parent)]
+FOLDER = next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0])
+
+
+def read_rttm(path: Path) -> list[tuple[float, float, str]]:
+    out = []
+    for line in path.read_text().splitlines():
+        p = line.split()
+        if p and p[0] == "SPEAKER":
+            out.append((float(p[3]), float(p[3]) + float(p[4]), p[7]))
+    return out
+
+
+def hypothesis(segs) -> list[tuple[float, float, str]]:
+    return [(s.start, s.end, f"h{s.speaker}") for s in segs]
+
+
+def real(folder: Path) -> tuple[list[dict], float]:
+    from app.media.speakers import speaker_segments
+    from tests.support.der import der_parts
+    from tests.support.meetings import read_wav
+
+    rows, seconds, audio_s = [], 0.0, 0.0
+    for wav in sorted(folder.glob("*.wav")):
+        ref = read_rttm(wav.with_suffix(".rttm"))
+        x = read_wav(wav)
+        n = len({s for *_, s in ref})
+        row = {"file": wav.stem, "speakers": n}
+        for key, k in (("given", n), ("auto", None)):
+            t = time.perf_counter()
+            segs = speaker_segments(x, k)
+            seconds += time.perf_counter() - t
+            audio_s += len(x) / 16000
+            p = der_parts(ref, hypothesis(segs))
+            row[key] = {"missed": p.missed, "fa": p.false_alarm, "confusion": p.confusion, "der": p.der,
+                        "found": len({s.speaker for s in segs})}
+        rows.append(row)
+    return rows, 3600 * seconds / audio_s
+
+
+def pipeline(folder: Path) -> list[dict]:
+    """What a transcript stores: ``transcribe_file`` on each real meeting (a stand-in model that
+    answers "words"), its segments' speakers scored like the above."""
+    from types import SimpleNamespace
+
+    from app.library import Library
+    from app.pipeline.transcribe import TranscribeOptions, transcribe_file
+    from tests.support.der import der_parts
+
+    class Words:
+        def chat_batch(self, convs, **_):
+            return [SimpleNamespace(text="words", finish_reason="stop") for _ in convs]
+
+    rows = []
+    for wav in sorted(folder.glob("*.wav")):
+        ref = read_rttm(wav.with_suffix(".rttm"))
+        n = len({s for *_, s in ref})
+        row: dict = {"file": wav.stem, "speakers": n}
+        for key, k in (("given", n), ("auto", None)):
+            with tempfile.TemporaryDirectory() as d, Library.open(d) as lib:
+                sid = transcribe_file(lib, Words(), wav, TranscribeOptions(speakers=k))
+                p = der_parts(ref, [(g.start, g.end, g.speaker) for g in lib.segments(sid)])
+            row[key] = {"missed": p.missed, "fa": p.false_alarm, "confusion": p.confusion, "der": p.der}
+        rows.append(row)
+    return rows
+
+
+def synthetic(outdir: Path, seeds=(10, 11, 12), speakers=(2, 3, 4), noises=(0.0, 0.01)) -> list[dict]:
+    """The same pipeline (speech detection included) on synthetic meetings (tests/meetings.py)."""
+    from app.media.speakers import speaker_segments
+    from tests.support.der import der
+    from tests.support.meetings import make_meeting
+
+    rows = []
+    for noise in noises:
+        for n in speakers:
+            for seed in seeds:
+                m = make_meeting(outdir, n, 10 + 2 * n, seed=seed, noise=noise, name=f"syn-{n}-{seed}-{noise}.wav")
+                x = m.samples()
+                auto = speaker_segments(x)
+                rows.append({"speakers": n, "noise": noise, "seed": seed,
+                             "found": len({s.speaker for s in auto}),
+                             "der_auto": der(m.truth(), hypothesis(auto)),
+                             "der_given": der(m.truth(), hypothesis(speaker_segments(x, n)))})
+    return rows
+
+
+def speed(outdir: Path) -> dict:
+    """Time of ``speaker_segments`` on an ~11-minute 4-voice synthetic meeting (best of two)."""
+    from app.media.speakers import speaker_segments
+    from tests.support.der import der
+    from tests.support.meetings import make_meeting
+
+    m = make_meeting(outdir, 4, 140, seed=11, gap=(0.5, 2.0), name="syn-long.wav")
+    x = m.samples()
+    best = float("inf")
+    for _ in range(2):
+        t = time.perf_counter()
+        segs = speaker_segments(x)
+        best = min(best, time.perf_counter() - t)
+    return {"audio_s": m.duration, "seconds": best, "per_hour": 3600 * best / m.duration,
+            "found": len({s.speaker for s in segs}), "der_auto": der(m.truth(), hypothesis(segs))}
+
+
+def table(rows: list[dict]) -> None:
+    """Per file and mean: missed / false alarm / confusion / DER, count given and automatic."""
+    print(f"{'file':<8}{'spk':>4} | {'given: miss   FA conf  DER':>28} | {'auto: miss   FA conf  DER found':>34}")
+    for r in rows:
+        g, a = r["given"], r["auto"]
+        print(f"{r['file']:<8}{r['speakers']:>4} | {g['missed']:>11.2f} {g['fa']:>4.2f} {g['confusion']:>4.2f} "
+              f"{g['der']:>4.2f} | {a['missed']:>10.2f} {a['fa']:>4.2f} {a['confusion']:>4.2f} {a['der']:>4.2f} "
+              f"{a.get('found', ''):>5}")
+    m = {k: {p: statistics.mean(r[k][p] for r in rows) for p in ("missed", "fa", "confusion", "der")}
+         for k in ("given", "auto")}
+    print(f"{'mean':<12} | {m['given']['missed']:>11.2f} {m['given']['fa']:>4.2f} {m['given']['confusion']:>4.2f} "
+          f"{m['given']['der']:>4.2f} | {m['auto']['missed']:>10.2f} {m['auto']['fa']:>4.2f} "
+          f"{m['auto']['confusion']:>4.2f} {m['auto']['der']:>4.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--folder", type=Path, default=FOLDER)
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--no-synthetic", action="store_true", help="the real meetings only")
+    ap.add_argument("--pipeline", action="store_true",
+                    help="also score the segments transcribe_file stores today (whole utterances, clustered)")
+    ap.add_argument("--keep", type=Path, help="build (or reuse) the synthetic meetings in this folder")
+    args = ap.parse_args(argv)
+    if not args.folder.is_dir():
+        raise SystemExit(f"no real meetings at {args.folder} (--folder)")
+    rows, per_hour = real(args.folder)
+    stored = pipeline(args.folder) if args.pipeline else []
+    syn: list[dict] = []
+    long: dict = {}
+    if not args.no_synthetic:
+        from tests.support.meetings import have_tools
+
+        if not have_tools():
+            raise SystemExit("the synthetic meetings need espeak-ng and sox (or --no-synthetic)")
+        with tempfile.TemporaryDirectory() as tmp:
+            syn = synthetic(args.keep or Path(tmp))
+            long = speed(args.keep or Path(tmp))
+    if args.json:
+        print(json.dumps({"files": rows, "seconds_per_hour": per_hour, "stored": stored, "synthetic": syn,
+                          "long": long}))
+        return 0
+    print("speaker_segments:")
+    table(rows)
+    if stored:
+        print("stored segments (transcribe_file):")
+        table(stored)
+    for noise in sorted({r["noise"] for r in syn}):
+        rs = [r for r in syn if r["noise"] == noise]
+        right = sum(r["found"] == r["speakers"] for r in rs)
+        given, auto = [r["der_given"] for r in rs], [r["der_auto"] for r in rs]
+        print(f"synthetic, noise {noise}: {len(rs)} meetings of 2-4 voices, count right {right}, "
+              f"DER given mean {statistics.mean(given):.3f} max {max(given):.3f}, "
+              f"auto mean {statistics.mean(auto):.3f} max {max(auto):.3f}")
+    print(f"time on the real clips: {per_hour:.1f} s per hour of audio ({per_hour / 36:.2f} % of its duration)")
+    if long:
+        print(f"time on a {long['audio_s'] / 60:.1f}-min 4-voice synthetic meeting: {long['seconds']:.2f} s = "
+              f"{long['per_hour']:.1f} s per hour ({long['per_hour'] / 36:.2f} %; goal < 1 %); "
+              f"found {long['found']} voices, DER {long['der_auto']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
