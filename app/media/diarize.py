@@ -57,6 +57,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from app.media.linkage import nn_chain, ward_update
+
 RATE = 16_000
 N_MELS, N_CEP = 64, 40          # mel bands; cepstra c1..c39 are kept
 N_DIMS = 12                     # LDA dimensions of the embedding
@@ -191,37 +193,11 @@ def embed(samples: np.ndarray, rate: int = RATE) -> np.ndarray:
 
 
 def _ward(x: np.ndarray, weight: np.ndarray) -> list[tuple[int, int, float, float]]:
-    """Weighted Ward linkage by nearest-neighbour chain, O(n^2) memory and time per merge
-    step: merges (a, b, cost, weight) in increasing cost, where ``a`` and ``b`` are members of
-    the two clusters, cost is the rise in weighted within-cluster sum of squares and weight
-    the merged cluster's total weight."""
-    n = len(x)
+    """Weighted Ward linkage: merges (a, b, cost, weight) in increasing cost, where cost is the
+    rise in weighted within-cluster sum of squares and weight the merged cluster's total."""
     size = weight.astype(np.float64, copy=True)
     d = _distances(x, x) ** 2 * (size[:, None] * size[None, :]) / (size[:, None] + size[None, :])
-    np.fill_diagonal(d, np.inf)
-    merges: list[tuple[int, int, float, float]] = []
-    chain: list[int] = []
-    alive = np.ones(n, bool)
-    while len(merges) < n - 1:
-        if not chain:
-            chain.append(int(np.flatnonzero(alive)[0]))
-        a = chain[-1]
-        b = int(np.argmin(d[a]))
-        if len(chain) > 1 and d[a, chain[-2]] <= d[a, b]:
-            b = chain[-2]
-        if len(chain) < 2 or b != chain[-2]:
-            chain.append(b)
-            continue
-        chain.pop(), chain.pop()
-        total = size[a] + size[b]
-        merges.append((a, b, float(d[a, b]), float(total)))
-        # Lance-Williams update of the Ward cost to every other cluster
-        row = ((size[a] + size) * d[a] + (size[b] + size) * d[b] - size * d[a, b]) / (total + size)
-        d[b], d[:, b] = row, row
-        d[a], d[:, a], d[b, b] = np.inf, np.inf, np.inf
-        size[b] = total
-        alive[a] = False
-    return sorted(merges, key=lambda m: m[2])
+    return nn_chain(d, size, ward_update)
 
 
 def _cut(x: np.ndarray, w: np.ndarray, merges: list[tuple[int, int, float, float]],

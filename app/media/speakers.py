@@ -69,6 +69,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.media.linkage import average_update, nn_chain
+
 RATE = 16_000
 HOP = 256                 # 16 ms: earshot's frame, the grid of everything here
 FPS = RATE / HOP
@@ -261,34 +263,11 @@ def _embed_windows(cep: np.ndarray, speech: np.ndarray, spans: list[tuple[int, i
 
 
 def _average_linkage(x: np.ndarray) -> list[tuple[int, int, float]]:
-    """Average-linkage (UPGMA) tree on Euclidean distances by nearest-neighbour chain:
-    merges (a, b, height) in increasing height, ``a``/``b`` members of the two clusters."""
-    n = len(x)
+    """Average-linkage (UPGMA) tree on Euclidean distances: merges (a, b, height) in increasing
+    height, ``a``/``b`` members of the two clusters."""
     sq = (x * x).sum(1)
     d = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0))
-    np.fill_diagonal(d, np.inf)
-    size = np.ones(n)
-    merges: list[tuple[int, int, float]] = []
-    chain: list[int] = []
-    alive = np.ones(n, bool)
-    while len(merges) < n - 1:
-        if not chain:
-            chain.append(int(np.flatnonzero(alive)[0]))
-        a = chain[-1]
-        b = int(np.argmin(d[a]))
-        if len(chain) > 1 and d[a, chain[-2]] <= d[a, b]:
-            b = chain[-2]
-        if len(chain) < 2 or b != chain[-2]:
-            chain.append(b)
-            continue
-        chain.pop(), chain.pop()
-        merges.append((a, b, float(d[a, b])))
-        row = (size[a] * d[a] + size[b] * d[b]) / (size[a] + size[b])
-        d[b], d[:, b] = row, row
-        d[a], d[:, a], d[b, b] = np.inf, np.inf, np.inf
-        size[b] += size[a]
-        alive[a] = False
-    return sorted(merges, key=lambda m: m[2])
+    return [(a, b, h) for a, b, h, _ in nn_chain(d, np.ones(len(x)), average_update)]
 
 
 def _logdet(x: np.ndarray) -> float:
