@@ -91,6 +91,8 @@ def _put(conn: sqlite3.Connection, table: str, row_id: int, row: dict[str, Any] 
     if values.get("embedding") is not None:
         values["embedding"] = base64.b64decode(values["embedding"])
     now = conn.execute(f"SELECT session_id FROM {table} WHERE id = ?", (row_id,)).fetchone()
+    if now is None and other is not None:
+        return  # changed by the entry, removed since (a re-transcription): nothing to put back
     if now is None:
         cols = ["id", *values]
         conn.execute(f'INSERT INTO {table} ({_names(cols)}) '

@@ -216,6 +216,24 @@ def test_undo_leaves_what_diarization_changed_in_between(lib, meeting):
     assert g.text == "The budjet is too small, um, for Q3." and g.speaker == "S1"
 
 
+def test_each_session_keeps_its_newest_entries(lib, meeting, monkeypatch):
+    from app.library import edits
+
+    monkeypatch.setattr(edits, "HISTORY_LIMIT", 3)
+    sid, ids, _ = meeting
+    for n in range(5):
+        lib.edits.edit_segment(ids[0], f"version {n}")
+    assert [lib.edits.undo(sid) for _ in range(4)][3] is None
+    assert lib.segment(ids[0]).text == "version 1"
+
+
+def test_undo_brings_back_no_segment_removed_since(lib, meeting):
+    sid, ids, _ = meeting
+    lib.edits.edit_segment(ids[1], "The budget is too small for Q3.")
+    lib.delete_segments(sid, keep_edited=False)       # the session is transcribed again from scratch
+    assert lib.edits.undo(sid) and lib.segments(sid) == []
+
+
 def test_diarization_and_retranscription_keep_what_the_user_corrected(lib, meeting):
     from app.pipeline.speakers import diarize_session
 
