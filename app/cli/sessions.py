@@ -1,4 +1,6 @@
-"""``python main.py sessions list | show | search | export | rename-speaker | delete``."""
+"""``python main.py sessions list | show | search | export | rename-speaker | delete`` and the
+transcript corrections: ``edit-segment | restore-segment | replace | set-speaker | split |
+merge-segment | undo | redo`` (``show ID --ids`` gives the segment numbers they take)."""
 
 from __future__ import annotations
 
@@ -15,13 +17,15 @@ from .common import EXIT_OK, UsageError, add_action, add_actions, open_library
 
 
 def register(sub) -> None:
-    actions = add_actions(sub, "sessions", "the library: list, show, search, export, rename, delete",
-                          "sessions_command")
+    actions = add_actions(sub, "sessions", "the library: list, show, search, export, rename, delete, "
+                          "correct transcripts", "sessions_command")
     p = add_action(actions, "list", "all sessions, newest first", _list)
     p.add_argument("--json", action="store_true")
     p = add_action(actions, "show", "one session with its transcript", _show)
     p.add_argument("id", type=int)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--ids", action="store_true",
+                   help="number each segment (what the correcting actions take); * marks a corrected one")
     p = add_action(actions, "search", "full-text search over transcripts, titles and summaries", _search)
     p.add_argument("query")
     p.add_argument("--limit", type=int, default=20)
@@ -39,6 +43,35 @@ def register(sub) -> None:
     p = add_action(actions, "delete", "delete a session, its transcript and its media", _delete)
     p.add_argument("id", type=int)
     p.add_argument("--yes", action="store_true", help="really delete (required)")
+    _register_corrections(actions)
+
+
+def _register_corrections(actions) -> None:
+    def segment_action(name: str, help: str, run):
+        p = add_action(actions, name, help, run)
+        p.add_argument("id", type=int, help="the session")
+        p.add_argument("segment", type=int, help="the segment's number (sessions show ID --ids)")
+        return p
+
+    p = segment_action("edit-segment", "give a segment new words (the model's stay, for restore-segment)", _edit)
+    p.add_argument("text")
+    segment_action("restore-segment", "put back the model's words of a corrected segment", _restore)
+    p = add_action(actions, "replace", "find and replace words in a session's transcript", _replace)
+    p.add_argument("id", type=int)
+    p.add_argument("find")
+    p.add_argument("replace")
+    p.add_argument("--case", action="store_true", help="match case exactly")
+    p.add_argument("--anywhere", action="store_true", help="also inside longer words")
+    p = segment_action("set-speaker", "give a segment to a speaker (a label, a name, or a new name)", _set_speaker)
+    p.add_argument("name")
+    p.add_argument("--following", action="store_true", help="and every later segment of its speaker")
+    p = segment_action("split", "cut a segment in two at a time (at the nearest word)", _split)
+    p.add_argument("--at", type=float, required=True, metavar="SECONDS", help="seconds from the session start")
+    segment_action("merge-segment", "join a segment with the next one (same speaker)", _merge)
+    p = add_action(actions, "undo", "take back the last correction of a session", _undo)
+    p.add_argument("id", type=int)
+    p = add_action(actions, "redo", "make the last undone correction again", _redo)
+    p.add_argument("id", type=int)
 
 
 def _with_library(action: Callable[..., int]) -> Callable[[argparse.Namespace], int]:
@@ -91,8 +124,13 @@ def _show(lib, args) -> int:
         print("\n" + d.summaries[-1].text)
     print()
     for g in d.segments:
-        print(f"[{clock(g.start)}] {(g.speaker or '?') + ': ' if g.speaker else ''}{g.text}")
+        print(_line(g) if args.ids else f"[{clock(g.start)}] {g.speaker + ': ' if g.speaker else ''}{g.text}")
     return EXIT_OK
+
+
+def _line(g) -> str:
+    """A segment with its number (``*``: corrected), as the correcting actions print it."""
+    return f"#{g.id}{'*' if g.edited else ''} [{clock(g.start)}] {g.speaker + ': ' if g.speaker else ''}{g.text}"
 
 
 @_with_library
@@ -148,3 +186,82 @@ def _delete(lib, args) -> int:
     lib.delete_session(s.id)
     print(f"deleted session {s.id} ('{s.title}')")
     return EXIT_OK
+
+
+# ---------------------------------------------------------------- corrections
+
+def _segment(lib, args):
+    """The segment ``args.segment`` of session ``args.id`` (one-line errors otherwise)."""
+    lib.get_session(args.id)
+    g = lib.segment(args.segment)
+    if g.session_id != args.id:
+        raise UsageError(f"segment {g.id} belongs to session {g.session_id}, not {args.id}")
+    return g
+
+
+@_with_library
+def _edit(lib, args) -> int:
+    print(_line(lib.edits.edit_segment(_segment(lib, args).id, args.text)))
+    return EXIT_OK
+
+
+@_with_library
+def _restore(lib, args) -> int:
+    print(_line(lib.edits.restore_segment(_segment(lib, args).id)))
+    return EXIT_OK
+
+
+@_with_library
+def _replace(lib, args) -> int:
+    n = lib.edits.replace_in_session(args.id, args.find, args.replace, whole_word=not args.anywhere,
+                                     case=args.case)
+    print(f"replaced {n} time{'' if n == 1 else 's'}" if n else f"'{args.find}' not found")
+    return EXIT_OK
+
+
+@_with_library
+def _set_speaker(lib, args) -> int:
+    for gid in lib.edits.set_segment_speaker(_segment(lib, args).id, args.name, following=args.following):
+        print(_line(lib.segment(gid)))
+    return EXIT_OK
+
+
+@_with_library
+def _split(lib, args) -> int:
+    from ..library.edits import word_cut
+
+    g = _segment(lib, args)
+    if not g.start < args.at < g.end:
+        raise UsageError(f"{args.at:g}s is outside segment {g.id} ({g.start:g}s to {g.end:g}s)")
+    cut = word_cut(g.text, (args.at - g.start) / (g.end - g.start))
+    if cut is None:
+        raise UsageError(f"segment {g.id} is one word: nothing to split")
+    for half in lib.edits.split_segment(g.id, cut, at_seconds=args.at):
+        print(_line(half))
+    return EXIT_OK
+
+
+@_with_library
+def _merge(lib, args) -> int:
+    print(_line(lib.edits.merge_with_next(_segment(lib, args).id)))
+    return EXIT_OK
+
+
+def _step(lib, args, undo: bool) -> int:
+    from ..errors import MinutelyError
+
+    what = lib.edits.undo(args.id) if undo else lib.edits.redo(args.id)
+    if what is None:  # a failure (exit 1), not a usage error: the command was right, there was nothing
+        raise MinutelyError(f"nothing to {'undo' if undo else 'redo'} in session {args.id}")
+    print(f"{'undone' if undo else 'redone'}: {what}")
+    return EXIT_OK
+
+
+@_with_library
+def _undo(lib, args) -> int:
+    return _step(lib, args, undo=True)
+
+
+@_with_library
+def _redo(lib, args) -> int:
+    return _step(lib, args, undo=False)

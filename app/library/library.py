@@ -23,6 +23,7 @@ from typing import Any
 import sqlite_utils
 
 from .db import DB_NAME, LibraryError, NotFound, connect, open_database
+from .edits import Edits
 from .jobs import Jobs
 from .models import (
     SESSION_KINDS,
@@ -37,13 +38,14 @@ from .models import (
     VoiceProfile,
 )
 from .search import search as _search
-from .store import Store, now_iso
+from .store import SEGMENT_SQL, Store, now_iso, read_segment, segment_of
 from .summaries import Summaries
 
 
 class Library:
-    """Sessions, speakers, segments, media and chat; ``summaries`` and ``jobs`` are
-    components on the same connection (summaries.py, jobs.py)."""
+    """Sessions, speakers, segments, media and chat; ``summaries``, ``jobs`` and ``edits`` (the
+    user's corrections, undoable) are components on the same connection (summaries.py, jobs.py,
+    edits.py)."""
 
     conn: sqlite3.Connection
     db: sqlite_utils.Database
@@ -51,6 +53,7 @@ class Library:
     notice: str | None
     summaries: Summaries
     jobs: Jobs
+    edits: Edits
 
     def __init__(self, conn: sqlite3.Connection, data_dir: Path, notice: str | None = None):
         self._store = Store(conn)
@@ -60,6 +63,7 @@ class Library:
         self.notice = notice  # one line to show the user once (a damaged library set aside)
         self.summaries = Summaries(self._store)
         self.jobs = Jobs(self._store)
+        self.edits = Edits(self._store)
 
     # -- opening ------------------------------------------------------------
     @classmethod
@@ -203,16 +207,21 @@ class Library:
             'SELECT id, start, "end", embedding FROM segments WHERE session_id = ? ORDER BY start, id',
             (session_id,))]
 
-    def assign_speakers(self, session_id: int, labels: dict[int, str]) -> None:
+    def assign_speakers(self, session_id: int, labels: dict[int, str]) -> set[str]:
         """Set each segment's speaker (segment id -> label), creating speakers as needed,
-        and drop speakers no segment refers to any more."""
+        and drop speakers no segment refers to any more. A segment whose speaker the user
+        chose (``speaker_set``) keeps it. Returns the labels of ``labels`` still in use."""
         with self.transaction():
             ids = {label: self.ensure_speaker(session_id, label).id for label in set(labels.values())}
-            self.conn.executemany("UPDATE segments SET speaker_id = ? WHERE id = ? AND session_id = ?",
+            self.conn.executemany("UPDATE segments SET speaker_id = ? WHERE id = ? AND session_id = ? "
+                                  "AND speaker_set = 0",
                                   [(ids[lab], gid, session_id) for gid, lab in labels.items()])
             self.conn.execute("""DELETE FROM speakers WHERE session_id = ? AND id NOT IN
                                  (SELECT DISTINCT speaker_id FROM segments WHERE session_id = ?
                                   AND speaker_id IS NOT NULL)""", (session_id, session_id))
+            left = {r[0] for r in self.conn.execute("SELECT label FROM speakers WHERE session_id = ?",
+                                                    (session_id,))}
+        return left & set(labels.values())
 
     def add_voice_profile(self, name: str, embedding: Any, samples: int = 1) -> VoiceProfile:
         emb = embedding.tobytes() if hasattr(embedding, "tobytes") else embedding
@@ -267,18 +276,11 @@ class Library:
                                                  "speaker": speaker, "language": language}])
         return self.segment(sid)
 
-    _SEGMENT_SQL = """SELECT g.id, g.session_id, g.start, g."end", g.text, g.speaker_id, g.language,
-                             COALESCE(s.name, s.label) AS speaker
-                      FROM segments g LEFT JOIN speakers s ON s.id = g.speaker_id"""
-
     def segment(self, segment_id: int) -> Segment:
-        rows = self._store.rows(self._SEGMENT_SQL + " WHERE g.id = ?", (segment_id,))
-        if not rows:
-            raise NotFound(f"no segment {segment_id}")
-        return Segment(**rows[0])
+        return read_segment(self.conn, segment_id)
 
     def segments(self, session_id: int, start: float | None = None, end: float | None = None) -> list[Segment]:
-        sql = self._SEGMENT_SQL + " WHERE g.session_id = ?"
+        sql = SEGMENT_SQL + " WHERE g.session_id = ?"
         params: list[Any] = [session_id]
         if start is not None:
             sql += ' AND g."end" > ?'
@@ -286,9 +288,7 @@ class Library:
         if end is not None:
             sql += " AND g.start < ?"
             params.append(end)
-        cur = self.conn.execute(sql + " ORDER BY g.start, g.id", params)
-        return [Segment(row[0], row[1], row[2], row[3], row[4], speaker_id=row[5], language=row[6], speaker=row[7])
-                for row in cur]
+        return [segment_of(row) for row in self.conn.execute(sql + " ORDER BY g.start, g.id", params)]
 
     def segment_count(self, session_id: int) -> int:
         return self.conn.execute("SELECT count(*) FROM segments WHERE session_id = ?", (session_id,)).fetchone()[0]
@@ -300,13 +300,17 @@ class Library:
         self._store.update("segments", segment_id, changes)
         return self.segment(segment_id)
 
-    def delete_segments(self, session_id: int, after: float | None = None) -> int:
-        """Remove a session's segments (those starting at or after ``after``)."""
+    def delete_segments(self, session_id: int, after: float | None = None, *, keep_edited: bool = True) -> int:
+        """Remove a session's segments (those starting at or after ``after``) before they are
+        transcribed again; what the user corrected (words, bounds or speaker) stays unless
+        ``keep_edited=False``."""
         sql = "DELETE FROM segments WHERE session_id = ?"
         params: list[Any] = [session_id]
         if after is not None:
             sql += " AND start >= ?"
             params.append(after)
+        if keep_edited:
+            sql += " AND edited = 0 AND speaker_set = 0"
         return self.conn.execute(sql, params).rowcount
 
     # -- media --------------------------------------------------------------

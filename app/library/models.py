@@ -83,6 +83,9 @@ class Segment:
     speaker_id: int | None = None
     speaker: str | None = None   # display name (or label) of the speaker, filled by queries
     language: str | None = None
+    edited: bool = False         # the user changed its words or its bounds: transcription keeps it
+    original_text: str | None = None  # the model's words, where the user changed them
+    speaker_set: bool = False    # the user chose its speaker: diarization keeps it
 
 
 @dataclass

@@ -15,6 +15,10 @@ appended: a released step is never edited.
 4. Structured summaries: a summary's state while it is written (``status``:
    writing / done / failed / cancelled, and ``updated``), and its decisions and
    open questions as rows (``summary_points``), like its action items.
+5. Corrections: a segment the user changed (``edited``: its words or its
+   bounds), the model's words where the user changed them (``original_text``),
+   a speaker the user chose (``speaker_set``: diarization leaves it alone), and
+   the per-session undo history of those changes (``segment_history``).
 """
 
 from __future__ import annotations
@@ -182,11 +186,30 @@ CREATE INDEX summary_points_session ON summary_points (session_id);
 CREATE INDEX action_items_summary ON action_items (summary_id);
 """
 
+STEP_5 = """
+ALTER TABLE segments ADD COLUMN edited INTEGER NOT NULL DEFAULT 0 CHECK (edited IN (0, 1));
+ALTER TABLE segments ADD COLUMN original_text TEXT;
+ALTER TABLE segments ADD COLUMN speaker_set INTEGER NOT NULL DEFAULT 0 CHECK (speaker_set IN (0, 1));
+
+CREATE TABLE segment_history (
+    id         INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    op         TEXT NOT NULL,
+    label      TEXT NOT NULL DEFAULT '',
+    before     TEXT NOT NULL,
+    after      TEXT NOT NULL,
+    undone     INTEGER NOT NULL DEFAULT 0 CHECK (undone IN (0, 1)),
+    created    TEXT NOT NULL
+);
+CREATE INDEX segment_history_session ON segment_history (session_id, id);
+"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, STEP_1),
     (2, STEP_2),
     (3, STEP_3),
     (4, STEP_4),
+    (5, STEP_5),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -20,6 +20,7 @@ from typing import Any
 import sqlite_utils
 
 from .db import NotFound
+from .models import Segment
 
 
 def now_iso() -> str:
@@ -88,3 +89,21 @@ class Store:
         if not rows:
             raise NotFound(f"no {what} {pk}")
         return rows[0]
+
+
+SEGMENT_SQL = """SELECT g.id, g.session_id, g.start, g."end", g.text, g.speaker_id, g.language,
+                        COALESCE(s.name, s.label) AS speaker, g.edited, g.original_text, g.speaker_set
+                 FROM segments g LEFT JOIN speakers s ON s.id = g.speaker_id"""
+
+
+def segment_of(row: Sequence[Any]) -> Segment:
+    """A ``SEGMENT_SQL`` row as a Segment."""
+    return Segment(row[0], row[1], row[2], row[3], row[4], speaker_id=row[5], language=row[6], speaker=row[7],
+                   edited=bool(row[8]), original_text=row[9], speaker_set=bool(row[10]))
+
+
+def read_segment(conn: sqlite3.Connection, segment_id: int) -> Segment:
+    row = conn.execute(SEGMENT_SQL + " WHERE g.id = ?", (segment_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no segment {segment_id}")
+    return segment_of(row)

@@ -18,13 +18,16 @@ def diarize_session(lib, session_id: int, n_speakers: int | None = None) -> int:
     emb = np.stack([np.frombuffer(r[3], "<f4") for r in rows])
     durations = np.array([r[2] - r[1] for r in rows])
     labels = cluster(emb, n_speakers=n_speakers, durations=durations)
-    lib.assign_speakers(session_id, {r[0]: f"S{int(k) + 1}" for r, k in zip(rows, labels, strict=True)})
+    # segments whose speaker the user chose keep it; a cluster of only such segments has no speaker
+    kept = lib.assign_speakers(session_id, {r[0]: f"S{int(k) + 1}" for r, k in zip(rows, labels, strict=True)})
     cents = centroids(emb, labels)
     known = lib.voice_profiles()
     profiles = [(p.id, np.frombuffer(p.embedding, "<f4")) for p in known if p.embedding]
     matches = match_profiles(cents, profiles) if profiles else {}
     names = {p.id: p.name for p in known}
     for k in range(len(cents)):
+        if f"S{k + 1}" not in kept:
+            continue
         sp = lib.speaker(session_id, f"S{k + 1}")
         pid = matches.get(k)
         lib.set_speaker_voice(sp.id, cents[k], name=names.get(pid) if pid else None, profile_id=pid)

@@ -115,3 +115,57 @@ def test_damaged_library_is_reported_in_one_line_and_set_aside(_private_home):
     assert p.returncode == 0 and "no sessions yet" in p.stdout
     assert p.stderr.count("\n") == 1 and "damaged" in p.stderr and "set aside" in p.stderr
     assert any(".damaged-" in f.name for f in _private_home.iterdir())
+
+
+def _ids(sid):
+    return [g["id"] for g in json.loads(run("sessions", "show", str(sid), "--json").stdout)["segments"]]
+
+
+def test_correct_a_transcript_and_undo_it(filled, tmp_path):
+    a, b = filled
+    g1, g2, g3 = _ids(a)
+    p = run("sessions", "show", str(a), "--ids")
+    assert p.returncode == 0 and f"#{g2} [00:04] S2: It is too small for next quarter." in p.stdout
+    p = run("sessions", "edit-segment", str(a), str(g2), "It is too small for the next quarter.")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == f"#{g2}* [00:04] S2: It is too small for the next quarter.\n"
+    assert "[00:04] S2: It is too small for [the] [next] quarter." in run("sessions", "search", "the next").stdout
+    p = run("sessions", "set-speaker", str(a), str(g1), "Dana", "--following")
+    assert p.returncode == 0 and p.stdout.splitlines() == [
+        f"#{g1} [00:00] Dana: Let us look at the marketing budget.",
+        f"#{g3} [01:05] Dana: Then we move money from travel."]
+    p = run("sessions", "split", str(a), str(g2), "--at", "6.75")   # halfway: the cut goes to the nearest word
+    assert p.returncode == 0, p.stderr
+    first, second = p.stdout.splitlines()
+    assert first == f"#{g2}* [00:04] S2: It is too small for" and second.endswith("* [00:06] S2: the next quarter.")
+    p = run("sessions", "merge-segment", str(a), str(g2))
+    assert p.stdout == f"#{g2}* [00:04] S2: It is too small for the next quarter.\n"
+    p = run("sessions", "replace", str(a), "money", "cash")
+    assert p.returncode == 0 and p.stdout == "replaced 1 time\n"
+    md = run("sessions", "export", str(a), "--format", "md").stdout
+    assert "**Dana** [01:05]\nThen we move cash from travel." in md and "the next quarter" in md
+    for what in ("Replace", "Merge", "Split", "Segment", "Edit"):
+        p = run("sessions", "undo", str(a))
+        assert p.returncode == 0 and p.stdout.startswith(f"undone: {what}"), p.stdout
+    assert_one_line_error(run("sessions", "undo", str(a)), 1)     # nothing left to undo
+    assert "[00:04] S2: It is too small for next quarter." in run("sessions", "show", str(a)).stdout
+    p = run("sessions", "redo", str(a))
+    assert p.returncode == 0 and p.stdout == f"redone: Edit segment {g2}\n"
+
+
+def test_correcting_the_wrong_thing_says_why_in_one_line(filled):
+    a, b = filled
+    g1, g2, g3 = _ids(a)
+    (h1,) = _ids(b)
+    for args in (("edit-segment", "999", str(g1), "x"),          # no such session
+                 ("edit-segment", str(a), "999", "x"),          # no such segment
+                 ("edit-segment", str(a), str(h1), "x"),        # a segment of another session
+                 ("edit-segment", str(a), str(g1), "  "),       # empty text
+                 ("split", str(a), str(g2), "--at", "20"),      # a time outside the segment
+                 ("merge-segment", str(a), str(g1)),            # S1 then S2
+                 ("merge-segment", str(a), str(g3)),            # the last one
+                 ("set-speaker", str(a), str(h1), "Ana"),
+                 ("replace", str(a), "", "x"),
+                 ("undo", "999")):
+        assert_one_line_error(run("sessions", *args), 2)
+    assert "Let us look at the marketing budget." in run("sessions", "show", str(a)).stdout
