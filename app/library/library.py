@@ -23,10 +23,12 @@ from typing import Any
 import sqlite_utils
 
 from .db import DB_NAME, LibraryError, NotFound, connect, open_database
+from .events import Events
 from .jobs import Jobs
 from .models import (
     SESSION_KINDS,
     ChatMessage,
+    Event,
     Media,
     SearchHit,
     Segment,
@@ -42,8 +44,8 @@ from .summaries import Summaries
 
 
 class Library:
-    """Sessions, speakers, segments, media and chat; ``summaries`` and ``jobs`` are
-    components on the same connection (summaries.py, jobs.py)."""
+    """Sessions, speakers, segments, media and chat; ``summaries``, ``jobs`` and ``events`` (calendar
+    events) are components on the same connection (summaries.py, jobs.py, events.py)."""
 
     conn: sqlite3.Connection
     db: sqlite_utils.Database
@@ -51,6 +53,7 @@ class Library:
     notice: str | None
     summaries: Summaries
     jobs: Jobs
+    events: Events
 
     def __init__(self, conn: sqlite3.Connection, data_dir: Path, notice: str | None = None):
         self._store = Store(conn)
@@ -60,6 +63,7 @@ class Library:
         self.notice = notice  # one line to show the user once (a damaged library set aside)
         self.summaries = Summaries(self._store)
         self.jobs = Jobs(self._store)
+        self.events = Events(self._store)
 
     # -- opening ------------------------------------------------------------
     @classmethod
@@ -390,6 +394,15 @@ class Library:
         """Forget a session's chat; returns the number of messages removed."""
         with self.transaction():
             return self.conn.execute("DELETE FROM chat_messages WHERE session_id = ?", (session_id,)).rowcount
+
+    # -- calendar events (events.py) ------------------------------------------
+    def events_between(self, start: Any, end: Any) -> list[Event]:
+        """Calendar events overlapping [start, end) (datetimes or ISO strings), in start order."""
+        return self.events.between(start, end)
+
+    def event_at(self, t: Any, end: Any = None) -> Event | None:
+        """The calendar event a recording made at ``t`` (until ``end``) belongs to, if any."""
+        return self.events.at(t, end)
 
     # -- search -------------------------------------------------------------
     def search(self, query: str, limit: int = 50, highlight: tuple[str, str] = ("[", "]"),
