@@ -169,7 +169,8 @@ def test_a_version_4_library_gains_the_calendar(tmp_path):
     for v, sql in MIGRATIONS:
         if v <= 4:
             conn.executescript(f"BEGIN; {sql}; PRAGMA user_version = {v}; COMMIT;")
-    conn.execute("INSERT INTO sessions (id, title, created, kind) VALUES (1, 'Old', '2026-10-26T08:31:00Z', 'recording')")
+    conn.execute("INSERT INTO sessions (id, title, created, kind) "
+                 "VALUES (1, 'Old', '2026-10-26T08:31:00Z', 'recording')")
     conn.close()
     ics.write(tmp_path / "work.ics", ics.WEEKLY)
     with Library.open(tmp_path) as lib:
