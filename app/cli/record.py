@@ -56,6 +56,7 @@ def run(args) -> int:
     with open_library() as lib:
         for sid, res in recover_unfinished(lib):
             say(f"recovered an unfinished recording ({res.duration:.1f} s) into session {sid}")
+        _refresh_calendar(lib, settings.calendar_folder)
 
         def show(seg) -> None:
             say(f"[{clock(seg.start)}] {seg.speaker or '?'}: {seg.text}")
@@ -92,6 +93,20 @@ def run(args) -> int:
         _report(result, args.live)
         print(sid, flush=True)
     return EXIT_OK
+
+
+def _refresh_calendar(lib, folder: str) -> None:
+    """Re-read the watched calendar folder, so the recording finds today's event; never fatal."""
+    if not folder:
+        return
+    from ..library.ics import CalendarError
+    from ..pipeline.calendar import import_folder
+
+    try:
+        for why in import_folder(lib, folder).errors:
+            say(f"calendar: {why}")
+    except CalendarError as e:
+        say(f"calendar: {e}")
 
 
 class _LazyEngine:

@@ -29,7 +29,7 @@ from .models import SessionDetail
 KEY = "minutely_session"
 TAGS = ["meeting", "minutely"]
 MARKER = "%% minutely: write below this line; re-exporting keeps it %%"
-HEAD_BYTES = 16384        # how much of each note is read to find its key
+HEAD_BYTES = 4096         # how much of each note is read to find its key (we write it first)
 _FRONT = re.compile(r"\A---\r?\n(.*?)\r?\n---\r?\n?", re.S)
 
 
@@ -73,23 +73,27 @@ def render_note(detail: SessionDetail, attendees: list[str], old: str = "") -> s
     return f"---\n{head}---\n\n{to_markdown(detail)}\n{MARKER}\n{mine}"
 
 
-def find_note(folder: Path, session_id: int) -> Path | None:
-    """The note of this session in ``folder`` (subfolders too; hidden ones like .obsidian skipped)."""
+def _has_key(path: Path, key: re.Pattern[str]) -> bool:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            head = f.read(HEAD_BYTES)
+    except OSError:
+        return False
+    m = _FRONT.match(head)
+    return bool(m and key.search(m.group(1)))
+
+
+def find_note(folder: Path, session_id: int, likely: str | None = None) -> Path | None:
+    """The note of this session in ``folder`` (subfolders too; hidden ones like .obsidian skipped);
+    ``likely``: the name it was given, looked at first."""
     key = re.compile(rf"^{KEY}:\s*['\"]?{int(session_id)}['\"]?\s*$", re.M)
+    if likely and _has_key(folder / likely, key):
+        return folder / likely
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if not name.lower().endswith(".md"):
-                continue
-            path = Path(root) / name
-            try:
-                with open(path, encoding="utf-8", errors="replace") as f:
-                    head = f.read(HEAD_BYTES)
-            except OSError:
-                continue
-            m = _FRONT.match(head)
-            if m and key.search(m.group(1)):
-                return path
+            if name.lower().endswith(".md") and _has_key(Path(root) / name, key):
+                return Path(root) / name
     return None
 
 
@@ -107,7 +111,7 @@ def export_note(lib, session_id: int, folder: str | Path) -> Path:
         raise ExportError(f"notes folder not found: {folder}")
     detail = lib.session_detail(session_id)
     attendees = [a.display for a in lib.events.session_attendees(session_id)]
-    path = find_note(folder, session_id)
+    path = find_note(folder, session_id, note_name(detail))
     try:
         old = path.read_text(encoding="utf-8", errors="replace") if path else ""
         if path is None:
