@@ -138,10 +138,8 @@ def _live_engine(args, settings):
     check_pair(choice.model, choice.mmproj)
     cfg = engine_config(args, settings)
     cfg.n_parallel = max(1, args.parallel)
-    opts = TranscribeOptions(title=args.title, speakers=args.speakers,
-                             language=args.language or settings.language or None,
-                             translate_to=settings.translate_to or None, parallel=cfg.n_parallel,
-                             hints=list(settings.glossary), replacements=dict(settings.replacements))
+    opts = TranscribeOptions.from_settings(settings, title=args.title, speakers=args.speakers,
+                                           language=args.language or None, parallel=cfg.n_parallel)
     return _LazyEngine(choice, cfg), opts
 
 

@@ -37,6 +37,14 @@ class TranscribeOptions:
     hints: list[str] = field(default_factory=list)  # spellings: the glossary, the session's attendees
     replacements: dict[str, str] = field(default_factory=dict)  # "Mini Lee" -> "Minutely", after the model
 
+    @classmethod
+    def from_settings(cls, settings, **given) -> TranscribeOptions:
+        """The user's standing choices (language, translation, glossary, replacement rules), then
+        ``given`` (a command's options; None values are left to the settings)."""
+        base = {"language": settings.language or None, "translate_to": settings.translate_to or None,
+                "hints": list(settings.glossary), "replacements": dict(settings.replacements)}
+        return cls(**{**base, **{k: v for k, v in given.items() if v is not None}})
+
     def key(self) -> dict:
         """What must match for a run to resume another (the text depends on these)."""
         return {"language": self.language, "translate_to": self.translate_to}

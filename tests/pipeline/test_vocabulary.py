@@ -120,3 +120,11 @@ def test_the_glossary_and_attendees_reach_the_summary_prompt(engine, tmp_path):
         assert r.note is not None and r.note_error is None
         note = (vault / r.note.rsplit("/", 1)[-1]).read_text(encoding="utf-8")
         assert f"minutely_session: {s.id}" in note and "Ana Lima" in note
+
+
+def test_transcribe_options_from_settings():
+    s = Settings(language="de", glossary=["Minutely"], replacements={"Mini Lee": "Minutely"})
+    o = TranscribeOptions.from_settings(s, language=None, speakers=3)
+    assert (o.language, o.translate_to, o.speakers) == ("de", None, 3)
+    assert o.hints == ["Minutely"] and o.replacements == {"Mini Lee": "Minutely"}
+    assert TranscribeOptions.from_settings(s, language="fr").language == "fr"
