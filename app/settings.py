@@ -11,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 from . import defaults, paths
 from .fsutil import atomic_write_text
@@ -39,6 +39,12 @@ class Settings:
     system_device: str = "auto"   # system audio: "auto" (what the computer plays), "off", or a device
     screen_capture: bool = False  # take screenshots while recording (off until the user opts in)
     global_push_to_talk: bool = False  # F9 held in any app dictates (X11 only; off until the user opts in)
+    # the team's words and the calendar
+    glossary: list[str] = field(default_factory=list)  # names, products, acronyms: spelling hints for the model
+    replacements: dict[str, str] = field(default_factory=dict)  # "Mini Lee" -> "Minutely" in every transcript
+    calendar_folder: str = ""     # a folder of .ics files (re)imported as the calendar ("" = none)
+    notes_folder: str = ""        # where sessions are exported as Markdown notes (an Obsidian vault)
+    notes_auto_export: bool = False  # export the note whenever a summary finishes
 
     @classmethod
     def load(cls, path: Path | None = None) -> Settings:
@@ -60,7 +66,7 @@ class Settings:
             v, t = raw[f.name], hints[f.name]
             if t is float and isinstance(v, int) and not isinstance(v, bool):
                 v = float(v)
-            if isinstance(v, t) and not (t is int and isinstance(v, bool)):
+            if _fits(v, t):
                 kw[f.name] = v
             else:
                 log.warning("setting %s has the wrong type; using its default", f.name)
@@ -69,3 +75,15 @@ class Settings:
     def save(self, path: Path | None = None) -> None:
         data = json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
         atomic_write_text(path or paths.settings_path(), data + "\n")
+
+
+def _fits(v: Any, t: Any) -> bool:
+    """``v`` is a value of type ``t``: a plain type (a bool is no int), list[str] or dict[str, str]."""
+    origin = get_origin(t)
+    if origin is list:
+        (item,) = get_args(t)
+        return isinstance(v, list) and all(isinstance(x, item) for x in v)
+    if origin is dict:
+        kt, vt = get_args(t)
+        return isinstance(v, dict) and all(isinstance(k, kt) and isinstance(x, vt) for k, x in v.items())
+    return isinstance(v, t) and not (t is int and isinstance(v, bool))

@@ -56,6 +56,7 @@ def run(args) -> int:
     with open_library() as lib:
         for sid, res in recover_unfinished(lib):
             say(f"recovered an unfinished recording ({res.duration:.1f} s) into session {sid}")
+        _refresh_calendar(lib, settings.calendar_folder)
 
         def show(seg) -> None:
             say(f"[{clock(seg.start)}] {seg.speaker or '?'}: {seg.text}")
@@ -94,6 +95,20 @@ def run(args) -> int:
     return EXIT_OK
 
 
+def _refresh_calendar(lib, folder: str) -> None:
+    """Re-read the watched calendar folder, so the recording finds today's event; never fatal."""
+    if not folder:
+        return
+    from ..library.ics import CalendarError
+    from ..pipeline.calendar import import_folder
+
+    try:
+        for why in import_folder(lib, folder).errors:
+            say(f"calendar: {why}")
+    except CalendarError as e:
+        say(f"calendar: {e}")
+
+
 class _LazyEngine:
     """Loads the model in the live-transcription thread on first use (recording starts at once)."""
 
@@ -123,9 +138,8 @@ def _live_engine(args, settings):
     check_pair(choice.model, choice.mmproj)
     cfg = engine_config(args, settings)
     cfg.n_parallel = max(1, args.parallel)
-    opts = TranscribeOptions(title=args.title, speakers=args.speakers,
-                             language=args.language or settings.language or None,
-                             translate_to=settings.translate_to or None, parallel=cfg.n_parallel)
+    opts = TranscribeOptions.from_settings(settings, title=args.title, speakers=args.speakers,
+                                           language=args.language or None, parallel=cfg.n_parallel)
     return _LazyEngine(choice, cfg), opts
 
 

@@ -1,6 +1,9 @@
 """``python main.py sessions list | show | search | export | rename-speaker | delete`` and the
 transcript corrections: ``edit-segment | restore-segment | replace | set-speaker | split |
-merge-segment | undo | redo`` (``show ID --ids`` gives the segment numbers they take)."""
+merge-segment | undo | redo`` (``show ID --ids`` gives the segment numbers they take).
+
+``export -f md-note`` writes the session as a note with YAML front matter into a folder of notes (an
+Obsidian vault); exporting again updates that note."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from functools import wraps
 from pathlib import Path
 
 from ..fmt import clock
-from .common import EXIT_OK, UsageError, add_action, add_actions, open_library
+from .common import EXIT_OK, UsageError, add_action, add_actions, load_settings, open_library
 
 
 def register(sub) -> None:
@@ -30,10 +33,12 @@ def register(sub) -> None:
     p.add_argument("query")
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--json", action="store_true")
-    p = add_action(actions, "export", "export a session as Markdown, text, SRT, VTT or JSON", _export)
+    p = add_action(actions, "export", "export a session as Markdown, text, SRT, VTT or JSON, or as a note "
+                                      "in a folder of notes (md-note)", _export)
     p.add_argument("id", type=int)
-    p.add_argument("--format", "-f", required=True, help="md, txt, srt, vtt or json")
-    p.add_argument("-o", "--output", help="a folder or file to write (default: standard output)")
+    p.add_argument("--format", "-f", required=True, help="md, txt, srt, vtt, json or md-note")
+    p.add_argument("-o", "--output", help="a folder or file to write (default: standard output; md-note: the "
+                                          "notes folder, default the settings' notes_folder)")
     p = add_action(actions, "rename-speaker", "give a speaker of a session a name", _rename)
     p.add_argument("id", type=int)
     p.add_argument("label", help="the speaker's label, e.g. S1")
@@ -150,6 +155,17 @@ def _search(lib, args) -> int:
 def _export(lib, args) -> int:
     from ..library.export import ExportError, export_session, render
 
+    if args.format.strip().lower() == "md-note":  # a note with front matter, updated in place
+        from ..library.notes import export_note
+
+        folder = args.output or load_settings().notes_folder
+        if not folder:
+            raise UsageError("md-note needs the notes folder: -o FOLDER (or notes_folder in the settings)")
+        try:
+            print(export_note(lib, args.id, Path(folder).expanduser()))
+        except ExportError as e:
+            raise UsageError(str(e)) from None
+        return EXIT_OK
     d = lib.session_detail(args.id)
     try:
         if args.output:

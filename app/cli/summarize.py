@@ -67,7 +67,8 @@ def run(args) -> int:
         loaded.append(Engine(choice.model, None, engine_config(args, settings)))  # text only: no mmproj
         return loaded[-1]
 
-    opts = SummaryOptions(max_tokens=args.max_tokens, seed=args.seed)
+    opts = SummaryOptions(max_tokens=args.max_tokens, seed=args.seed, glossary=list(settings.glossary),
+                          notes_folder=settings.notes_folder if settings.notes_auto_export else None)
     shown = [""]
 
     def stream(_sid: int, text: str) -> None:
@@ -98,4 +99,8 @@ def run(args) -> int:
             elif len(result.text) > len(shown[0]):
                 sys.stdout.write(result.text[len(shown[0]):])
             sys.stdout.write("\n")
+        if result.note:
+            say(f"note written: {result.note}")
+        elif result.note_error:
+            say(f"note not written: {result.note_error}")
     return EXIT_OK

@@ -46,10 +46,9 @@ def run(args) -> int:
         raise ModelError("transcription needs the model's mmproj (audio): give --mmproj")
     cfg = engine_config(args, settings)
     cfg.n_parallel = max(1, args.parallel)
-    opts = TranscribeOptions(title=args.title, speakers=args.speakers,
-                             language=args.language or settings.language or None,
-                             translate_to=args.translate_to or settings.translate_to or None,
-                             parallel=cfg.n_parallel)
+    opts = TranscribeOptions.from_settings(settings, title=args.title, speakers=args.speakers,
+                                           language=args.language or None,
+                                           translate_to=args.translate_to or None, parallel=cfg.n_parallel)
     tty = sys.stderr.isatty()
     last = [0.0]
 

@@ -24,10 +24,12 @@ import sqlite_utils
 
 from .db import DB_NAME, LibraryError, NotFound, connect, open_database
 from .edits import Edits
+from .events import Events
 from .jobs import Jobs
 from .models import (
     SESSION_KINDS,
     ChatMessage,
+    Event,
     Media,
     SearchHit,
     Segment,
@@ -43,9 +45,9 @@ from .summaries import Summaries
 
 
 class Library:
-    """Sessions, speakers, segments, media and chat; ``summaries``, ``jobs`` and ``edits`` (the
-    user's corrections, undoable) are components on the same connection (summaries.py, jobs.py,
-    edits.py)."""
+    """Sessions, speakers, segments, media and chat; ``summaries``, ``jobs``, ``edits`` (the user's
+    corrections, undoable) and ``events`` (calendar events) are components on the same connection
+    (summaries.py, jobs.py, edits.py, events.py)."""
 
     conn: sqlite3.Connection
     db: sqlite_utils.Database
@@ -54,6 +56,7 @@ class Library:
     summaries: Summaries
     jobs: Jobs
     edits: Edits
+    events: Events
 
     def __init__(self, conn: sqlite3.Connection, data_dir: Path, notice: str | None = None):
         self._store = Store(conn)
@@ -64,6 +67,7 @@ class Library:
         self.summaries = Summaries(self._store)
         self.jobs = Jobs(self._store)
         self.edits = Edits(self._store)
+        self.events = Events(self._store)
 
     # -- opening ------------------------------------------------------------
     @classmethod
@@ -394,6 +398,15 @@ class Library:
         """Forget a session's chat; returns the number of messages removed."""
         with self.transaction():
             return self.conn.execute("DELETE FROM chat_messages WHERE session_id = ?", (session_id,)).rowcount
+
+    # -- calendar events (events.py) ------------------------------------------
+    def events_between(self, start: Any, end: Any) -> list[Event]:
+        """Calendar events overlapping [start, end) (datetimes or ISO strings), in start order."""
+        return self.events.between(start, end)
+
+    def event_at(self, t: Any, end: Any = None) -> Event | None:
+        """The calendar event a recording made at ``t`` (until ``end``) belongs to, if any."""
+        return self.events.at(t, end)
 
     # -- search -------------------------------------------------------------
     def search(self, query: str, limit: int = 50, highlight: tuple[str, str] = ("[", "]"),

@@ -226,12 +226,40 @@ class Job:
 class SearchHit:
     session_id: int
     session_title: str
-    source: str                  # "segment", "title" or "summary"
+    source: str                  # "segment", "title", "summary" or "attendee"
     snippet: str                 # with the highlight markers asked for
     offset: float | None = None  # seconds into the session (segments)
     segment_id: int | None = None
     speaker: str | None = None
     rank: float = 0.0
+
+
+@dataclass
+class Attendee:
+    name: str = ""               # the display name the calendar gives (CN), may be empty
+    email: str = ""              # lower case, without "mailto:"; may be empty
+
+    @property
+    def display(self) -> str:
+        """The name, else the part of the address before the @."""
+        return self.name or self.email.split("@")[0]
+
+
+@dataclass
+class Event:
+    """One occurrence of a calendar event (a recurring event has one per occurrence)."""
+    uid: str
+    title: str
+    start: str                   # ISO 8601 UTC, e.g. 2026-11-24T07:58:00Z
+    end: str
+    recurrence_id: str = ""      # which occurrence of the UID (its original start, UTC)
+    all_day: bool = False
+    tz: str | None = None        # the time zone it was written in (TZID), if any
+    location: str | None = None
+    organizer: Attendee | None = None
+    attendees: list[Attendee] = field(default_factory=list)
+    id: int | None = None        # the row, once stored
+    calendar_id: int | None = None
 
 
 @dataclass

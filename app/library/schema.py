@@ -19,6 +19,12 @@ appended: a released step is never edited.
    bounds), the model's words where the user changed them (``original_text``),
    a speaker the user chose (``speaker_set``: diarization leaves it alone), and
    the per-session undo history of those changes (``segment_history``).
+6. Calendars: imported ``.ics`` calendars (one row per file), their events
+   expanded over a window (one row per occurrence, keyed by UID and
+   recurrence id, times in UTC) with attendees; and the event a session was
+   recorded during (``session_events``) with its attendees
+   (``session_attendees``, full-text searchable by name and email), kept when
+   the calendar changes.
 """
 
 from __future__ import annotations
@@ -204,12 +210,70 @@ CREATE TABLE segment_history (
 CREATE INDEX segment_history_session ON segment_history (session_id, id);
 """
 
+STEP_6 = """
+CREATE TABLE calendars (
+    id        INTEGER PRIMARY KEY,
+    source    TEXT NOT NULL UNIQUE,
+    name      TEXT NOT NULL DEFAULT '',
+    imported  TEXT NOT NULL
+);
+
+CREATE TABLE events (
+    id              INTEGER PRIMARY KEY,
+    calendar_id     INTEGER NOT NULL REFERENCES calendars (id) ON DELETE CASCADE,
+    uid             TEXT NOT NULL,
+    recurrence_id   TEXT NOT NULL DEFAULT '',
+    title           TEXT NOT NULL DEFAULT '',
+    start           TEXT NOT NULL,
+    "end"           TEXT NOT NULL,
+    all_day         INTEGER NOT NULL DEFAULT 0 CHECK (all_day IN (0, 1)),
+    tz              TEXT,
+    location        TEXT,
+    organizer_name  TEXT,
+    organizer_email TEXT,
+    UNIQUE (calendar_id, uid, recurrence_id),
+    CHECK ("end" >= start)
+);
+CREATE INDEX events_start ON events (start, "end");
+
+CREATE TABLE event_attendees (
+    id        INTEGER PRIMARY KEY,
+    event_id  INTEGER NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+    name      TEXT NOT NULL DEFAULT '',
+    email     TEXT NOT NULL DEFAULT '',
+    position  INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX event_attendees_event ON event_attendees (event_id, position);
+CREATE INDEX event_attendees_name ON event_attendees (name COLLATE NOCASE);
+CREATE INDEX event_attendees_email ON event_attendees (email COLLATE NOCASE);
+
+CREATE TABLE session_events (
+    session_id  INTEGER PRIMARY KEY REFERENCES sessions (id) ON DELETE CASCADE,
+    uid         TEXT NOT NULL,
+    title       TEXT NOT NULL DEFAULT '',
+    start       TEXT NOT NULL,
+    "end"       TEXT NOT NULL,
+    location    TEXT
+);
+
+CREATE TABLE session_attendees (
+    id         INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    name       TEXT NOT NULL DEFAULT '',
+    email      TEXT NOT NULL DEFAULT '',
+    person     TEXT NOT NULL DEFAULT '',
+    position   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX session_attendees_session ON session_attendees (session_id, position);
+""" + _fts("session_attendees", "person")
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, STEP_1),
     (2, STEP_2),
     (3, STEP_3),
     (4, STEP_4),
     (5, STEP_5),
+    (6, STEP_6),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -1,4 +1,4 @@
-"""Full-text search over segment text, session titles and summaries (FTS5).
+"""Full-text search over segment text, session titles, summaries and attendees (FTS5).
 
 The user's words are quoted before they reach FTS5 (no query syntax errors, no
 operators typed by accident), all must match, and the last one matches as a
@@ -64,6 +64,14 @@ def search(conn: sqlite3.Connection, query: str, *, limit: int = 50,
         for sid, (rank, snip) in best.items():
             if sid in rows:
                 hits.append(SearchHit(session_id=sid, session_title=rows[sid][1], source="title",
+                                      snippet=snip, offset=0.0, rank=rank * TITLE_BOOST))
+    if session_id is None:  # the people a session's calendar event invited
+        best = _ranked(conn, "session_attendees_fts", q, limit, highlight, "", [], whole=True)
+        rows = _rows_by_id(conn, """SELECT a.id, a.session_id, s.title FROM session_attendees a
+                                   JOIN sessions s ON s.id = a.session_id WHERE a.id IN ({})""", list(best))
+        for aid, (rank, snip) in best.items():
+            if aid in rows:
+                hits.append(SearchHit(session_id=rows[aid][1], session_title=rows[aid][2], source="attendee",
                                       snippet=snip, offset=0.0, rank=rank * TITLE_BOOST))
     scope = "" if session_id is None else " AND rowid IN (SELECT id FROM summaries WHERE session_id = ?)"
     best = _ranked(conn, "summaries_fts", q, limit, highlight, scope, scope_params)
@@ -141,7 +149,7 @@ def _ranked(conn: sqlite3.Connection, table: str, q: str, limit: int, highlight:
 
 
 _SOURCES = {"segments_fts": ("segments", "text"), "sessions_fts": ("sessions", "title"),
-            "summaries_fts": ("summaries", "text")}
+            "summaries_fts": ("summaries", "text"), "session_attendees_fts": ("session_attendees", "person")}
 
 
 def _rows_by_id(conn: sqlite3.Connection, sql: str, ids: list[int]) -> dict[int, tuple]:

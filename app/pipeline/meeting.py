@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from app.capture.recorder import Recorder, RecordingError, RecordingResult, find_unfinished, recover
 from app.capture.tracks import DONE_STATES, SIDECAR, is_live, read_sidecar
 from app.library.models import SessionState
+from app.pipeline.calendar import apply_event, session_options
 from app.pipeline.live import LiveStats, LiveTranscriber
 from app.pipeline.transcribe import TranscribeOptions
 
@@ -87,6 +88,7 @@ class Meeting:
         self._keeper: ScreenKeeper | None = None
         self._stop_lock = threading.Lock()
         self._result: MeetingResult | None = None
+        self._auto_title: str | None = None  # the title the app gave at start (default or the event's)
 
     # --- state for the GUI --------------------------------------------------------------------
     @property
@@ -143,6 +145,7 @@ class Meeting:
             raise RecordingError("this meeting was already started")
         s = self.lib.create_session(self.title or default_title(), "recording", status=SessionState.RECORDING)
         self.session_id = s.id
+        self._calendar(s.id)  # the event's title and attendees; their names become spelling hints
         if self.engine is not None:
             self.live = LiveTranscriber(self.lib, s.id, self.engine, self.options, on_segment=self.on_segment,
                                         on_notice=self._notice, queue_size=self.queue_size)
@@ -208,6 +211,7 @@ class Meeting:
                 self._screen_evt.set()
                 self._screen_t.join(30)
             stats = None
+            self._calendar(self.session_id, rec.duration)  # the whole span decides the event
             if self.live is not None:
                 stats = self.live.finish(rec.mix, self.options.speakers, timeout)
             sid = self.session_id
@@ -232,6 +236,19 @@ class Meeting:
             self.live.cancel()
 
     # --- internals ----------------------------------------------------------------------------
+    def _calendar(self, sid: int, duration: float | None = None) -> None:
+        """The calendar event this recording is part of (a title the user gave is kept); the
+        transcription's hints and speaker count follow its attendees. Never stops a recording."""
+        try:
+            title = self.lib.get_session(sid).title
+            mine = self.title is None and (duration is None or title == self._auto_title)
+            apply_event(self.lib, sid, replace_title=mine, duration=duration)
+            if mine:
+                self._auto_title = self.lib.get_session(sid).title
+            self.options = session_options(self.lib, sid, self.options)
+        except Exception:
+            log.exception("the calendar event of session %d could not be applied", sid)
+
     def _audio_flows(self) -> None:  # the recorder's writer thread
         with self._state_lock:
             self._audio.set()

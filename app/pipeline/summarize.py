@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,7 @@ from app.library.models import JobKind, SummarizeResume, SummaryState
 from app.pipeline.context import Line, format_time, render, span, split_to_budget, text_counter, transcript_lines
 from app.pipeline.structured import complete_json, items_schema, markdown_sections, merge, normalize
 from app.pipeline.summary_templates import Template, TemplateError, Templates, load_templates
+from app.pipeline.vocabulary import hint_sentence, terms
 
 log = logging.getLogger("minutely.summarize")
 
@@ -79,6 +80,8 @@ class SummaryOptions:
     seed: int = 0
     model: str | None = None      # model name stored with the summary
     flush_seconds: float = 0.25   # how often streamed text is written to the library
+    glossary: list[str] = field(default_factory=list)  # the team's words: spellings for the prompt
+    notes_folder: str | None = None  # when the summary is done, export the session's note there
 
 
 @dataclass
@@ -103,11 +106,13 @@ class SummaryResult:
     mode: str = "one-pass"        # or "map-reduce"
     parts: int = 1
     replies: list[Any] = field(default_factory=list)         # every model call's Reply (timings)
+    note: str | None = None       # the note written (SummaryOptions.notes_folder)
+    note_error: str | None = None  # why it could not be (the summary is kept all the same)
 
     def to_dict(self) -> dict:
         return {"summary_id": self.summary_id, "job_id": self.job_id, "template": self.template,
                 "mode": self.mode, "parts": self.parts, "text": self.text, "action_items": self.action_items,
-                "decisions": self.decisions, "open_questions": self.open_questions}
+                "decisions": self.decisions, "open_questions": self.open_questions, "note": self.note}
 
 
 def resolve_template(template: str | Template, templates: Templates | None = None) -> Template:
@@ -119,16 +124,24 @@ def resolve_template(template: str | Template, templates: Templates | None = Non
         raise SummarizeError(str(e)) from None
 
 
-def transcript_prompt(session, lines: list[Line], instruction: str, part: tuple[int, int] | None = None) -> str:
+def system_text(attendees: Sequence[str] = (), glossary: Sequence[str] = ()) -> str:
+    """SYSTEM, with the meeting's attendees and the team's words (spellings) when there are any."""
+    extra = [f"The attendees: {', '.join(attendees)}."] if attendees else []
+    hint = hint_sentence(terms(glossary, attendees))
+    return " ".join([SYSTEM, *extra, *([hint] if hint else [])])
+
+
+def transcript_prompt(session, lines: list[Line], instruction: str, part: tuple[int, int] | None = None,
+                      system: str = SYSTEM) -> str:
     """The user message: the transcript first (a prefix shared by every template), then the task.
 
     The standing instruction (SYSTEM) opens the user message rather than a system
     turn: every chat template has user turns, not all have a system role."""
     dur = format_time(session.duration) if session.duration else format_time(span(lines)[1])
-    head = f'{SYSTEM}\n\nTranscript of "{session.title}" ({session.created[:10]}, {dur})'
+    head = f'{system}\n\nTranscript of "{session.title}" ({session.created[:10]}, {dur})'
     if part is not None:
         a, b = span(lines)
-        head = f"{SYSTEM}\n\nPart {part[0]} of {part[1]} ({format_time(a)}-{format_time(b)}) of the " \
+        head = f"{system}\n\nPart {part[0]} of {part[1]} ({format_time(a)}-{format_time(b)}) of the " \
                f'transcript of "{session.title}"'
     return f"{head}:\n{render(lines)}\n\n{instruction}"
 
@@ -160,7 +173,7 @@ def summarize(lib, engine: EngineSource, session_id: int, template: str | Templa
                       cancelled=stops) as job:
         run = _Run(lib, eng, session, tpl, opts, summary.id, job, progress, on_text, cancel)
         try:
-            return run.go(lines)
+            result = run.go(lines)
         except BaseException as e:
             try:  # the text so far is kept; the job records the end itself
                 lib.summaries.write(summary.id, run.text,
@@ -168,6 +181,15 @@ def summarize(lib, engine: EngineSource, session_id: int, template: str | Templa
             except Exception:  # the library itself failed: the original error matters more
                 log.exception("could not record the end of summary %d", summary.id)
             raise
+    if opts.notes_folder:  # the note follows its summary; a failed export never fails the summary
+        from app.library.notes import export_note
+
+        try:
+            result.note = str(export_note(lib, session_id, opts.notes_folder))
+        except MinutelyError as e:
+            result.note_error = str(e)
+            log.warning("note not exported: %s", e)
+    return result
 
 
 class _Run:
@@ -178,6 +200,8 @@ class _Run:
         self._progress, self._on_text, self._cancel = progress, on_text, cancel
         self.text = ""
         self.replies: list[Any] = []
+        people = [a.display for a in lib.events.session_attendees(session.id)]
+        self.system = system_text(people, opts.glossary)
         ctx = int(getattr(eng, "n_ctx", 0) or 0) or defaults.N_CTX
         self.ctx = min(ctx, opts.context) if opts.context else ctx
         # answers never take more than a quarter of the context each: a small context still works
@@ -254,7 +278,7 @@ class _Run:
 
     def go(self, lines: list[Line]) -> SummaryResult:
         instruction = f"{self.tpl.instruction}\n\n{NOT_LISTS}"
-        msgs = [Message.user(transcript_prompt(self.session, lines, instruction))]
+        msgs = [Message.user(transcript_prompt(self.session, lines, instruction, system=self.system))]
         extract = Message.user(EXTRACT.format(what=self._what()))
         base = self.eng.count_tokens([Message.user("")])
         reserve = self.md_tokens + self.eng.count_tokens([Message.user(extract.text)]) - base + \
@@ -279,7 +303,7 @@ class _Run:
         schema = items_schema(fields, self.opts.max_items, notes=k)
         # the prompt around a part's lines, measured with the longest header it can have
         probe = transcript_prompt(self.session, [Line(86399, 86399, "")], MAP.format(
-            i=999, n=999, k=k, what=self._what()))
+            i=999, n=999, k=k, what=self._what()), system=self.system)
         overhead = self.eng.count_tokens([Message.user(probe)])
         budget = self.ctx - overhead - self.notes_tokens - MARGIN
         parts = split_to_budget(lines, count, max(16, budget))
@@ -289,25 +313,26 @@ class _Run:
         for i, part in enumerate(parts, 1):
             self._tick("part", 0.6 * (i - 1) / n, i, n)
             task = MAP.format(i=i, n=n, k=k, what=self._what())
-            msgs = [Message.user(transcript_prompt(self.session, part, task, (i, n)))]
+            msgs = [Message.user(transcript_prompt(self.session, part, task, (i, n), self.system))]
             r = self._json(msgs, self.notes_tokens, schema)
             a, b = span(part)
             notes.append(f"Part {i} ({format_time(a)}-{format_time(b)}):")
             notes.extend(f"- {t}" for t in r.pop("notes", []))
             results.append(r)
         notes = self._condense(notes, instruction)
-        text = NOTES.format(system=SYSTEM, title=self.session.title, notes="\n".join(notes), task=instruction)
+        text = NOTES.format(system=self.system, title=self.session.title, notes="\n".join(notes), task=instruction)
         markdown = self._write_markdown([Message.user(text)], 0.7, 0.95, "summarizing")
         return self._finish(markdown, merge(results, fields), "map-reduce", n)
 
     def _condense(self, notes: list[str], instruction: str) -> list[str]:
         """Notes short enough for the final call: condensed group by group while they are not."""
         count = text_counter(self.eng)
-        fixed = self.eng.count_tokens([Message.user(NOTES.format(system=SYSTEM, title=self.session.title, notes="",
+        fixed = self.eng.count_tokens([Message.user(NOTES.format(system=self.system, title=self.session.title,
+                                                                  notes="",
                                                                   task=instruction))])
         budget = self.ctx - fixed - self.md_tokens - MARGIN
         schema = items_schema((), notes=self.opts.notes_per_part)
-        task_tokens = self.eng.count_tokens([Message.user(f"{SYSTEM}\n\n\n\n{CONDENSE.format(k=99)}")])
+        task_tokens = self.eng.count_tokens([Message.user(f"{self.system}\n\n\n\n{CONDENSE.format(k=99)}")])
         group_budget = max(16, self.ctx - task_tokens - self.notes_tokens - MARGIN)
         for round_ in range(4):
             if count("\n".join(notes)) <= budget:
@@ -316,7 +341,7 @@ class _Run:
             self._tick("condensing", 0.6 + 0.1 * round_ / 4, 0, len(groups))
             out: list[str] = []
             for g in groups:
-                msg = Message.user(f"{SYSTEM}\n\n{render(g)}\n\n{CONDENSE.format(k=self.opts.notes_per_part)}")
+                msg = Message.user(f"{self.system}\n\n{render(g)}\n\n{CONDENSE.format(k=self.opts.notes_per_part)}")
                 out.extend(f"- {t}" for t in self._json([msg], self.notes_tokens, schema).get("notes", []))
             notes = out
         # still too long (a tiny context): keep what fits, in time order

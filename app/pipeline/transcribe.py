@@ -32,6 +32,7 @@ from app.library.jobs import JobRun
 from app.library.models import JobKind, JobState, SessionState, TranscribeResume
 from app.media.audio import SAMPLE_RATE, NoSpeech, check_file, iter_audio
 from app.pipeline import utterances
+from app.pipeline.calendar import session_options
 from app.pipeline.speakers import diarize_session
 from app.pipeline.utterances import TranscribeOptions
 
@@ -173,6 +174,7 @@ def transcribe_file(lib, engine: EngineSource | None, path: str | Path,
     state: TranscribeResume = job.resume_state()
     path = Path(path).expanduser().resolve()  # prepare_file checked it is a file
     session_id = job.session_id
+    opts = session_options(lib, session_id, opts)  # a recording's attendees: hints, speaker count
     if state.done:
         log.info("resuming job %d at utterance %d of %d", job.id, state.done, len(state.utterances))
     with lib.jobs.run(job, cancelled=(TranscribeCancelled,), session_busy=SessionState.TRANSCRIBING) as run:

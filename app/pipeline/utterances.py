@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from app.engine.cancel import Cancellable
 from app.engine.messages import Audio, Message
 from app.engine.protocol import ChatEngine
 from app.media.audio import SAMPLE_RATE
+from app.pipeline.vocabulary import Replacements, hint_sentence
 
 INSTRUCTION = ("Transcribe the speech in this audio exactly as spoken{lang}. Write only the words that "
                "are said, with punctuation: no comments, no timestamps, no speaker names.")
@@ -33,6 +34,16 @@ class TranscribeOptions:
     translate_to: str | None = None      # write the text in this language instead
     parallel: int = defaults.N_PARALLEL  # utterances decoded together (2.1x one-by-one on 2 CPU threads)
     tokens_per_second: float = 8.0       # answer budget per second of speech (+ a base)
+    hints: list[str] = field(default_factory=list)  # spellings: the glossary, the session's attendees
+    replacements: dict[str, str] = field(default_factory=dict)  # "Mini Lee" -> "Minutely", after the model
+
+    @classmethod
+    def from_settings(cls, settings, **given) -> TranscribeOptions:
+        """The user's standing choices (language, translation, glossary, replacement rules), then
+        ``given`` (a command's options; None values are left to the settings)."""
+        base = {"language": settings.language or None, "translate_to": settings.translate_to or None,
+                "hints": list(settings.glossary), "replacements": dict(settings.replacements)}
+        return cls(**{**base, **{k: v for k, v in given.items() if v is not None}})
 
     def key(self) -> dict:
         """What must match for a run to resume another (the text depends on these)."""
@@ -45,10 +56,13 @@ class TranscribeOptions:
 
 
 def instruction(opts: TranscribeOptions) -> str:
+    """The text before the audio: the same for every utterance of a session (a shared prefix),
+    the spelling hints included."""
     lang = f" (the speech is in {opts.language})" if opts.language else ""
-    if opts.translate_to:
-        return TRANSLATE.format(target=opts.translate_to, lang=lang)
-    return INSTRUCTION.format(lang=lang)
+    text = TRANSLATE.format(target=opts.translate_to, lang=lang) if opts.translate_to \
+        else INSTRUCTION.format(lang=lang)
+    hints = hint_sentence(opts.hints)
+    return f"{text} {hints}" if hints else text
 
 
 def prompt_for(audio: np.ndarray, opts: TranscribeOptions) -> list[Message]:
@@ -64,10 +78,11 @@ def clean_text(text: str) -> str:
 
 def ask(engine: ChatEngine, audios: Sequence[np.ndarray], opts: TranscribeOptions,
         cancel: Cancellable | None = None) -> list[str | None]:
-    """The cleaned text of each utterance ("" when the model heard no words), asked together as
-    parallel sequences; None for one whose answer was cut short by ``cancel`` (never store it:
-    a cut answer is a truncated transcript)."""
+    """The cleaned text of each utterance ("" when the model heard no words), the replacement rules
+    applied, asked together as parallel sequences; None for one whose answer was cut short by
+    ``cancel`` (never store it: a cut answer is a truncated transcript)."""
     longest = max(len(a) for a in audios) / SAMPLE_RATE
     replies = engine.chat_batch([prompt_for(a, opts) for a in audios],
                                 max_tokens=int(16 + opts.tokens_per_second * longest), cancel=cancel)
-    return [None if r.finish_reason == "cancelled" else clean_text(r.text) for r in replies]
+    fix = Replacements(opts.replacements)
+    return [None if r.finish_reason == "cancelled" else fix.apply(clean_text(r.text)) for r in replies]
