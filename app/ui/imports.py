@@ -34,8 +34,8 @@ class Importer(QObject):
     def _options(self):
         from app.pipeline.transcribe import TranscribeOptions
 
-        s = self.services.settings
-        return TranscribeOptions(language=s.language or None, translate_to=s.translate_to or None)
+        # the user's standing choices: language, translation, glossary hints, replacement rules
+        return TranscribeOptions.from_settings(self.services.settings)
 
     def import_file(self, path: Path) -> Task:
         from app.pipeline.transcribe import prepare_file

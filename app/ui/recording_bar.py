@@ -61,13 +61,17 @@ class MeetingRun(QObject):
         self.meeting = None
         self._commands: queue.Queue = queue.Queue()
         args, commands, connect = dict(mic=mic, system=system, title=title), self._commands, services.library.connect
+        from app.pipeline.utterances import TranscribeOptions
+
+        options = TranscribeOptions.from_settings(services.settings)  # glossary and replacements too
 
         def run(ctx):
             from app.pipeline.meeting import Meeting
 
             lib = connect()
             try:
-                m = Meeting(lib, engine=engine, on_segment=lambda seg: ctx.note(("segment", seg.session_id)),
+                m = Meeting(lib, engine=engine, options=options,
+                            on_segment=lambda seg: ctx.note(("segment", seg.session_id)),
                             on_notice=lambda text: ctx.note(("notice", text)),
                             on_state=lambda st: ctx.note(("state", st)), **args)
                 sid = m.start()  # no device, a bad name: the task fails with one line
