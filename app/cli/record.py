@@ -125,7 +125,8 @@ def _live_engine(args, settings):
     cfg.n_parallel = max(1, args.parallel)
     opts = TranscribeOptions(title=args.title, speakers=args.speakers,
                              language=args.language or settings.language or None,
-                             translate_to=settings.translate_to or None, parallel=cfg.n_parallel)
+                             translate_to=settings.translate_to or None, parallel=cfg.n_parallel,
+                             user_name=settings.user_name or "You")
     return _LazyEngine(choice, cfg), opts
 
 

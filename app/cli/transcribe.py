@@ -50,7 +50,7 @@ def run(args) -> int:
     opts = TranscribeOptions(title=args.title, speakers=args.speakers,
                              language=args.language or settings.language or None,
                              translate_to=args.translate_to or settings.translate_to or None,
-                             parallel=cfg.n_parallel)
+                             parallel=cfg.n_parallel, user_name=settings.user_name or "You")
     tty = sys.stderr.isatty()
     last = [0.0]
 

@@ -38,6 +38,8 @@ from app.media.diarize import cluster, embed
 from app.media.vad import Segmenter
 from app.pipeline import utterances
 from app.pipeline.speakers import diarize_session
+from app.pipeline.two_tracks import (LOCAL_LABEL, MIC, SYSTEM, TrackSplitter, TrackUtterance, diarize_tracks,
+                                     name_local, recording_tracks, utterance_audio)
 from app.pipeline.utterances import TranscribeOptions
 
 log = logging.getLogger("minutely.live")
@@ -53,6 +55,7 @@ class Pending:
     audio: np.ndarray | None  # None: cut it from the finished recording
     ended_at: float = 0.0     # time.monotonic() when its last sample was recorded
     queued_at: float = 0.0    # time.monotonic() when the VAD put it in the queue
+    track: str | None = None  # "mic" or "system" when the tracks are transcribed apart (else the mix)
 
 
 def read_span(wav: Path, start: float, end: float) -> np.ndarray:
@@ -80,6 +83,7 @@ class UtteranceQueue:
         self.closed = False
         self.dropped = 0
         self.dropped_spans: list[tuple[float, float]] = []
+        self.dropped_tracks: list[str | None] = []  # the track of each dropped span
         self.high_water = 0
 
     def put(self, item: Pending) -> Pending | None:
@@ -92,6 +96,7 @@ class UtteranceQueue:
                 old = self._items.popleft()
                 self.dropped += 1
                 self.dropped_spans.append((old.start, old.end))
+                self.dropped_tracks.append(old.track)
             self._items.append(item)
             self.high_water = max(self.high_water, len(self._items))
             self._cond.notify()
@@ -249,6 +254,7 @@ class LiveTranscriber:
         self.queue = UtteranceQueue(queue_size)
         self.mixer = Mixer()
         self.speakers = LiveSpeakers()
+        self.splitter: TrackSplitter | None = None  # VAD per track (a mic and a system track)
         self.stats = LiveStats()
         self._vad_options = vad_options or {}
         self._feed: collections.deque = collections.deque()
@@ -256,7 +262,7 @@ class LiveTranscriber:
         self._fed_end = False
         self._hist = np.zeros(0, np.float32)
         self._hist_start = 0
-        self._failed_spans: list[tuple[float, float]] = []
+        self._failed_spans: list[tuple[float, float, str | None]] = []
         self._model_broken = False
         self._cancel = CancelToken()  # live transcription's own: a file job's cancel never stops it
         self._lock = threading.Lock()
@@ -270,6 +276,8 @@ class LiveTranscriber:
 
     def set_tracks(self, tracks: list[str]) -> None:
         """The recorder's track names (known once it has started)."""
+        if {MIC, SYSTEM} <= set(tracks):
+            self.splitter = TrackSplitter(self._vad_options, keep_seconds=KEEP_SECONDS)
         self.mixer.tracks = list(tracks)
         self._feed_evt.set()
 
@@ -293,9 +301,15 @@ class LiveTranscriber:
                 last_t = None
                 while self.mixer.tracks is not None and self._feed:
                     track, pos, x, last_t = self._feed.popleft()
+                    if self.splitter is not None:
+                        self._queue_tracked(self.splitter.push(track, pos, x), last_t)
+                        continue
                     mixed = self.mixer.push(track, pos, x)
                     if len(mixed):
                         self._vad(seg, seg.push(mixed), mixed, last_t)
+                if self._fed_end and not self._feed and self.splitter is not None:
+                    self._queue_tracked(self.splitter.flush(), time.monotonic())
+                    return
                 if self._fed_end and not self._feed:
                     rest = self.mixer.flush()
                     now = time.monotonic()
@@ -329,6 +343,19 @@ class LiveTranscriber:
             drop = len(self._hist) - keep
             self._hist, self._hist_start = self._hist[drop:], self._hist_start + drop
 
+    def _queue_tracked(self, found, t_now: float) -> None:
+        """Utterances the per-track VAD finished (a mic one after its echo check)."""
+        end = max(t.end for t in self.splitter.tracks.values()) / SAMPLE_RATE
+        for u, audio in found:
+            self.stats.utterances += 1
+            if len(audio) < SAMPLE_RATE // 20:
+                continue
+            now = time.monotonic()
+            ended_at = t_now - max(0.0, end - u.end)
+            self.queue.put(Pending(u.start, u.end, audio, ended_at, now, track=u.track))
+            with self._lock:
+                self.stats.vad_delays.append(now - ended_at)
+
     # --- model thread ---------------------------------------------------------------------------
     def _model_loop(self) -> None:
         lib = self.lib.connect()
@@ -356,14 +383,14 @@ class LiveTranscriber:
         engine = self._get_engine()
         if engine is None:
             with self._lock:
-                self._failed_spans += [(p.start, p.end) for p in batch]
+                self._failed_spans += [(p.start, p.end, p.track) for p in batch]
             return
         t0 = time.monotonic()
         try:
             texts = utterances.ask(engine, [p.audio for p in batch], self.opts, self._cancel)
         except Exception as e:  # a crashed model process restarts on the next call (EngineHost)
             with self._lock:
-                self._failed_spans += [(p.start, p.end) for p in batch]
+                self._failed_spans += [(p.start, p.end, p.track) for p in batch]
                 self.stats.failed += len(batch)
             self._notice(f"the model failed on {len(batch)} utterance(s) ({' '.join(str(e).split())}); "
                          "they are tried again after the recording")
@@ -372,7 +399,7 @@ class LiveTranscriber:
         cut = [p for p, t in zip(batch, texts) if t is None]
         if cut:  # stopped mid-answer: a cut-short text is never stored; the span is done again
             with self._lock:  # from the recording after the meeting (unless live itself stops)
-                self._failed_spans += [(p.start, p.end) for p in cut]
+                self._failed_spans += [(p.start, p.end, p.track) for p in cut]
         answered = [(p, t) for p, t in zip(batch, texts) if t is not None]
         rows, kept = [], []
         for p, text in answered:
@@ -380,11 +407,20 @@ class LiveTranscriber:
                 kept.append(p)
                 rows.append({"start": p.start, "end": p.end, "text": text, "embedding": embed(p.audio, SAMPLE_RATE),
                              "language": self.opts.text_language})
-        if rows:
-            labels = self.speakers.assign([r["embedding"] for r in rows], [p.end - p.start for p in kept])
-            for row, lab in zip(rows, labels):
+        others = [(r, p) for r, p in zip(rows, kept) if p.track != MIC]
+        if others:  # the local user (mic track of a two-track recording) is never clustered
+            labels = self.speakers.assign([r["embedding"] for r, _ in others], [p.end - p.start for _, p in others])
+            for (row, _), lab in zip(others, labels):
                 row["speaker"] = lab
-        ids = lib.add_segments(self.session_id, rows) if rows else []
+        for row, p in zip(rows, kept):
+            if p.track == MIC:
+                row["speaker"] = LOCAL_LABEL
+        ids = []
+        if rows:
+            with lib.transaction():
+                ids = lib.add_segments(self.session_id, rows)
+                if any(p.track == MIC for p in kept):
+                    name_local(lib, self.session_id, self.opts.user_name)
         now = time.monotonic()
         with self._lock:
             self.stats.transcribed += len(answered)
@@ -421,8 +457,10 @@ class LiveTranscriber:
         self.end_of_audio()
         self._vad_t.join(timeout)
         self._model_t.join(timeout)
-        missed = sorted(self.queue.dropped_spans + self._failed_spans)
+        missed = sorted([(s, e, t) for (s, e), t in zip(self.queue.dropped_spans, self.queue.dropped_tracks)]
+                        + self._failed_spans, key=lambda m: (m[0], m[1], m[2] or ""))
         self._failed_spans = []
+        tracks = recording_tracks(mix) if mix is not None and self.splitter is not None else None
         if missed and mix is not None and Path(mix).exists() and not self._cancel.is_set() \
                 and self._get_engine() is not None:
             lib = self.lib.connect()
@@ -431,14 +469,19 @@ class LiveTranscriber:
                 for i in range(0, len(missed), step):
                     if self._cancel.is_set():
                         break
-                    batch = [Pending(s, e, read_span(Path(mix), s, e)) for s, e in missed[i:i + step]]
+                    batch = [Pending(s, e, read_span(Path(mix), s, e)) if t is None or tracks is None else
+                             Pending(s, e, utterance_audio(tracks, TrackUtterance(s, e, t)), track=t)
+                             for s, e, t in missed[i:i + step]]
                     self._run_batch(lib, [p for p in batch if len(p.audio) >= SAMPLE_RATE // 20])
             finally:
                 lib.close()
         if not self._cancel.is_set():
             lib = self.lib.connect()
             try:
-                diarize_session(lib, self.session_id, speakers)
+                if self.splitter is not None:
+                    diarize_tracks(lib, self.session_id, speakers, self.opts.user_name)
+                else:
+                    diarize_session(lib, self.session_id, speakers)
             finally:
                 lib.close()
         return self.snapshot()

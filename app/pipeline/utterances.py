@@ -32,6 +32,7 @@ class TranscribeOptions:
     translate_to: str | None = None      # write the text in this language instead
     parallel: int = defaults.N_PARALLEL  # utterances decoded together (2.1x one-by-one on 2 CPU threads)
     tokens_per_second: float = 8.0       # answer budget per second of speech (+ a base)
+    user_name: str = defaults.USER_NAME  # the local user's speaker name (mic track of a two-track recording)
 
     def key(self) -> dict:
         """What must match for a run to resume another (the text depends on these)."""

@@ -35,7 +35,8 @@ class Importer(QObject):
         from app.pipeline.transcribe import TranscribeOptions
 
         s = self.services.settings
-        return TranscribeOptions(language=s.language or None, translate_to=s.translate_to or None)
+        return TranscribeOptions(language=s.language or None, translate_to=s.translate_to or None,
+                                 user_name=s.user_name or "You")
 
     def import_file(self, path: Path) -> Task:
         from app.pipeline.transcribe import prepare_file

@@ -59,7 +59,13 @@ class MeetingRun(QObject):
         self.services = services
         self.meeting = None
         self._commands: queue.Queue = queue.Queue()
-        args, commands, connect = dict(mic=mic, system=system, title=title), self._commands, services.library.connect
+        from app.pipeline.utterances import TranscribeOptions
+
+        st = services.settings
+        opts = TranscribeOptions(language=st.language or None, translate_to=st.translate_to or None,
+                                 user_name=st.user_name or "You")
+        args = dict(mic=mic, system=system, title=title, options=opts)
+        commands, connect = self._commands, services.library.connect
 
         def run(ctx):
             from app.pipeline.meeting import Meeting
