@@ -16,7 +16,7 @@ import pytest
 from app.capture.tracks import FORMAT, finalize, write_sidecar
 from app.library import Library
 from app.media import echo
-from app.media.audio import SAMPLE_RATE, write_wav
+from app.media.audio import SAMPLE_RATE
 from app.pipeline import two_tracks
 from app.pipeline.live import LiveSpeakers, LiveTranscriber
 from app.pipeline.transcribe import TranscribeOptions, transcribe_file
@@ -386,7 +386,9 @@ def test_record_two_tracks_with_echo_on_the_rig(tmp_path, pulse, engine, voices)
     mine = [g for g in segs if g.speaker == "Ana"]
     theirs = [g for g in segs if g.speaker != "Ana"]
     assert mine and theirs
-    shift = lambda t: (t[0] + off, t[1] + off)  # noqa: E731
+    def shift(t):
+        return t[0] + off, t[1] + off
+
     for g in mine:
         assert any(overlaps((g.start, g.end), shift(t)) > 0.5 * (g.end - g.start) for t in sc.local), (g, off)
     for t in sc.local:
@@ -395,3 +397,17 @@ def test_record_two_tracks_with_echo_on_the_rig(tmp_path, pulse, engine, voices)
     meta = json.loads((res.recording.folder / "recording.json").read_text())
     assert set(meta["tracks"]) == {"mic", "system"}
     lib.close()
+
+
+# --- the setting ----------------------------------------------------------------------------------------
+
+def test_user_name_setting_defaults_to_you_and_reaches_the_options(tmp_path):
+    from app.settings import Settings
+
+    assert Settings().user_name == "You" and TranscribeOptions().user_name == "You"
+    path = tmp_path / "settings.json"
+    Settings(user_name="Ana").save(path)
+    assert Settings.load(path).user_name == "Ana"
+    path.write_text(json.dumps({"user_name": 7}))
+    assert Settings.load(path).user_name == "You"  # a hand edit of the wrong type: the default
+    assert "user_name" not in TranscribeOptions(user_name="Ana").key()  # renaming never restarts a job

@@ -16,7 +16,12 @@ The queue never blocks its producer: when the model falls behind by more than ``
 utterances, the oldest waiting one is dropped and counted; its time span is kept, and ``finish``
 transcribes it from the finished mix.wav after the meeting, so a slow model delays text but never
 loses it. ``finish`` drains the queue, does the missed spans, then clusters speakers over the whole
-meeting (``diarize_session``) so labels are consistent. No Qt: callbacks are plain functions,
+meeting (``diarize_session``) so labels are consistent.
+
+With a mic and a system track the VAD thread runs ``two_tracks.TrackSplitter`` instead of the
+mixer (a VAD per track, echo checks, the local user's speaker for the mic; see two_tracks.py) and
+``finish`` ends with ``diarize_tracks``: the same utterances and grouping a transcription of the
+finished recording gives. No Qt: callbacks are plain functions,
 called from the model thread (the GUI turns them into signals).
 """
 

@@ -21,13 +21,14 @@ Sessions without a system track (or without a mic) are transcribed from the mix,
 from __future__ import annotations
 
 import wave
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
 from app.capture.tracks import SIDECAR, read_sidecar
+from app.library.db import NotFound
 from app.media import echo
 from app.media.audio import SAMPLE_RATE
 from app.media.diarize import centroids, cluster, match_profiles
@@ -100,7 +101,7 @@ def wav_blocks(wav: Path, seconds: float = 10.0) -> Iterator[np.ndarray]:
 
 def span(u: TrackUtterance | tuple[float, float]) -> tuple[int, int]:
     s, e = (u.start, u.end) if isinstance(u, TrackUtterance) else u
-    return int(round(s * SAMPLE_RATE)), int(round(e * SAMPLE_RATE))
+    return round(s * SAMPLE_RATE), round(e * SAMPLE_RATE)
 
 
 def check_mic(mic: np.ndarray, system_around: np.ndarray) -> echo.EchoCheck:
@@ -240,7 +241,7 @@ class TrackSplitter:
         mic, system = self.tracks[MIC], self.tracks[SYSTEM]
         still = []
         for u in self.waiting:
-            a, b = span(u)
+            b = span(u)[1]
             if final or system.end >= b + AFTER or mic.end - system.end > self.skew:
                 v = judge(u, mic.read, system.read)
                 if v is None:
@@ -272,7 +273,7 @@ def diarize_tracks(lib, session_id: int, n_speakers: int | None = None, user_nam
     rows = [r for r in lib.segment_embeddings(session_id) if r[3]]
     try:
         local_id = lib.speaker(session_id, LOCAL_LABEL).id
-    except Exception:
+    except NotFound:
         local_id = None
     by_id = {g.id: g.speaker_id for g in lib.segments(session_id)}
     mine = [r for r in rows if local_id is not None and by_id.get(r[0]) == local_id]
