@@ -194,9 +194,15 @@ class Mixer:
 class LiveSpeakers:
     """Provisional speaker labels while the meeting runs: all embeddings so far are clustered
     (the same `cluster` the final pass uses) and each cluster keeps the label most of its
-    already-labelled utterances have, so labels stay stable; new clusters get new labels."""
+    already-labelled utterances have, so labels stay stable; new clusters get new labels. A
+    label once shown is never changed. When the clustering joins voices that were shown apart
+    (two labels, each with at least ``SPLIT_VOTES`` shown members, in one cluster), a new
+    utterance there takes the nearer of those labels (centroid of its shown members) instead of
+    the majority's: a voice does not flip to another label and back while the evidence that
+    they are two people comes and goes."""
 
     window = 300  # recent utterances clustered (bounds the O(n^2) tree on long meetings)
+    SPLIT_VOTES = 1
 
     def __init__(self):
         self.emb: list[np.ndarray] = []
@@ -215,15 +221,30 @@ class LiveSpeakers:
         for (k, lab), _ in votes.most_common():
             if k not in mapping and lab not in mapping.values():
                 mapping[k] = lab
+        joined: dict[int, list[str]] = {}
+        for (k, lab), n in votes.items():
+            if n >= self.SPLIT_VOTES:
+                joined.setdefault(k, []).append(lab)
         out = []
-        for k in ids[known:]:
+        for i, k in enumerate(ids[known:]):
             k = int(k)
+            if len(joined.get(k, [])) > 1:
+                out.append(self._nearest(self.emb[lo + known + i], joined[k], lo))
+                continue
             if k not in mapping:
                 mapping[k] = f"S{self._next}"
                 self._next += 1
             out.append(mapping[k])
         self.labels += out
         return out
+
+    def _nearest(self, e: np.ndarray, labels: list[str], lo: int) -> str:
+        def dist(lab: str) -> float:
+            idx = [j for j in range(lo, len(self.labels)) if self.labels[j] == lab]
+            w = np.array([self.dur[j] for j in idx])
+            c = (np.stack([self.emb[j] for j in idx]) * w[:, None]).sum(0) / max(w.sum(), 1e-9)
+            return float(np.sum((np.asarray(e, np.float64) - c) ** 2))
+        return min(labels, key=dist)
 
 
 @dataclass
