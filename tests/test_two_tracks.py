@@ -298,6 +298,36 @@ def test_live_final_pass_matches_a_file_transcription(tmp_path, engine, voices):
     other.close()
 
 
+def test_a_mic_only_recording_live_matches_its_file_transcription(tmp_path, engine, voices):
+    """No system track: the mix path, as before; its live final pass agrees with the file too."""
+    sc = make_scene(voices)
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    (folder / "mic.pcm").write_bytes(np.rint(np.clip(sc.mic, -1, 1) * 32767).astype("<i2").tobytes())
+    meta = {"format": FORMAT, "version": 1, "rate": R, "channels": 1, "sample_format": "s16le",
+            "tracks": {"mic": {"pcm": "mic.pcm"}}, "paused": []}
+    write_sidecar(folder, meta)
+    mix = finalize(folder, meta).mix
+    assert two_tracks.recording_tracks(mix) is None
+    lib = Library.open(tmp_path / "lib")
+    sid = lib.create_session("live", "recording", status="recording").id
+    live = LiveTranscriber(lib, sid, Heard(engine), TranscribeOptions(parallel=4))
+    live.set_tracks(["mic"])
+    live.start()
+    for k in range(0, len(sc.mic), 800):
+        live.feed("mic", k, sc.mic[k:k + 800])
+    live.finish(mix, timeout=300)
+    segs = lib.segments(sid)
+    other = Library.open(tmp_path / "lib2")
+    fsegs = other.segments(transcribe_file(other, Heard(engine), mix, TranscribeOptions(parallel=4)))
+    assert segs and [(round(g.start, 3), round(g.end, 3)) for g in segs] == \
+        [(round(g.start, 3), round(g.end, 3)) for g in fsegs]
+    assert partition(segs) == partition(fsegs)
+    assert LOCAL_LABEL not in {g.speaker for g in segs}  # without system audio nobody is "the user"
+    lib.close()
+    other.close()
+
+
 # --- provisional labels while recording ------------------------------------------------------------
 
 def test_live_labels_of_shown_segments_never_change_and_voices_keep_theirs(tmp_path):

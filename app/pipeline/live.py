@@ -44,7 +44,7 @@ from app.media.vad import Segmenter
 from app.pipeline import utterances
 from app.pipeline.speakers import diarize_session
 from app.pipeline.two_tracks import (LOCAL_LABEL, MIC, SYSTEM, TrackSplitter, TrackUtterance, diarize_tracks,
-                                     name_local, recording_tracks, utterance_audio)
+                                     name_local, quantize, recording_tracks, utterance_audio)
 from app.pipeline.utterances import TranscribeOptions
 
 log = logging.getLogger("minutely.live")
@@ -330,7 +330,7 @@ class LiveTranscriber:
                     if self.splitter is not None:
                         self._queue_tracked(self.splitter.push(track, pos, x), last_t)
                         continue
-                    mixed = self.mixer.push(track, pos, x)
+                    mixed = self.mixer.push(track, pos, quantize(x))  # the samples the WAV will hold
                     if len(mixed):
                         self._vad(seg, seg.push(mixed), mixed, last_t)
                 if self._fed_end and not self._feed and self.splitter is not None:
