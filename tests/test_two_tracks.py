@@ -91,6 +91,19 @@ def test_echo_only_is_echo_and_local_speech_over_it_is_kept(voices, delay, atten
     assert np.sum(only.residual ** 2) < 0.1 * np.sum(heard[s:e] ** 2)
 
 
+def test_echo_ahead_of_the_system_track_is_found_too(voices):
+    """Tracks a little out of line (the echo 0.58 s *before* its source on the timeline) are
+    still within the lag window: echo only is echo."""
+    remote, _ = voices
+    pre = 2 * R
+    system = np.concatenate([np.zeros(pre, np.float32), remote[3], np.zeros(2 * R, np.float32)])
+    heard = room(system, 0.12, 12.0)
+    heard = np.concatenate([heard[int(0.7 * R):], np.zeros(int(0.7 * R), np.float32)])  # mic 0.7 s early
+    s, e = pre - int(0.58 * R) - int(0.2 * R), pre - int(0.58 * R) + len(remote[3]) + int(0.15 * R)
+    c = _check(heard, system, s, e)
+    assert c.echo and c.delay == pytest.approx(-0.58, abs=0.01)
+
+
 def test_no_system_audio_means_no_echo(voices):
     _, local = voices
     mic = np.concatenate([np.zeros(R // 2, np.float32), 0.5 * local[1], np.zeros(R // 2, np.float32)])

@@ -31,7 +31,7 @@ import numpy as np
 
 RATE = 16_000
 FRAME, HOP = 512, 256        # 32 ms frames, 16 ms hop
-MIN_LAG, MAX_LAG = -0.5, 1.0  # seconds the echo may lag the system track (beyond ~0.3 s and below 0: track skew)
+MIN_LAG, MAX_LAG = -1.0, 1.0  # seconds the echo may lag the system track (beyond ~0.3 s and below 0: skew)
 TAPS = 16                     # STFT frames of echo path per bin after the bulk delay
 PHAT = 0.8                   # GCC weighting: 1 = full phase transform
 REFITS = 1                   # refits with frames weighted by how much echo explains them
