@@ -38,6 +38,7 @@ class Settings:
     mic_device: str = "default"   # microphone: "default", a device name or "pulse:SOURCE"
     system_device: str = "auto"   # system audio: "auto" (what the computer plays), "off", or a device
     screen_capture: bool = False  # take screenshots while recording (off until the user opts in)
+    user_name: str = defaults.USER_NAME  # your name on what the microphone hears (recordings with system audio)
     global_push_to_talk: bool = False  # F9 held in any app dictates (X11 only; off until the user opts in)
     # the team's words and the calendar
     glossary: list[str] = field(default_factory=list)  # names, products, acronyms: spelling hints for the model

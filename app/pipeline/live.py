@@ -16,7 +16,12 @@ The queue never blocks its producer: when the model falls behind by more than ``
 utterances, the oldest waiting one is dropped and counted; its time span is kept, and ``finish``
 transcribes it from the finished mix.wav after the meeting, so a slow model delays text but never
 loses it. ``finish`` drains the queue, does the missed spans, then clusters speakers over the whole
-meeting (``diarize_session``) so labels are consistent. No Qt: callbacks are plain functions,
+meeting (``diarize_session``) so labels are consistent.
+
+With a mic and a system track the VAD thread runs ``two_tracks.TrackSplitter`` instead of the
+mixer (a VAD per track, echo checks, the local user's speaker for the mic; see two_tracks.py) and
+``finish`` ends with ``diarize_tracks``: the same utterances and grouping a transcription of the
+finished recording gives. No Qt: callbacks are plain functions,
 called from the model thread (the GUI turns them into signals).
 """
 
@@ -41,6 +46,18 @@ from app.media.diarize import cluster, embed
 from app.media.vad import Segmenter
 from app.pipeline import utterances
 from app.pipeline.speakers import diarize_session
+from app.pipeline.two_tracks import (
+    LOCAL_LABEL,
+    MIC,
+    SYSTEM,
+    TrackSplitter,
+    TrackUtterance,
+    diarize_tracks,
+    name_local,
+    quantize,
+    recording_tracks,
+    utterance_audio,
+)
 from app.pipeline.utterances import TranscribeOptions
 
 log = logging.getLogger("minutely.live")
@@ -56,6 +73,7 @@ class Pending:
     audio: np.ndarray | None  # None: cut it from the finished recording
     ended_at: float = 0.0     # time.monotonic() when its last sample was recorded
     queued_at: float = 0.0    # time.monotonic() when the VAD put it in the queue
+    track: str | None = None  # "mic" or "system" when the tracks are transcribed apart (else the mix)
 
 
 def read_span(wav: Path, start: float, end: float) -> np.ndarray:
@@ -83,6 +101,7 @@ class UtteranceQueue:
         self.closed = False
         self.dropped = 0
         self.dropped_spans: list[tuple[float, float]] = []
+        self.dropped_tracks: list[str | None] = []  # the track of each dropped span
         self.high_water = 0
 
     def put(self, item: Pending) -> Pending | None:
@@ -95,6 +114,7 @@ class UtteranceQueue:
                 old = self._items.popleft()
                 self.dropped += 1
                 self.dropped_spans.append((old.start, old.end))
+                self.dropped_tracks.append(old.track)
             self._items.append(item)
             self.high_water = max(self.high_water, len(self._items))
             self._cond.notify()
@@ -187,9 +207,15 @@ class Mixer:
 class LiveSpeakers:
     """Provisional speaker labels while the meeting runs: all embeddings so far are clustered
     (the same `cluster` the final pass uses) and each cluster keeps the label most of its
-    already-labelled utterances have, so labels stay stable; new clusters get new labels."""
+    already-labelled utterances have, so labels stay stable; new clusters get new labels. A
+    label once shown is never changed. When the clustering joins voices that were shown apart
+    (two labels, each with at least ``SPLIT_VOTES`` shown members, in one cluster), a new
+    utterance there takes the nearer of those labels (centroid of its shown members) instead of
+    the majority's: a voice does not flip to another label and back while the evidence that
+    they are two people comes and goes."""
 
     window = 300  # recent utterances clustered (bounds the O(n^2) tree on long meetings)
+    SPLIT_VOTES = 1
 
     def __init__(self):
         self.emb: list[np.ndarray] = []
@@ -208,15 +234,30 @@ class LiveSpeakers:
         for (k, lab), _ in votes.most_common():
             if k not in mapping and lab not in mapping.values():
                 mapping[k] = lab
+        joined: dict[int, list[str]] = {}
+        for (k, lab), n in votes.items():
+            if n >= self.SPLIT_VOTES:
+                joined.setdefault(k, []).append(lab)
         out = []
-        for k in ids[known:]:
+        for i, k in enumerate(ids[known:]):
             k = int(k)
+            if len(joined.get(k, [])) > 1:
+                out.append(self._nearest(self.emb[lo + known + i], joined[k], lo))
+                continue
             if k not in mapping:
                 mapping[k] = f"S{self._next}"
                 self._next += 1
             out.append(mapping[k])
         self.labels += out
         return out
+
+    def _nearest(self, e: np.ndarray, labels: list[str], lo: int) -> str:
+        def dist(lab: str) -> float:
+            idx = [j for j in range(lo, len(self.labels)) if self.labels[j] == lab]
+            w = np.array([self.dur[j] for j in idx])
+            c = (np.stack([self.emb[j] for j in idx]) * w[:, None]).sum(0) / max(w.sum(), 1e-9)
+            return float(np.sum((np.asarray(e, np.float64) - c) ** 2))
+        return min(labels, key=dist)
 
 
 @dataclass
@@ -252,6 +293,7 @@ class LiveTranscriber:
         self.queue = UtteranceQueue(queue_size)
         self.mixer = Mixer()
         self.speakers = LiveSpeakers()
+        self.splitter: TrackSplitter | None = None  # VAD per track (a mic and a system track)
         self.stats = LiveStats()
         self._vad_options = vad_options or {}
         self._feed: collections.deque = collections.deque()
@@ -259,7 +301,7 @@ class LiveTranscriber:
         self._fed_end = False
         self._hist = np.zeros(0, np.float32)
         self._hist_start = 0
-        self._failed_spans: list[tuple[float, float]] = []
+        self._failed_spans: list[tuple[float, float, str | None]] = []
         self._model_broken = False
         self._cancel = CancelToken()  # live transcription's own: a file job's cancel never stops it
         self._lock = threading.Lock()
@@ -273,6 +315,8 @@ class LiveTranscriber:
 
     def set_tracks(self, tracks: list[str]) -> None:
         """The recorder's track names (known once it has started)."""
+        if {MIC, SYSTEM} <= set(tracks):
+            self.splitter = TrackSplitter(self._vad_options, keep_seconds=KEEP_SECONDS)
         self.mixer.tracks = list(tracks)
         self._feed_evt.set()
 
@@ -296,9 +340,15 @@ class LiveTranscriber:
                 last_t = None
                 while self.mixer.tracks is not None and self._feed:
                     track, pos, x, last_t = self._feed.popleft()
-                    mixed = self.mixer.push(track, pos, x)
+                    if self.splitter is not None:
+                        self._queue_tracked(self.splitter.push(track, pos, x), last_t)
+                        continue
+                    mixed = self.mixer.push(track, pos, quantize(x))  # the samples the WAV will hold
                     if len(mixed):
                         self._vad(seg, seg.push(mixed), mixed, last_t)
+                if self._fed_end and not self._feed and self.splitter is not None:
+                    self._queue_tracked(self.splitter.flush(), time.monotonic())
+                    return
                 if self._fed_end and not self._feed:
                     rest = self.mixer.flush()
                     now = time.monotonic()
@@ -332,6 +382,20 @@ class LiveTranscriber:
             drop = len(self._hist) - keep
             self._hist, self._hist_start = self._hist[drop:], self._hist_start + drop
 
+    def _queue_tracked(self, found, t_now: float) -> None:
+        """Utterances the per-track VAD finished (a mic one after its echo check)."""
+        assert self.splitter is not None  # only called in per-track mode
+        end = max(t.end for t in self.splitter.tracks.values()) / SAMPLE_RATE
+        for u, audio in found:
+            self.stats.utterances += 1
+            if len(audio) < SAMPLE_RATE // 20:
+                continue
+            now = time.monotonic()
+            ended_at = t_now - max(0.0, end - u.end)
+            self.queue.put(Pending(u.start, u.end, audio, ended_at, now, track=u.track))
+            with self._lock:
+                self.stats.vad_delays.append(now - ended_at)
+
     # --- model thread ---------------------------------------------------------------------------
     def _model_loop(self) -> None:
         lib = self.lib.connect()
@@ -359,7 +423,7 @@ class LiveTranscriber:
         engine = self._get_engine()
         if engine is None:
             with self._lock:
-                self._failed_spans += [(p.start, p.end) for p in batch]
+                self._failed_spans += [(p.start, p.end, p.track) for p in batch]
             return
         audios = [p.audio for p in batch if p.audio is not None]
         assert len(audios) == len(batch), "a batch holds utterances with their audio"
@@ -368,7 +432,7 @@ class LiveTranscriber:
             texts = utterances.ask(engine, audios, self.opts, self._cancel)
         except Exception as e:  # a crashed model process restarts on the next call (EngineHost)
             with self._lock:
-                self._failed_spans += [(p.start, p.end) for p in batch]
+                self._failed_spans += [(p.start, p.end, p.track) for p in batch]
                 self.stats.failed += len(batch)
             self._notice(f"the model failed on {len(batch)} utterance(s) ({one_line(e)}); "
                          "they are tried again after the recording")
@@ -377,7 +441,7 @@ class LiveTranscriber:
         cut = [p for p, t in zip(batch, texts, strict=True) if t is None]
         if cut:  # stopped mid-answer: a cut-short text is never stored; the span is done again
             with self._lock:  # from the recording after the meeting (unless live itself stops)
-                self._failed_spans += [(p.start, p.end) for p in cut]
+                self._failed_spans += [(p.start, p.end, p.track) for p in cut]
         answered = [(p, t) for p, t in zip(batch, texts, strict=True) if t is not None]
         rows: list[dict[str, Any]] = []
         kept: list[Pending] = []
@@ -387,11 +451,20 @@ class LiveTranscriber:
                 kept.append(p)
                 rows.append({"start": p.start, "end": p.end, "text": text, "embedding": embed(p.audio, SAMPLE_RATE),
                              "language": self.opts.text_language})
-        if rows:
-            labels = self.speakers.assign([r["embedding"] for r in rows], [p.end - p.start for p in kept])
-            for row, lab in zip(rows, labels, strict=True):
+        others = [(r, p) for r, p in zip(rows, kept, strict=True) if p.track != MIC]
+        if others:  # the local user (mic track of a two-track recording) is never clustered
+            labels = self.speakers.assign([r["embedding"] for r, _ in others], [p.end - p.start for _, p in others])
+            for (row, _), lab in zip(others, labels, strict=True):
                 row["speaker"] = lab
-        ids = lib.add_segments(self.session_id, rows) if rows else []
+        for row, p in zip(rows, kept, strict=True):
+            if p.track == MIC:
+                row["speaker"] = LOCAL_LABEL
+        ids = []
+        if rows:
+            with lib.transaction():
+                ids = lib.add_segments(self.session_id, rows)
+                if any(p.track == MIC for p in kept):
+                    name_local(lib, self.session_id, self.opts.user_name)
         now = time.monotonic()
         with self._lock:
             self.stats.transcribed += len(answered)
@@ -428,8 +501,11 @@ class LiveTranscriber:
         self.end_of_audio()
         self._vad_t.join(timeout)
         self._model_t.join(timeout)
-        missed = sorted(self.queue.dropped_spans + self._failed_spans)
+        dropped = zip(self.queue.dropped_spans, self.queue.dropped_tracks, strict=True)
+        missed = sorted([(s, e, t) for (s, e), t in dropped] + self._failed_spans,
+                        key=lambda m: (m[0], m[1], m[2] or ""))
         self._failed_spans = []
+        tracks = recording_tracks(mix) if mix is not None and self.splitter is not None else None
         if missed and mix is not None and Path(mix).exists() and not self._cancel.is_set() \
                 and self._get_engine() is not None:
             lib = self.lib.connect()
@@ -438,7 +514,9 @@ class LiveTranscriber:
                 for i in range(0, len(missed), step):
                     if self._cancel.is_set():
                         break
-                    batch = [Pending(s, e, read_span(Path(mix), s, e)) for s, e in missed[i:i + step]]
+                    batch = [Pending(s, e, read_span(Path(mix), s, e)) if t is None or tracks is None else
+                             Pending(s, e, utterance_audio(tracks, TrackUtterance(s, e, t)), track=t)
+                             for s, e, t in missed[i:i + step]]
                     self._run_batch(lib, [p for p in batch
                                           if p.audio is not None and len(p.audio) >= SAMPLE_RATE // 20])
             finally:
@@ -446,7 +524,10 @@ class LiveTranscriber:
         if not self._cancel.is_set():
             lib = self.lib.connect()
             try:
-                diarize_session(lib, self.session_id, speakers)
+                if self.splitter is not None:
+                    diarize_tracks(lib, self.session_id, speakers, self.opts.user_name)
+                else:
+                    diarize_session(lib, self.session_id, speakers)
             finally:
                 lib.close()
         return self.snapshot()

@@ -31,7 +31,7 @@ from app.engine.protocol import ChatEngine, EngineSource, loaded
 from app.library.jobs import JobRun
 from app.library.models import JobKind, JobState, SessionState, TranscribeResume
 from app.media.audio import SAMPLE_RATE, NoSpeech, check_file, iter_audio
-from app.pipeline import utterances
+from app.pipeline import two_tracks, utterances
 from app.pipeline.calendar import session_options
 from app.pipeline.speakers import diarize_session
 from app.pipeline.utterances import TranscribeOptions
@@ -144,11 +144,18 @@ def prepare_file(lib, path: str | Path, opts: TranscribeOptions | None = None, *
     job = find_resumable(lib, fp, opts)
     if job is not None:
         return job
-    utts, duration = scan(path)  # MediaError here: nothing is written
+    extra: dict = {}
+    tracks = two_tracks.recording_tracks(path)
+    if tracks is not None:  # a recording with a mic and a system track: VAD per track, echo dropped
+        found, duration, _ = two_tracks.scan_tracks(tracks)
+        utts = [(u.start, u.end) for u in found]
+        extra = {"tracks": [u.track for u in found]}
+    else:
+        utts, duration = scan(path)  # MediaError here: nothing is written
     if not utts:
         raise NoSpeech(given.name, duration)
     state = TranscribeResume(file=str(path), fingerprint=fp, options=opts.key(),
-                             utterances=[list(u) for u in utts], duration=duration)
+                             utterances=[list(u) for u in utts], duration=duration, extra=extra)
     with lib.transaction():
         if session_id is None:
             s = lib.create_session(opts.title or path.stem, "file", source=str(path),
@@ -179,13 +186,30 @@ def transcribe_file(lib, engine: EngineSource | None, path: str | Path,
         log.info("resuming job %d at utterance %d of %d", job.id, state.done, len(state.utterances))
     with lib.jobs.run(job, cancelled=(TranscribeCancelled,), session_busy=SessionState.TRANSCRIBING) as run:
         _transcribe(lib, engine, path, state, opts, run, session_id, progress, cancel)
-        diarize_session(lib, session_id, opts.speakers)
+        if _track_plan(path, state) is not None:
+            two_tracks.diarize_tracks(lib, session_id, opts.speakers, opts.user_name)
+        else:
+            diarize_session(lib, session_id, opts.speakers)
     lib.update_session(session_id, status=SessionState.READY)
     return session_id
 
 
+def _track_plan(path: Path, state: TranscribeResume
+                ) -> tuple[dict[str, Path], list[two_tracks.TrackUtterance]] | None:
+    """(track WAVs, utterances with their track) when the job is a two-track recording's."""
+    names = state.extra.get("tracks")
+    if not names or len(names) != len(state.utterances):
+        return None
+    tracks = two_tracks.recording_tracks(path)
+    if tracks is None:
+        return None
+    return tracks, [two_tracks.TrackUtterance(s, e, t) for (s, e), t in zip(state.utterances, names, strict=True)]
+
+
 def _prepared(path: Path, utts: list[tuple[float, float]], start: int,
-              stop: threading.Event) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+              stop: threading.Event,
+              plan: tuple[dict[str, Path], list[two_tracks.TrackUtterance]] | None = None,
+              ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """(index, audio, speaker embedding) of each utterance, made by a helper thread.
 
     Decoding, cutting and the embedding run while the model works on the previous
@@ -199,7 +223,8 @@ def _prepared(path: Path, utts: list[tuple[float, float]], start: int,
 
     def produce() -> None:
         try:
-            for i, audio in cut(path, utts, start):
+            source = cut(path, utts, start) if plan is None else two_tracks.cut_tracks(plan[0], plan[1], start)
+            for i, audio in source:
                 if stop.is_set():
                     return
                 if len(audio) < SAMPLE_RATE // 20:  # < 50 ms left after truncation: nothing to hear
@@ -235,6 +260,7 @@ def _transcribe(lib, engine: EngineSource | None, path: Path, state: TranscribeR
     total = len(utts)
     group: list[tuple[int, np.ndarray, np.ndarray]] = []
     model: list[ChatEngine | None] = [None]
+    plan = _track_plan(path, state)
 
     def flush() -> None:
         if cancel is not None and cancel.is_set():
@@ -249,10 +275,14 @@ def _transcribe(lib, engine: EngineSource | None, path: Path, state: TranscribeR
                 s, e = utts[i]
                 rows.append({"start": s, "end": e, "text": text, "language": opts.text_language,
                              "embedding": emb})
+                if plan is not None and plan[1][i].track == two_tracks.MIC:
+                    rows[-1]["speaker"] = two_tracks.LOCAL_LABEL
         state.done = group[-1][0] + 1
         frac = min(1.0, utts[state.done - 1][1] / state.duration) if state.duration else 1.0
         with lib.transaction():  # the segments and the job's position, together
             lib.add_segments(session_id, rows)
+            if any(r.get("speaker") == two_tracks.LOCAL_LABEL for r in rows):
+                two_tracks.name_local(lib, session_id, opts.user_name)
             job.progress(frac, state)
         if progress:
             progress(Progress(frac, state.done, total, session_id))
@@ -261,7 +291,7 @@ def _transcribe(lib, engine: EngineSource | None, path: Path, state: TranscribeR
     if progress:
         progress(Progress(utts[state.done - 1][1] / state.duration if state.done and state.duration else 0.0,
                           state.done, total, session_id))
-    for item in _prepared(path, [(u[0], u[1]) for u in utts], state.done, threading.Event()):
+    for item in _prepared(path, [(u[0], u[1]) for u in utts], state.done, threading.Event(), plan):
         group.append(item)
         if len(group) >= max(1, opts.parallel):
             flush()

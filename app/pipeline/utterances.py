@@ -36,13 +36,15 @@ class TranscribeOptions:
     tokens_per_second: float = 8.0       # answer budget per second of speech (+ a base)
     hints: list[str] = field(default_factory=list)  # spellings: the glossary, the session's attendees
     replacements: dict[str, str] = field(default_factory=dict)  # "Mini Lee" -> "Minutely", after the model
+    user_name: str = defaults.USER_NAME  # the local user's speaker name (mic track of a two-track recording)
 
     @classmethod
     def from_settings(cls, settings, **given) -> TranscribeOptions:
-        """The user's standing choices (language, translation, glossary, replacement rules), then
-        ``given`` (a command's options; None values are left to the settings)."""
+        """The user's standing choices (language, translation, glossary, replacement rules, their
+        name), then ``given`` (a command's options; None values are left to the settings)."""
         base = {"language": settings.language or None, "translate_to": settings.translate_to or None,
-                "hints": list(settings.glossary), "replacements": dict(settings.replacements)}
+                "hints": list(settings.glossary), "replacements": dict(settings.replacements),
+                "user_name": settings.user_name or defaults.USER_NAME}
         return cls(**{**base, **{k: v for k, v in given.items() if v is not None}})
 
     def key(self) -> dict:

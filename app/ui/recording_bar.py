@@ -60,17 +60,19 @@ class MeetingRun(QObject):
         self.services = services
         self.meeting = None
         self._commands: queue.Queue = queue.Queue()
-        args, commands, connect = dict(mic=mic, system=system, title=title), self._commands, services.library.connect
         from app.pipeline.utterances import TranscribeOptions
 
-        options = TranscribeOptions.from_settings(services.settings)  # glossary and replacements too
+        # the user's standing choices: language, translation, glossary, replacement rules, their name
+        opts = TranscribeOptions.from_settings(services.settings)
+        args = dict(mic=mic, system=system, title=title, options=opts)
+        commands, connect = self._commands, services.library.connect
 
         def run(ctx):
             from app.pipeline.meeting import Meeting
 
             lib = connect()
             try:
-                m = Meeting(lib, engine=engine, options=options,
+                m = Meeting(lib, engine=engine,
                             on_segment=lambda seg: ctx.note(("segment", seg.session_id)),
                             on_notice=lambda text: ctx.note(("notice", text)),
                             on_state=lambda st: ctx.note(("state", st)), **args)

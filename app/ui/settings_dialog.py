@@ -62,6 +62,8 @@ def validate(values: dict) -> list[str]:
     if lang and target and lang.casefold() == target.casefold():
         problems.append(f"The translation language is the meeting language ({lang}): leave “Translate "
                         "to” empty, or choose another language.")
+    if len(values.get("user_name", "")) > 60:
+        problems.append("Your name is too long: 60 letters at most.")
     if values.get("capture_interval", 1.0) <= 0:
         problems.append("The time between screenshots must be more than zero seconds.")
     return problems
@@ -193,6 +195,12 @@ class SettingsDialog(FittingDialog):
         self.system_box = QComboBox()
         self.system_box.setAccessibleName("System audio")
         form.addRow("&System audio:", self.system_box)
+        self.user_name_edit = QLineEdit()
+        self.user_name_edit.setAccessibleName("Your name")
+        self.user_name_edit.setPlaceholderText("You")
+        self.user_name_edit.setToolTip("With system audio recorded, what the microphone hears is yours: "
+                                       "your segments carry this name")
+        form.addRow("Your &name:", self.user_name_edit)
         self.devices_note = QLabel("Looking for audio devices…")
         self.devices_note.setWordWrap(True)
         self.devices_note.setAccessibleName("Audio devices status")
@@ -218,6 +226,7 @@ class SettingsDialog(FittingDialog):
         self.ctx_spin.setValue(s.n_ctx)
         self.image_spin.setValue(s.image_tokens)
         self.screen_check.setChecked(s.screen_capture)
+        self.user_name_edit.setText(s.user_name)
         self.interval_spin.setValue(s.capture_interval)
         self.interval_spin.setEnabled(s.screen_capture)
         self._fill_devices([])
@@ -232,6 +241,7 @@ class SettingsDialog(FittingDialog):
                 "mic_device": self.mic_box.currentData() or MIC_DEFAULT,
                 "system_device": self.system_box.currentData() or SYSTEM_AUTO,
                 "screen_capture": self.screen_check.isChecked(),
+                "user_name": " ".join(self.user_name_edit.text().split()) or "You",
                 "capture_interval": float(self.interval_spin.value())}
 
     def accept(self) -> None:
