@@ -42,6 +42,7 @@ class Player:
         self._device = device
         self._sd = sd
         self._run: _Run | None = None
+        self._threads: list[threading.Thread] = []   # every run's thread not yet seen ended
         self._last = 0.0             # where the last run was when it ended or was halted
         self.error: str | None = None
 
@@ -66,6 +67,7 @@ class Player:
                              name="minutely-player", daemon=True)
         run.thread = t
         self._run = run
+        self._threads = [x for x in self._threads if x.is_alive()] + [t]
         t.start()
 
     def halt(self) -> float:
@@ -78,11 +80,13 @@ class Player:
         return self._last
 
     def stop(self, timeout: float = 2.0) -> None:
-        """End playback and wait (up to ``timeout``) for its thread."""
-        r = self._run
+        """End playback and wait (up to ``timeout``) for its thread and those of runs halted
+        before (at shutdown: nothing may still hold the audio device)."""
         self.halt()
-        if r is not None and r.thread is not None and r.thread is not threading.current_thread():
-            r.thread.join(timeout)
+        for t in self._threads:
+            if t is not threading.current_thread():
+                t.join(timeout)
+        self._threads = [x for x in self._threads if x.is_alive()]
 
     def wait(self, timeout: float | None = None) -> bool:
         r = self._run

@@ -379,3 +379,18 @@ def test_three_hour_session_stays_responsive_while_playing_scrolling_and_editing
     assert len(gaps) > 100
     assert worst <= 0.100, f"UI thread blocked for {1000 * worst:.0f} ms"
     assert lib.segments(s.id)[view.segments.playing_row].text  # still consistent
+
+
+def test_real_playback_through_pulseaudio_moves_the_highlight(window, qtbot, pulse):
+    """The bar's own Player (sounddevice, PortAudio, the private PulseAudio sink): the highlight
+    follows what is really played."""
+    view = window.session_view
+    meeting(window, 6, audio=True)
+    bar = view.player_bar
+    assert bar.player is None
+    view._play_index(view.segments.index(0))
+    qtbot.waitUntil(lambda: view.segments.playing_row == 1, timeout=15_000)
+    assert bar.playing and bar.player is not None and bar.player.error is None
+    view.transcript.setFocus()
+    qtbot.keyClick(view.transcript, Qt.Key.Key_Space)
+    assert not bar.playing and 3.0 <= bar.position < 6.0
