@@ -12,7 +12,7 @@ import logging
 
 from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter, QPalette, QPixmap
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QStyle, QToolButton, QWidget
 
 from app.fmt import clock
 from app.media.player import SPEEDS, Player
@@ -132,8 +132,9 @@ class PlayerBar(QWidget):
             return b
 
         self.back_button = tool("−5 s", "Back 5 seconds", "Back 5 seconds (Ctrl+Left)", lambda: self.skip(-SKIP))
-        self.play_button = tool("▶", "Play", "Play / pause (Space)", self.toggle)
-        self.play_button.setMinimumWidth(34)
+        self.play_button = tool("Play", "Play", "Play / pause (Space)", self.toggle)
+        self.play_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        self.play_button.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPlay))
         self.forward_button = tool("+5 s", "Forward 5 seconds", "Forward 5 seconds (Ctrl+Right)",
                                    lambda: self.skip(SKIP))
         self.timeline = Timeline()
@@ -150,7 +151,7 @@ class PlayerBar(QWidget):
         self.speed.setCurrentIndex(SPEEDS.index(1.0))
         self.speed.currentIndexChanged.connect(self._speed_changed)
         lay.addWidget(self.speed)
-        self.follow_button = tool("⤓ Back to playing", "Back to the playing segment",
+        self.follow_button = tool("Back to playing", "Back to the playing segment",
                                   "The transcript follows playback again", self.follow_requested)
         self.follow_button.hide()
         self.notice = QLabel()
@@ -184,7 +185,9 @@ class PlayerBar(QWidget):
         self.time_label.setText(f"{clock(self.position)} / {clock(self.timeline.duration)}")
 
     def _set_playing(self, on: bool) -> None:
-        self.play_button.setText("⏸" if on else "▶")
+        self.play_button.setIcon(self.style().standardIcon(
+            QStyle.StandardPixmap.SP_MediaPause if on else QStyle.StandardPixmap.SP_MediaPlay))
+        self.play_button.setText("Pause" if on else "Play")
         self.play_button.setAccessibleName("Pause" if on else "Play")
         if on:
             self._timer.start()

@@ -84,6 +84,8 @@ class EditingDelegate(SegmentDelegate):
         ed = SegmentEditor(parent)
         ed.setAccessibleName("Edit segment text")
         ed.setFrameShape(QPlainTextEdit.Shape.Box)
+        ed.document().setDocumentMargin(2)
+        ed.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         ed.commit.connect(lambda: self._finish(ed))
         seg_id = int(index.data(IdRole))
         ed.split_here.connect(lambda pos: self._split(ed, seg_id, pos))
@@ -108,9 +110,9 @@ class EditingDelegate(SegmentDelegate):
         model.setData(index, " ".join(editor.toPlainText().split()), Qt.ItemDataRole.EditRole)
 
     def updateEditorGeometry(self, editor, option, index) -> None:  # noqa: N802
-        r = option.rect
+        r = option.rect  # over the row's text (it scrolls inside if the words outgrow the row)
         top = r.top() + editor.fontMetrics().height() + self.PAD - 2
-        h = max(r.bottom() - top + 2, 3 * editor.fontMetrics().height() + 10)
+        h = max(r.bottom() - top, editor.fontMetrics().height() + 10)
         editor.setGeometry(QRect(r.left() + 14, top, r.width() - 18, h))
 
 
