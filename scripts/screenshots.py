@@ -77,9 +77,9 @@ def sample_library(home: Path) -> int:
         for i, name in enumerate(names):
             lib.rename_speaker(s.id, f"S{i + 1}", name)
         lib.update_session(s.id, duration=t)
-        from app.media.audio import write_wav
-
         import numpy as np
+
+        from app.media.audio import write_wav
 
         # quiet audio of the meeting's length, so the player bar has something to play
         tone = 0.02 * np.sin(2 * np.pi * 220 * np.arange(int(16000 * t)) / 16000)
