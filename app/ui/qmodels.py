@@ -200,11 +200,11 @@ class SegmentModel(QAbstractListModel):
         inserts, removals and changed rows only. Returns True if anything changed."""
         old_sp = {s.id: (s.name, s.label) for s in self._speakers.values()}
         self._set_speakers(speakers)
-        changed_rows: list[int] = []
+        changed: set[int] = set()   # ids of rows kept in place whose data changed
         ops = SequenceMatcher(None, [g.id for g in self._rows], [g.id for g in rows], autojunk=False).get_opcodes()
         for tag, i1, i2, j1, j2 in reversed(ops):  # from the end: earlier indices stay valid
             if tag == "equal":
-                changed_rows += [i1 + k for k in range(i2 - i1) if self._rows[i1 + k] != rows[j1 + k]]
+                changed.update(g.id for g, new in zip(self._rows[i1:i2], rows[j1:j2], strict=True) if g != new)
                 self._rows[i1:i2] = rows[j1:j2]
                 continue
             if i2 > i1:
@@ -216,21 +216,23 @@ class SegmentModel(QAbstractListModel):
                 self._rows[i1:i1] = rows[j1:j2]
                 self.endInsertRows()
         self._starts = [g.start for g in self._rows]
-        changed_rows = sorted(r for r in changed_rows if r < len(self._rows))
-        for r in changed_rows:
-            idx = self.index(r)
-            self.dataChanged.emit(idx, idx)
+        if changed:  # rows only move as a whole, so they are found by id once every change is in
+            for r, g in enumerate(self._rows):
+                if g.id in changed:
+                    idx = self.index(r)
+                    self.dataChanged.emit(idx, idx)
         speakers_changed = old_sp != {s.id: (s.name, s.label) for s in speakers}
         if speakers_changed and self._rows:
             self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1))
-        return bool(changed_rows) or speakers_changed or any(op[0] != "equal" for op in ops)
+        return bool(changed) or speakers_changed or any(op[0] != "equal" for op in ops)
 
     def update_rows(self, rows: list[Segment], speakers: list[Speaker]) -> None:
         """Show the stored state of some rows (same segments, same times): a one-row correction
         repaints one row instead of comparing the whole session."""
         old_sp = {s.id: (s.name, s.label) for s in self._speakers.values()}
         self._set_speakers(speakers)
-        where = {g.id: r for r, g in enumerate(self._rows) if g.id in {x.id for x in rows}}
+        ids = {x.id for x in rows}
+        where = {g.id: r for r, g in enumerate(self._rows) if g.id in ids}
         for g in rows:
             r = where.get(g.id)
             if r is not None and self._rows[r] != g:

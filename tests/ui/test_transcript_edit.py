@@ -102,7 +102,10 @@ def test_edit_in_place_searchable_survives_reopen_and_diarization_undo(window, q
     sid = meeting(window)
     g = view.segments.segment(2)
     ed = open_editor(qtbot, view, 2)
-    ed.setPlainText("The zeppelin budget is approved.")
+    ed.setPlainText("")
+    qtbot.keyClicks(ed, "The zeppelin budget")   # typed: Space is a space here, not play/pause
+    assert ed.toPlainText() == "The zeppelin budget" and not view.player_bar.playing
+    qtbot.keyClicks(ed, " is approved.")
     qtbot.keyClick(ed, Qt.Key.Key_Return)
     assert view.segments.segment(2).text == "The zeppelin budget is approved."  # shown at once
     settle(qtbot, view)
@@ -142,6 +145,24 @@ def test_edit_in_place_searchable_survives_reopen_and_diarization_undo(window, q
     restore.trigger()
     settle(qtbot, view)
     assert lib.segment(g.id).text == g.text and lib.segment(g.id).original_text is None
+
+
+def test_the_model_applies_a_diff_not_a_reset(window, qtbot):
+    from dataclasses import replace
+
+    view = window.session_view
+    meeting(window, 10)
+    model = view.segments
+    old = [model.segment(r) for r in range(10)]
+    new = old[:1] + [replace(old[1], id=999, text="inserted")] + old[1:6] + old[7:]   # one in, one out
+    new[8] = replace(new[8], text="changed after the others moved")
+    resets, changed = [], []
+    model.modelReset.connect(lambda: resets.append(1))
+    model.dataChanged.connect(lambda a, b, roles=(): changed.append((a.row(), b.row())))
+    assert model.apply(new, model.speakers())
+    assert [model.segment(r) for r in range(model.rowCount())] == new and not resets
+    assert changed == [(8, 8)]
+    assert not model.apply(new, model.speakers())
 
 
 def action(menu, prefix: str):
