@@ -217,10 +217,11 @@ class SegmentModel(QAbstractListModel):
                 self.endInsertRows()
         self._starts = [g.start for g in self._rows]
         if changed:  # rows only move as a whole, so they are found by id once every change is in
-            for r, g in enumerate(self._rows):
-                if g.id in changed:
-                    idx = self.index(r)
-                    self.dataChanged.emit(idx, idx)
+            where = [r for r, g in enumerate(self._rows) if g.id in changed]
+            if len(where) > 50:  # a find-and-replace: one signal over the span, one relayout
+                self.dataChanged.emit(self.index(where[0]), self.index(where[-1]))
+            for r in where if len(where) <= 50 else ():
+                self.dataChanged.emit(self.index(r), self.index(r))
         speakers_changed = old_sp != {s.id: (s.name, s.label) for s in speakers}
         if speakers_changed and self._rows:
             self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1))

@@ -337,7 +337,7 @@ def silent_wav(path, seconds: float, rate: int = 8000):
 
 def test_three_hour_session_stays_responsive_while_playing_scrolling_and_editing(window, qtbot):
     """4,000 segments over three hours: open, play, follow, scroll away and back, seek, correct a
-    segment, split one, undo: a 10 ms heartbeat on the UI thread never gaps more than 100 ms."""
+    segment, split one, replace a word everywhere, undo: a 10 ms heartbeat on the UI thread never gaps more than 100 ms."""
     lib, view = window.services.library, window.session_view
     rng = np.random.default_rng(5)
     words = "budget research vendor contract legal cloud usage agenda team numbers review the a of to and".split()
@@ -371,7 +371,7 @@ def test_three_hour_session_stays_responsive_while_playing_scrolling_and_editing
     try:
         bar.play_from(3600.0)
         sb = view.transcript.verticalScrollBar()
-        for i in range(60):  # 3 s of the user scrolling, then seeking, with playback on
+        for i in range(75):  # 3.75 s of the user scrolling, seeking and correcting, with playback on
             qtbot.wait(50)
             phase[0] = i
             if i < 20:
@@ -387,6 +387,10 @@ def test_three_hour_session_stays_responsive_while_playing_scrolling_and_editing
                 view.editing.split(view.segments.segment(view.segments.playing_row + 1).id)
             elif i == 55:
                 view.editing.undo()
+            elif i == 60:  # a find-and-replace over the whole session (~1,700 segments change)
+                view.editing.replace("budget", "Budget", True, True)
+            elif i == 70:
+                view.editing.undo()
         assert bar.playing and view.segments.playing_row > 0
         settle(qtbot, view)
     finally:
@@ -399,7 +403,8 @@ def test_three_hour_session_stays_responsive_while_playing_scrolling_and_editing
           f"{len(gaps)} beats while opening, playing, scrolling, seeking, editing: largest gap {1000 * worst:.1f} ms")
     assert len(gaps) > 100
     assert worst <= 0.100, f"UI thread blocked for {1000 * worst:.0f} ms"
-    assert lib.segments(s.id)[view.segments.playing_row].text  # still consistent
+    assert [g.text for g in lib.segments(s.id)] == [view.segments.segment(r).text
+                                                     for r in range(view.segments.rowCount())]
 
 
 def test_real_playback_through_pulseaudio_moves_the_highlight(window, qtbot, pulse):
