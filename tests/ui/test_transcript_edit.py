@@ -337,7 +337,8 @@ def silent_wav(path, seconds: float, rate: int = 8000):
 
 def test_three_hour_session_stays_responsive_while_playing_scrolling_and_editing(window, qtbot):
     """4,000 segments over three hours: open, play, follow, scroll away and back, seek, correct a
-    segment, split one, replace a word everywhere, undo: a 10 ms heartbeat on the UI thread never gaps more than 100 ms."""
+    segment, split one, replace a word everywhere, undo: a 10 ms heartbeat on the UI thread never
+    gaps more than 100 ms."""
     lib, view = window.services.library, window.session_view
     rng = np.random.default_rng(5)
     words = "budget research vendor contract legal cloud usage agenda team numbers review the a of to and".split()
