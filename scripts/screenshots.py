@@ -4,7 +4,8 @@
 
 (OUTDIR defaults to build/screenshots.) Views: first run, library + session
 transcript, search, summary, chat, screenshots, recording (from the private
-PulseAudio virtual mic when pulseaudio is installed), dictation pad, settings.
+PulseAudio virtual mic when pulseaudio is installed), dictation pad, settings,
+the player bar while playing, a correction being typed, find and replace.
 Everything happens in a temporary data folder; nothing of the user's is read.
 The sample meeting is text written here (no model needed); the recording view
 records real audio from the virtual mic.
@@ -76,6 +77,14 @@ def sample_library(home: Path) -> int:
         for i, name in enumerate(names):
             lib.rename_speaker(s.id, f"S{i + 1}", name)
         lib.update_session(s.id, duration=t)
+        import numpy as np
+
+        from app.media.audio import write_wav
+
+        # quiet audio of the meeting's length, so the player bar has something to play
+        tone = 0.02 * np.sin(2 * np.pi * 220 * np.arange(int(16000 * t)) / 16000)
+        lib.add_media(s.id, write_wav(lib.media_dir(s.id) / "recording.wav", tone), "audio")
+        lib.edits.edit_segment(lib.segments(s.id)[2].id, LINES[2][1].replace("move some", "move part"))
         summary = lib.summaries.start(s.id, "general")
         lib.summaries.finish(summary.id, SUMMARY, action_items=[
             {"text": "Send the updated budget numbers", "owner": "Ben", "due": "Friday"},
@@ -186,6 +195,33 @@ def main(argv: list[str] | None = None) -> int:
         w.recording.stop()
         while w.recording.recording:
             settle(100)
+    # the player bar while playing (silently when there is no PulseAudio), a correction being
+    # typed in place, find and replace
+    w.open_session(sid)
+    view.player_bar.seek(24.0)
+    if rig is not None:
+        view.player_bar.play_from(24.0)
+        settle(1200)
+    shot(w, "10-player")
+    view.player_bar.pause()
+    row = 4
+    view.transcript.setCurrentIndex(view.segments.index(row))
+    view.transcript.edit(view.segments.index(row))
+    settle(100)
+    from app.ui.transcript_edit import SegmentEditor
+
+    ed = view.transcript.viewport().findChild(SegmentEditor)
+    if ed is not None:
+        ed.setPlainText("Yes, I'll have the spreadsheet ready by Thursday eve")
+        ed.moveCursor(ed.textCursor().MoveOperation.End)
+    shot(w, "11-editing")
+    if ed is not None:
+        view.transcript.closeEditor(ed, view.editing.delegate.EndEditHint.RevertModelCache)
+    dlg = view.editing.find_replace()
+    dlg.find_edit.setText("budget")
+    dlg.replacement.setText("Budget")
+    shot(dlg, "12-find-replace")
+    dlg.close()
     w.dictation_dock.show()
     w.dictation.editor.setPlainText("Dear team,\n\nThanks for the budget review today. Ben will send the "
                                     "updated numbers by Friday.")

@@ -56,6 +56,14 @@ def word_cut(text: str, fraction: float) -> int | None:
     return min(starts, key=lambda i: (abs(i - target), i))
 
 
+def find_pattern(find: str, *, whole_word: bool = True, case: bool = False) -> re.Pattern[str]:
+    """What ``replace_in_session`` looks for (a window counts matches with it as the user types)."""
+    body = re.escape(find)
+    if whole_word:  # a word character at either end must not continue a longer word
+        body = ("(?<!\\w)" if re.match(r"\w", find) else "") + body + ("(?!\\w)" if re.search(r"\w$", find) else "")
+    return re.compile(body, 0 if case else re.IGNORECASE)
+
+
 def _names(cols: Sequence[str]) -> str:
     return ", ".join(f'"{c}"' for c in cols)
 
@@ -175,10 +183,7 @@ class Edits:
         if not (find or "").strip():
             raise LibraryError("give the words to find")
         self._store.one("sessions", session_id, "session")
-        body = re.escape(find)
-        if whole_word:  # a word character at either end must not continue a longer word
-            body = ("(?<!\\w)" if re.match(r"\w", find) else "") + body + ("(?!\\w)" if re.search(r"\w$", find) else "")
-        pattern = re.compile(body, 0 if case else re.IGNORECASE)
+        pattern = find_pattern(find, whole_word=whole_word, case=case)
         changes, count = [], 0
         rows = self.conn.execute(SEGMENT_SQL + " WHERE g.session_id = ? ORDER BY g.start, g.id", (session_id,))
         for seg in map(segment_of, rows.fetchall()):

@@ -106,7 +106,6 @@ class MainWindow(QMainWindow):
         self.welcome_page = scroll
         self.right.addWidget(scroll)
         self.session_view = SessionView(services)
-        self.session_view.play_requested.connect(self.play)
         self.session_view.export_requested.connect(self.export_session)
         self.session_view.title_changed.connect(self.sessions.update_session)
         self.session_view.status_message.connect(self.notify)
@@ -158,7 +157,6 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.model_label)
         services.model.model_state.connect(self._model_state)
         self._build_menus()
-        self._player = None
         self._closed = False
 
         self.sessions.reload()
@@ -194,6 +192,11 @@ class MainWindow(QMainWindow):
         quit_action.triggered.connect(self.close)
         file.addAction(quit_action)
         self.file_menu = file
+        self.edit_menu = mb.addMenu("&Edit")  # the open transcript's corrections
+        editing = self.session_view.editing
+        self.edit_menu.addActions([editing.undo_action, editing.redo_action])
+        self.edit_menu.addSeparator()
+        self.edit_menu.addAction(editing.replace_action)
         view = mb.addMenu("&View")
         view.addAction(self.jobs_dock.toggleViewAction())
         find = QAction("&Search", self)
@@ -473,22 +476,11 @@ class MainWindow(QMainWindow):
         return self.services.library.session_audio(session_id, include_source=True)
 
     def play(self, session_id: int, seconds: float) -> None:
-        path = self.audio_path(session_id)
-        if path is None:
-            self.notify("This session's audio is not available (the file was moved or deleted).")
-            return
-        if self._player is None:
-            from app.media.player import Player
-
-            self._player = Player()
-        # the player calls back on its own thread: the runner brings the call to this one, and the
-        # player's thread holds this window only weakly
-        self._player.play(path, seconds, on_done=self.services.runner.callback(self._played))
-        self.notify(f"Playing from {clock(seconds)}", 3000)
-
-    def _played(self, error: str | None) -> None:  # main thread
-        if error and not self._closed:
-            self.notify(error)
+        """Open the session (if it is not open) and play it from ``seconds`` in its player bar."""
+        if self.session_view.session_id != session_id:
+            self.open_session(session_id, seconds)
+        if self.session_view.player_bar.play_from(seconds):
+            self.notify(f"Playing from {clock(seconds)}", 3000)
 
     # -- closing ---------------------------------------------------------------
     def closeEvent(self, event) -> None:  # noqa: N802
@@ -508,6 +500,5 @@ class MainWindow(QMainWindow):
             self._global_key = None
         self.dictation.shutdown()
         self.save_state()
-        if self._player is not None:
-            self._player.stop()
+        self.session_view.player_bar.shutdown()
         event.accept()

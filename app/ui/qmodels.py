@@ -9,10 +9,13 @@ they get.
 
 from __future__ import annotations
 
+import bisect
 import time
+from dataclasses import replace
+from difflib import SequenceMatcher
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFontMetrics, QPalette
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
@@ -25,6 +28,8 @@ StartRole = Qt.ItemDataRole.UserRole + 3
 SpeakerRole = Qt.ItemDataRole.UserRole + 4
 ColorRole = Qt.ItemDataRole.UserRole + 5
 RecordRole = Qt.ItemDataRole.UserRole + 6
+EditedRole = Qt.ItemDataRole.UserRole + 7     # the user changed the segment's words or bounds
+PlayingRole = Qt.ItemDataRole.UserRole + 8    # the segment being played now
 
 # Distinct on light and dark backgrounds (Okabe-Ito, colour-blind safe).
 SPEAKER_COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8C6D31", "#999999"]
@@ -124,33 +129,49 @@ class SessionListModel(QAbstractListModel):
 
 
 class SegmentModel(QAbstractListModel):
+    """A session's segments in time order. Text typed into a row (``setData``) is shown at once
+    and reported as ``text_edited`` for the view to store; ``apply`` brings in what the library
+    now holds as row inserts, removals and changes (never a reset, so an open editor, the
+    selection and the scroll position stay)."""
+
+    text_edited = Signal(int, str)   # segment id, new text
+
     def __init__(self, library, parent=None):
         super().__init__(parent)
         self.library = library
         self.session_id: int | None = None
         self._rows: list[Segment] = []
+        self._starts: list[float] = []
         self._speakers: dict[int, Speaker] = {}
         self._order: dict[int, int] = {}
+        self.playing_row = -1
 
     def load(self, session_id: int | None) -> None:
         self.beginResetModel()
         self.session_id = session_id
+        self.playing_row = -1
         self._read()
         self.endResetModel()
 
     def _read(self) -> None:
         if self.session_id is None:
-            self._rows, self._speakers, self._order = [], {}, {}
+            self._rows, self._speakers, self._order, self._starts = [], {}, {}, []
             return
         self._rows = self.library.segments(self.session_id)
-        sp = self.library.speakers(self.session_id)
+        self._starts = [g.start for g in self._rows]
+        self._set_speakers(self.library.speakers(self.session_id))
+
+    def _set_speakers(self, sp: list[Speaker]) -> None:
         self._speakers = {s.id: s for s in sp}
         self._order = {s.id: i for i, s in enumerate(sorted(sp, key=lambda s: s.label))}
+
+    def speakers(self) -> list[Speaker]:
+        return sorted(self._speakers.values(), key=lambda s: s.label)
 
     def refresh(self) -> bool:
         """Re-read the session; returns True if anything changed. While a job appends segments
         only the tail is read (segments ending after the last one shown), so a refresh costs the
-        same for a three-hour meeting as for a short one; a speaker change resets the view."""
+        same for a three-hour meeting as for a short one; anything else is applied as a diff."""
         if self.session_id is None:
             return False
         sp = self.library.speakers(self.session_id)
@@ -167,36 +188,120 @@ class SegmentModel(QAbstractListModel):
                     and len(old) + len(fresh) == self.library.segment_count(self.session_id):
                 self.beginInsertRows(QModelIndex(), len(old), len(old) + len(fresh) - 1)
                 self._rows = old + fresh
+                self._starts += [g.start for g in fresh]
                 self.endInsertRows()
                 return True
             if not changed and not fresh and len(old) == self.library.segment_count(self.session_id):
                 return False
-        self.beginResetModel()
-        self._rows = self.library.segments(self.session_id)
-        self._speakers = {s.id: s for s in sp}
-        self._order = {s.id: i for i, s in enumerate(sorted(sp, key=lambda s: s.label))}
-        self.endResetModel()
-        return True
+        return self.apply(self.library.segments(self.session_id), sp)
+
+    def apply(self, rows: list[Segment], speakers: list[Speaker]) -> bool:
+        """Make the model show ``rows`` (the session's segments, in time order) with ``speakers``:
+        inserts, removals and changed rows only. Returns True if anything changed."""
+        old_sp = {s.id: (s.name, s.label) for s in self._speakers.values()}
+        self._set_speakers(speakers)
+        changed: set[int] = set()   # ids of rows kept in place whose data changed
+        ops = SequenceMatcher(None, [g.id for g in self._rows], [g.id for g in rows], autojunk=False).get_opcodes()
+        for tag, i1, i2, j1, j2 in reversed(ops):  # from the end: earlier indices stay valid
+            if tag == "equal":
+                changed.update(g.id for g, new in zip(self._rows[i1:i2], rows[j1:j2], strict=True) if g != new)
+                self._rows[i1:i2] = rows[j1:j2]
+                continue
+            if i2 > i1:
+                self.beginRemoveRows(QModelIndex(), i1, i2 - 1)
+                del self._rows[i1:i2]
+                self.endRemoveRows()
+            if j2 > j1:
+                self.beginInsertRows(QModelIndex(), i1, i1 + j2 - j1 - 1)
+                self._rows[i1:i1] = rows[j1:j2]
+                self.endInsertRows()
+        self._starts = [g.start for g in self._rows]
+        if changed:  # rows only move as a whole, so they are found by id once every change is in
+            where = [r for r, g in enumerate(self._rows) if g.id in changed]
+            if len(where) > 50:  # a find-and-replace: one signal over the span, one relayout
+                self.dataChanged.emit(self.index(where[0]), self.index(where[-1]))
+            for r in where if len(where) <= 50 else ():
+                self.dataChanged.emit(self.index(r), self.index(r))
+        speakers_changed = old_sp != {s.id: (s.name, s.label) for s in speakers}
+        if speakers_changed and self._rows:
+            self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1))
+        return bool(changed) or speakers_changed or any(op[0] != "equal" for op in ops)
+
+    def update_rows(self, rows: list[Segment], speakers: list[Speaker]) -> None:
+        """Show the stored state of some rows (same segments, same times): a one-row correction
+        repaints one row instead of comparing the whole session."""
+        old_sp = {s.id: (s.name, s.label) for s in self._speakers.values()}
+        self._set_speakers(speakers)
+        ids = {x.id for x in rows}
+        where = {g.id: r for r, g in enumerate(self._rows) if g.id in ids}
+        for g in rows:
+            r = where.get(g.id)
+            if r is not None and self._rows[r] != g:
+                self._rows[r] = g
+                self.dataChanged.emit(self.index(r), self.index(r))
+        if old_sp != {s.id: (s.name, s.label) for s in speakers} and self._rows:
+            self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1))
 
     def segment(self, row: int) -> Segment:
         return self._rows[row]
 
+    def row_of(self, segment_id: int) -> int:
+        for i, g in enumerate(self._rows):
+            if g.id == segment_id:
+                return i
+        return -1
+
     def row_at_time(self, seconds: float) -> int:
         """The segment shown at ``seconds``; times are shown floored to the second, so a
         citation [01:39] means the segment whose start displays as 01:39 (or the one before)."""
-        best = -1
-        for i, g in enumerate(self._rows):
-            if g.start < int(seconds) + 1.0:
-                best = i
-            else:
-                break
-        return max(best, 0) if self._rows else -1
+        if not self._rows:
+            return -1
+        return max(bisect.bisect_left(self._starts, int(seconds) + 1.0) - 1, 0)
+
+    def row_playing_at(self, seconds: float) -> int:
+        """The segment being heard at ``seconds`` (the last one started by then), -1 before the first."""
+        return bisect.bisect_right(self._starts, seconds) - 1
+
+    def spans(self) -> list[tuple[float, float, QColor]]:
+        """(start, end, speaker colour) of every segment: the seek bar's picture of the session."""
+        colours: dict[int | None, QColor] = {}
+        out = []
+        for g in self._rows:
+            c = colours.get(g.speaker_id)
+            if c is None:
+                sp = self._speakers.get(g.speaker_id) if g.speaker_id is not None else None
+                c = colours[g.speaker_id] = speaker_colour(
+                    sp.label if sp else None, self._order.get(g.speaker_id) if g.speaker_id is not None else None)
+            out.append((g.start, g.end, c))
+        return out
+
+    def set_playing_row(self, row: int) -> None:
+        if row == self.playing_row:
+            return
+        old, self.playing_row = self.playing_row, row
+        for r in (old, row):
+            if 0 <= r < len(self._rows):
+                idx = self.index(r)
+                self.dataChanged.emit(idx, idx, [PlayingRole])
 
     def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
         return 0 if parent.isValid() else len(self._rows)
 
     def flags(self, index: QModelIndex | QPersistentModelIndex):
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEditable
+
+    def setData(self, index: QModelIndex | QPersistentModelIndex, value: Any,  # noqa: N802 - Qt API
+                role: int = Qt.ItemDataRole.EditRole) -> bool:
+        if role != Qt.ItemDataRole.EditRole or not index.isValid() or index.row() >= len(self._rows):
+            return False
+        g = self._rows[index.row()]
+        text = str(value or "").strip()
+        if not text or text == g.text:
+            return False
+        self._rows[index.row()] = replace(g, text=text, edited=True)  # shown now; the view stores it
+        self.dataChanged.emit(index, index)
+        self.text_edited.emit(g.id, text)
+        return True
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or index.row() >= len(self._rows):
@@ -204,7 +309,7 @@ class SegmentModel(QAbstractListModel):
         g = self._rows[index.row()]
         sp = self._speakers.get(g.speaker_id) if g.speaker_id is not None else None
         name = sp.display if sp else (g.speaker or "")
-        if role == Qt.ItemDataRole.DisplayRole:
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
             return g.text
         if role == SpeakerRole:
             return name
@@ -217,10 +322,17 @@ class SegmentModel(QAbstractListModel):
                                   self._order.get(g.speaker_id) if g.speaker_id is not None else None)
         if role == IdRole:
             return g.id
+        if role == EditedRole:
+            return bool(g.edited or g.original_text is not None)
+        if role == PlayingRole:
+            return index.row() == self.playing_row
         if role == Qt.ItemDataRole.AccessibleTextRole:
-            return f"{clock(g.start)} {name}: {g.text}"
+            return f"{clock(g.start)} {name}{' (edited)' if g.edited else ''}: {g.text}"
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{clock(g.start)}–{clock(g.end)} · click to play from here"
+            tip = f"{clock(g.start)}–{clock(g.end)} · click to play from here · double-click or F2 to correct"
+            if g.original_text is not None:
+                tip += f"\nThe model heard: {g.original_text}"
+            return tip
         return None
 
 
@@ -264,13 +376,17 @@ class TwoLineDelegate(QStyledItemDelegate):
 
 
 class SegmentDelegate(QStyledItemDelegate):
-    """Speaker dot + name + time over the wrapped text."""
+    """Speaker dot + name + time (+ "edited") over the wrapped text; the segment being played
+    has a tinted background. Heights are cached by text and width, so laying out a 4,000-row
+    transcript again (after an edit changes a row's height) costs little."""
 
     PAD = 6
 
     def __init__(self, view):
         super().__init__(view)
         self._view = view
+        self._heights: dict[tuple[str, int, int], int] = {}
+        self._laid_out: dict[int, int] = {}   # row -> the height the view last asked for
 
     def _text_rect(self, rect: QRect, fm: QFontMetrics) -> QRect:
         return QRect(rect.left() + 20, rect.top() + fm.height() + self.PAD + 2,
@@ -281,12 +397,17 @@ class SegmentDelegate(QStyledItemDelegate):
         self.initStyleOption(opt, index)
         style = opt.widget.style() if opt.widget else QApplication.style()
         opt.text = ""
-        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
-        fm = QFontMetrics(opt.font)
         r = opt.rect
         selected = bool(opt.state & QStyle.StateFlag.State_Selected)
-        fg = opt.palette.color(QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text)
         colour = index.data(ColorRole) or QColor("#888")
+        if index.data(PlayingRole) and not selected:
+            tint = QColor(colour)
+            tint.setAlphaF(0.16)
+            painter.fillRect(r, tint)
+            painter.fillRect(QRect(r.left(), r.top(), 3, r.height()), colour)
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
+        fm = QFontMetrics(opt.font)
+        fg = opt.palette.color(QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text)
         painter.save()
         painter.setRenderHint(painter.RenderHint.Antialiasing)
         painter.setBrush(colour)
@@ -306,18 +427,44 @@ class SegmentDelegate(QStyledItemDelegate):
         dim = QColor(fg)
         dim.setAlphaF(0.65)
         painter.setPen(dim)
-        painter.drawText(QRect(r.left() + 20 + name_w, r.top() + self.PAD, 120, fm.height()),
-                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, index.data(SecondaryRole) or "")
+        when = index.data(SecondaryRole) or ""
+        if index.data(EditedRole):
+            when += "  ✎ edited"
+        painter.drawText(QRect(r.left() + 20 + name_w, r.top() + self.PAD, 200, fm.height()),
+                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, when)
         painter.setPen(fg)
         tr = self._text_rect(r, fm)
         tr.setHeight(r.bottom() - tr.top())
         painter.drawText(tr, Qt.TextFlag.TextWordWrap, index.data() or "")
         painter.restore()
 
+    def rows_changed(self, first: QModelIndex, last: QModelIndex) -> None:
+        """Rows' data changed: lay the list out again only if one of them needs another height
+        (a 4,000-row relayout is tens of milliseconds, a repaint is nothing)."""
+        if last.row() - first.row() > 50:
+            self.sizeHintChanged.emit(first)
+            return
+        opt = QStyleOptionViewItem()
+        opt.font = self._view.font()
+        for r in range(first.row(), last.row() + 1):
+            idx = first.siblingAtRow(r)
+            before = self._laid_out.get(r)
+            if before is None or self.sizeHint(opt, idx).height() != before:
+                self.sizeHintChanged.emit(idx)
+                return
+
     def sizeHint(self, option, index) -> QSize:  # noqa: N802
-        fm = QFontMetrics(option.font)
         width = self._view.viewport().width() or 600
-        tr = self._text_rect(QRect(0, 0, width, 0), fm)
-        text_h = fm.boundingRect(QRect(0, 0, tr.width(), 10_000), Qt.TextFlag.TextWordWrap,
-                                 index.data() or " ").height()
-        return QSize(width, fm.height() + text_h + 2 * self.PAD + 4)
+        text = index.data() or " "
+        key = (text, width, option.font.pointSize())
+        h = self._heights.get(key)
+        if h is None:
+            fm = QFontMetrics(option.font)
+            tr = self._text_rect(QRect(0, 0, width, 0), fm)
+            text_h = fm.boundingRect(QRect(0, 0, tr.width(), 10_000), Qt.TextFlag.TextWordWrap, text).height()
+            h = fm.height() + text_h + 2 * self.PAD + 4
+            if len(self._heights) > 50_000:
+                self._heights.clear()
+            self._heights[key] = h
+        self._laid_out[index.row()] = h
+        return QSize(width, h)

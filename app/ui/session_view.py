@@ -2,8 +2,11 @@
 
 The transcript is a model/view list (speaker colour, name, time, text) that
 grows in place while a job or a live recording adds segments; clicking a
-segment plays the audio from there. Speakers are renamed inline (optionally
-remembering the voice for later sessions) or merged from their context menu.
+segment plays the audio from there (the player bar above it: play/pause, seek
+bar coloured by speaker, speed), and the segment being played is highlighted
+and followed. Its words, speakers and bounds are corrected in place
+(transcript_edit.py). Speakers are renamed inline (optionally remembering the
+voice for later sessions) or merged from their context menu.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QIcon, QPixmap
+from PySide6.QtGui import QAction, QIcon, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -34,7 +37,9 @@ from app.fmt import clock
 from app.library.db import NotFound
 from app.library.models import SessionState
 
-from .qmodels import SegmentDelegate, SegmentModel, describe, speaker_colour
+from .player_bar import PlayerBar
+from .qmodels import SegmentModel, describe, speaker_colour
+from .transcript_edit import TranscriptEditing
 
 log = logging.getLogger("minutely.ui.session")
 
@@ -206,19 +211,46 @@ class SessionView(QWidget):
         self.transcript = QListView()
         self.transcript.setAccessibleName("Transcript")
         self.transcript.setModel(self.segments)
-        self.transcript.setItemDelegate(SegmentDelegate(self.transcript))
         self.transcript.setWordWrap(True)
         self.transcript.setResizeMode(QListView.ResizeMode.Adjust)
         self.transcript.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        # laid out in batches between events: a 4,000-segment session opens without freezing
+        self.transcript.setLayoutMode(QListView.LayoutMode.Batched)
+        self.transcript.setBatchSize(200)
         self.transcript.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.transcript.activated.connect(self._play_index)
         self.transcript.clicked.connect(self._play_index)
+        self.player_bar = PlayerBar(services)
+        self.player_bar.message.connect(self.status_message)
+        self.player_bar.position_changed.connect(self._playing_at)
+        self.player_bar.follow_requested.connect(self.follow_playback)
+        self.editing = TranscriptEditing(services, self.transcript, self.segments, lambda: self.session_id,
+                                         self._split_position, self)
+        self.editing.message.connect(self.status_message)
+        self.editing.changed.connect(self._edited)
+        self.transcript.addAction(self.editing.edit_action)
+        self._follow = True
+        self.transcript.verticalScrollBar().actionTriggered.connect(self._user_scrolled)
+        for keys, slot in (("Space", self.player_bar.toggle), ("Ctrl+Left", lambda: self.player_bar.skip(-5.0)),
+                           ("Ctrl+Right", lambda: self.player_bar.skip(5.0))):
+            a = QAction(self)
+            a.setShortcut(QKeySequence(keys))
+            a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            a.triggered.connect(slot)
+            self.addAction(a)
+        self._spans_timer = QTimer(self)
+        self._spans_timer.setSingleShot(True)
+        self._spans_timer.setInterval(300)
+        self._spans_timer.timeout.connect(self._load_spans)
+        for sig in (self.segments.rowsInserted, self.segments.rowsRemoved, self.segments.modelReset):
+            sig.connect(self._spans_timer.start)
         self.empty_transcript = QLabel()
         self.empty_transcript.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_transcript.setWordWrap(True)
         left = QWidget()
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(self.player_bar)
         ll.addWidget(self.empty_transcript)
         ll.addWidget(self.transcript, 1)
         split.addWidget(left)
@@ -266,6 +298,8 @@ class SessionView(QWidget):
     def show_session(self, session_id: int | None, at: float | None = None) -> None:
         self.session_id = session_id
         self.segments.load(session_id)
+        self._load_spans()
+        self.editing.update_labels()
         self.speakers.load(session_id)
         self._load_header()
         self._load_shots()
@@ -290,7 +324,8 @@ class SessionView(QWidget):
             self.show_session(None)
             return
         follow = self._at_bottom()
-        self.segments.refresh()
+        if self.segments.refresh():
+            self._spans_timer.start()
         if self.speakers.list.state() != QAbstractItemView.State.EditingState and \
                 self.speakers.signature() != self.speakers.current_signature():
             self.speakers.load(self.session_id)
@@ -371,7 +406,70 @@ class SessionView(QWidget):
 
     def _play_index(self, index) -> None:
         if self.session_id is not None and index.isValid():
-            self.play_requested.emit(self.session_id, float(self.segments.segment(index.row()).start))
+            start = float(self.segments.segment(index.row()).start)
+            self.follow_playback(scroll=False)
+            self.player_bar.play_from(start)
+            self.play_requested.emit(self.session_id, start)
+
+    # -- playback and corrections ----------------------------------------------------------
+    def _load_spans(self) -> None:
+        dur = 0.0
+        if self.session_id is not None and not self.services.closed:
+            try:
+                dur = float(self.services.library.get_session(self.session_id).duration or 0.0)
+            except NotFound:
+                pass
+        self.player_bar.load(self.session_id, self.segments.spans(), dur)
+
+    def _playing_at(self, seconds: float) -> None:
+        """The player is at ``seconds``: highlight that segment, and keep it in view unless the
+        user scrolled away (or is editing)."""
+        row = self.segments.row_playing_at(seconds)
+        if row == self.segments.playing_row:
+            return
+        self.segments.set_playing_row(row)
+        if self._follow and row >= 0 and self.transcript.state() != QAbstractItemView.State.EditingState:
+            self.scroll_to(row, QAbstractItemView.ScrollHint.EnsureVisible)
+
+    def _user_scrolled(self, _action) -> None:
+        if self.player_bar.playing and self._follow:
+            self._follow = False
+            self.player_bar.follow_button.show()
+
+    def follow_playback(self, scroll: bool = True) -> None:
+        """The transcript follows playback again (the "back to playing" button)."""
+        self._follow = True
+        self.player_bar.follow_button.hide()
+        row = self.segments.playing_row
+        if scroll and 0 <= row < self.segments.rowCount():
+            self.scroll_to(row, QAbstractItemView.ScrollHint.PositionAtCenter)
+
+    def scroll_to(self, row: int, hint: QAbstractItemView.ScrollHint, tries: int = 100) -> None:
+        """Scroll to a row once the batched layout has reached it (a long session is laid out a
+        few hundred rows at a time after it opens)."""
+        idx = self.segments.index(row)
+        if not idx.isValid():
+            return
+        if self.transcript.visualRect(idx).isValid() or tries <= 0:
+            self.transcript.scrollTo(idx, hint)
+            return
+        sid = self.session_id
+
+        def again() -> None:
+            if self.session_id == sid and not self.services.closed:
+                self.scroll_to(row, hint, tries - 1)
+
+        QTimer.singleShot(20, self, again)
+
+    def _split_position(self) -> float | None:
+        bar = self.player_bar
+        return bar.player.position if bar.playing and bar.player is not None else (bar.position or None)
+
+    def _edited(self) -> None:
+        self._spans_timer.start()
+        if self.speakers.list.state() != QAbstractItemView.State.EditingState and \
+                self.speakers.signature() != self.speakers.current_signature():
+            self.speakers.load(self.session_id)
 
     def jump_to(self, seconds: float) -> None:
         """Show the transcript at ``seconds`` (a search hit, a citation, a screenshot)."""
@@ -380,7 +478,7 @@ class SessionView(QWidget):
         if row >= 0:
             idx = self.segments.index(row)
             self.transcript.setCurrentIndex(idx)
-            self.transcript.scrollTo(idx, QAbstractItemView.ScrollHint.PositionAtCenter)
+            self.scroll_to(row, QAbstractItemView.ScrollHint.PositionAtCenter)
 
     def selected_media(self) -> list[int]:
         """Media ids of the screenshots selected in the Screenshots tab (they go with a question)."""

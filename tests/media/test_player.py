@@ -60,3 +60,76 @@ def test_a_missing_or_broken_file_is_one_line(tmp_path, pulse):
     p.play(junk, 0.0)
     assert p.wait(10) and p.error and "junk.mp3" in p.error
     assert MediaError  # the error type behind those lines
+
+
+class _Out:
+    """An injected sounddevice that keeps what the player sends (as fast as it comes)."""
+
+    def __init__(self, rate: int = 48000):
+        self.rate, self.blocks = rate, []
+
+    def query_devices(self, _device, _kind):
+        return {"default_samplerate": self.rate}
+
+    def OutputStream(self, **_kw):  # noqa: N802 - sounddevice's name
+        out = self
+
+        class Stream:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+            def write(self, a):
+                out.blocks.append(np.asarray(a).reshape(-1).copy())
+
+        return Stream()
+
+
+def _peak_hz(x: np.ndarray, rate: int) -> float:
+    spec = np.abs(np.fft.rfft(x * np.hanning(x.size)))
+    return float(np.fft.rfftfreq(x.size, 1 / rate)[int(np.argmax(spec))])
+
+
+@pytest.mark.parametrize("speed", [0.75, 1.5, 2.0])
+def test_speed_changes_the_pace_not_the_pitch(tmp_path, speed):
+    t = np.arange(16000 * 6) / 16000
+    wav = write_wav(tmp_path / "tone.wav", 0.3 * np.sin(2 * np.pi * 440 * t))
+    out = _Out()
+    p = Player(sd=out)
+    p.play(wav, start=1.0, speed=speed)
+    assert p.wait(30) and p.error is None
+    heard = np.concatenate(out.blocks)
+    assert heard.size / out.rate == pytest.approx(5.0 / speed, rel=0.03)   # 5 s of the file
+    assert _peak_hz(heard[out.rate // 2: -out.rate // 2], out.rate) == pytest.approx(440, abs=5)
+    assert p.position == pytest.approx(6.0, abs=0.05)
+
+
+def test_halt_returns_at_once_and_the_old_run_stays_quiet(tmp_path):
+    import threading
+    import time
+
+    class Slow(_Out):
+        def OutputStream(self, **kw):  # noqa: N802
+            stream = super().OutputStream(**kw)
+            write = stream.write
+
+            def slow(a):
+                time.sleep(0.3)
+                write(a)
+
+            stream.write = slow
+            return stream
+
+    wav = write_wav(tmp_path / "tone.wav", np.zeros(16000 * 4, np.float32))
+    done: list = []
+    p = Player(sd=Slow())
+    p.play(wav, 0.0, on_done=done.append)
+    time.sleep(0.1)
+    t0 = time.perf_counter()
+    at = p.halt()
+    assert time.perf_counter() - t0 < 0.01 and not p.playing and at == p.position
+    time.sleep(0.6)
+    assert done == [] and p.position == at  # the halted thread neither calls back nor moves it
+    assert not any(t.name == "minutely-player" and t.is_alive() for t in threading.enumerate())

@@ -1,0 +1,423 @@
+"""Correcting a transcript and playing it in the window: real widgets (offscreen), a real library
+in tmp_path, the real player with an injected output device (a fake sounddevice that takes
+blocks at the pace of real audio), the writes on the runner's pool."""
+
+from __future__ import annotations
+
+import threading
+import time
+import wave
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QAbstractItemView, QAbstractSlider
+
+from app.media.audio import write_wav
+from app.media.player import Player
+from app.ui.bootstrap import build_services
+from app.ui.main_window import MainWindow
+from app.ui.qmodels import EditedRole, PlayingRole, SpeakerRole
+from app.ui.transcript_edit import SegmentEditor
+
+
+class FakeSD:
+    """sounddevice's output as the player uses it: blocks are taken at the pace of real audio."""
+
+    RATE = 16000
+
+    def __init__(self, pace: float = 1.0):
+        self.pace, self.frames = pace, 0
+        self.lock = threading.Lock()
+
+    def query_devices(self, _device, _kind):
+        return {"default_samplerate": self.RATE}
+
+    def OutputStream(self, **_kw):  # noqa: N802 - sounddevice's name
+        sd = self
+
+        class Stream:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+            def write(self, a):
+                with sd.lock:
+                    sd.frames += len(a)
+                time.sleep(len(a) / sd.RATE / sd.pace)
+
+        return Stream()
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    services = build_services(tmp_path / "home")
+    w = MainWindow(services)
+    qtbot.addWidget(w)
+    w.resize(1100, 720)
+    w.show()
+    yield w
+    w.close()
+    services.close()
+
+
+def emb(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=12).astype("<f4")
+
+
+def meeting(window, n: int = 8, audio: bool = False) -> int:
+    lib = window.services.library
+    s = lib.create_session("Budget review", "recording", status="ready")
+    lib.add_segments(s.id, [{"start": 3.0 * i, "end": 3.0 * i + 2.5, "speaker": f"S{i % 2 + 1}",
+                             "text": f"Line {i} about the budjet and the plan number {i}.",
+                             "embedding": emb(i % 2) + 0.01 * emb(100 + i)} for i in range(n)])
+    if audio:
+        t = np.arange(int(16000 * 3.0 * n)) / 16000
+        p = write_wav(lib.media_dir(s.id) / "recording.wav", 0.2 * np.sin(2 * np.pi * 220 * t))
+        lib.add_media(s.id, p, "audio")
+    window.open_session(s.id)
+    return s.id
+
+
+def settle(qtbot, view) -> None:
+    qtbot.waitUntil(lambda: not view.editing.busy, timeout=10_000)
+
+
+def open_editor(qtbot, view, row: int) -> SegmentEditor:
+    idx = view.segments.index(row)
+    view.transcript.setCurrentIndex(idx)
+    view.transcript.setFocus()
+    qtbot.keyClick(view.transcript, Qt.Key.Key_F2)
+    ed = view.transcript.viewport().findChild(SegmentEditor)
+    assert ed is not None and view.transcript.state() == QAbstractItemView.State.EditingState
+    return ed
+
+
+def test_edit_in_place_searchable_survives_reopen_and_diarization_undo(window, qtbot):
+    from app.pipeline.speakers import diarize_session
+
+    view, lib = window.session_view, window.services.library
+    sid = meeting(window)
+    g = view.segments.segment(2)
+    ed = open_editor(qtbot, view, 2)
+    ed.setPlainText("")
+    qtbot.keyClicks(ed, "The zeppelin budget")   # typed: Space is a space here, not play/pause
+    assert ed.toPlainText() == "The zeppelin budget" and not view.player_bar.playing
+    qtbot.keyClicks(ed, " is approved.")
+    qtbot.keyClick(ed, Qt.Key.Key_Return)
+    assert view.segments.segment(2).text == "The zeppelin budget is approved."  # shown at once
+    settle(qtbot, view)
+    assert lib.segment(g.id).text == "The zeppelin budget is approved." and lib.segment(g.id).edited
+    assert [h.segment_id for h in lib.search("zeppelin")] == [g.id]
+    assert view.segments.index(2).data(EditedRole) and not view.segments.index(3).data(EditedRole)
+    assert window.edit_menu.actions()[0].text().startswith("&Undo Edit segment")
+    # Esc cancels an edit
+    ed = open_editor(qtbot, view, 3)
+    ed.setPlainText("nothing of this")
+    qtbot.keyClick(ed, Qt.Key.Key_Escape)
+    settle(qtbot, view)
+    assert "nothing" not in lib.segments(sid)[3].text
+    assert view.editing.undo_action.text() == f"&Undo Edit segment {g.id}"
+    # reopening the session and re-running diarization keep the words
+    other = lib.create_session("Other", "recording", status="ready")
+    window.open_session(other.id)
+    window.open_session(sid)
+    assert view.segments.segment(2).text == "The zeppelin budget is approved."
+    assert diarize_session(lib, sid, 2) == 2
+    view.refresh()
+    assert view.segments.segment(2).text == "The zeppelin budget is approved."
+    # Ctrl+Z (the Edit menu's undo) restores the model's words; redo brings the correction back
+    view.transcript.setFocus()
+    qtbot.keyClick(view.transcript, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    settle(qtbot, view)
+    assert lib.segment(g.id).text == g.text and view.segments.segment(2).text == g.text
+    assert lib.search("zeppelin") == [] and view.editing.redo_action.isEnabled()
+    qtbot.keyClick(view.transcript, Qt.Key.Key_Z,
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    settle(qtbot, view)
+    assert view.segments.segment(2).text == "The zeppelin budget is approved."
+    # restore the model's words from the context menu
+    menu = view.editing.menu_for(view.segments.index(2))
+    restore = next(a for a in menu.actions() if a.text().startswith("Restore"))
+    assert restore.isEnabled()
+    restore.trigger()
+    settle(qtbot, view)
+    assert lib.segment(g.id).text == g.text and lib.segment(g.id).original_text is None
+
+
+def test_the_model_applies_a_diff_not_a_reset(window, qtbot):
+    from dataclasses import replace
+
+    view = window.session_view
+    meeting(window, 10)
+    model = view.segments
+    old = [model.segment(r) for r in range(10)]
+    new = old[:1] + [replace(old[1], id=999, text="inserted")] + old[1:6] + old[7:]   # one in, one out
+    new[8] = replace(new[8], text="changed after the others moved")
+    resets, changed = [], []
+    model.modelReset.connect(lambda: resets.append(1))
+    model.dataChanged.connect(lambda a, b, roles=(): changed.append((a.row(), b.row())))
+    assert model.apply(new, model.speakers())
+    assert [model.segment(r) for r in range(model.rowCount())] == new and not resets
+    assert changed == [(8, 8)]
+    assert not model.apply(new, model.speakers())
+
+
+def action(menu, prefix: str):
+    for a in menu.actions():
+        if a.text().startswith(prefix):
+            return a.menu() or a
+    raise KeyError(prefix)
+
+
+def test_reassign_one_segment_and_all_following_change_exactly_those(window, qtbot, monkeypatch):
+    view, lib = window.session_view, window.services.library
+    sid = meeting(window, 10)
+    before = [(g.id, g.speaker) for g in lib.segments(sid)]
+    # row 2 (S1) to S2 alone
+    sub = action(view.editing.menu_for(view.segments.index(2)), "Speaker")
+    next(a for a in sub.actions() if a.text() == "S2").trigger()
+    settle(qtbot, view)
+    after = [(g.id, g.speaker) for g in lib.segments(sid)]
+    assert [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b] == [2]
+    assert view.segments.index(2).data(SpeakerRole) == "S2"
+    # row 4 (S1) and every later S1 segment to a new speaker, "Dana"
+    from PySide6.QtWidgets import QInputDialog
+
+    monkeypatch.setattr(QInputDialog, "getText", staticmethod(lambda *a, **k: ("Dana", True)))
+    sub = action(view.editing.menu_for(view.segments.index(4)), "Speaker of this and all following")
+    next(a for a in sub.actions() if a.text().startswith("New speaker")).trigger()
+    settle(qtbot, view)
+    names = [g.speaker for g in lib.segments(sid)]
+    assert names == ["S1", "S2", "S2", "S2", "Dana", "S2", "Dana", "S2", "Dana", "S2"]
+    assert [view.segments.index(i).data(SpeakerRole) for i in range(10)] == names
+    assert view.speakers.list.count() == 3  # the panel lists the new speaker
+    # one undo takes back the whole "following" change
+    view.editing.undo()
+    settle(qtbot, view)
+    assert [g.speaker for g in lib.segments(sid)][4:] == ["S1", "S2"] * 3
+
+
+def test_split_at_the_cursor_keeps_text_and_time_merge_joins(window, qtbot):
+    view, lib = window.session_view, window.services.library
+    sid = meeting(window, 4)
+    g = view.segments.segment(1)
+    ed = open_editor(qtbot, view, 1)
+    cur = ed.textCursor()
+    cur.setPosition(g.text.index("and"))
+    ed.setTextCursor(cur)
+    qtbot.keyClick(ed, Qt.Key.Key_Return, Qt.KeyboardModifier.AltModifier)
+    settle(qtbot, view)
+    segs = lib.segments(sid)
+    assert len(segs) == 5 and view.segments.rowCount() == 5
+    a, b = segs[1], segs[2]
+    assert f"{a.text} {b.text}" == g.text and b.text.startswith("and")
+    assert a.start == g.start and b.end == g.end and a.end == b.start
+    assert b.start == pytest.approx(g.start + (g.end - g.start) * g.text.index("and") / len(g.text))
+    # split from the menu while not editing: at the word nearest the middle
+    action(view.editing.menu_for(view.segments.index(3)), "Split in the middle").trigger()
+    settle(qtbot, view)
+    assert view.segments.rowCount() == 6
+    # merge the first split back together
+    merge = action(view.editing.menu_for(view.segments.index(1)), "Merge with the next")
+    assert merge.isEnabled()
+    merge.trigger()
+    settle(qtbot, view)
+    m = lib.segments(sid)[1]
+    assert m.text == g.text and (m.start, m.end) == (g.start, g.end) and view.segments.rowCount() == 5
+    # segments of two speakers are not merged
+    assert not action(view.editing.menu_for(view.segments.index(0)), "Merge with the next").isEnabled()
+
+
+def test_find_and_replace_counts_replaces_and_undoes_in_one_step(window, qtbot):
+    view, lib = window.session_view, window.services.library
+    sid = meeting(window, 8)
+    qtbot.keyClick(window, Qt.Key.Key_H, Qt.KeyboardModifier.ControlModifier)
+    dlg = view.editing._dialog
+    assert dlg is not None and dlg.isVisible()
+    dlg.find_edit.setText("budjet")
+    assert dlg.count_label.text() == "8 matches in 8 segments"
+    dlg.find_edit.setText("budj")   # whole words only
+    assert dlg.count_label.text() == "0 matches in 0 segments" and not dlg.replace_button.isEnabled()
+    dlg.whole_word.setChecked(False)
+    assert dlg.count_label.text().startswith("8 matches")
+    dlg.whole_word.setChecked(True)
+    dlg.find_edit.setText("BUDJET")
+    dlg.case.setChecked(True)
+    assert dlg.count_label.text().startswith("0 matches")
+    dlg.case.setChecked(False)
+    dlg.replacement.setText("budget")
+    dlg.replace_button.click()
+    settle(qtbot, view)
+    assert "Replaced 8 matches" in dlg.count_label.text()
+    assert all("budget" in g.text and "budjet" not in g.text for g in lib.segments(sid))
+    assert all("budget" in view.segments.segment(i).text for i in range(8))
+    assert len(lib.search("budget", session_id=sid)) == 8
+    view.editing.undo()
+    settle(qtbot, view)
+    assert all("budjet" in g.text for g in lib.segments(sid))
+    dlg.close()
+
+
+def test_player_bar_highlight_follows_playback_and_the_user_can_scroll_away(window, qtbot):
+    view = window.session_view
+    meeting(window, 40, audio=True)
+    bar = view.player_bar
+    sd = FakeSD(pace=4.0)  # four times real time: the test runs 4x faster, the player works the same
+    bar.player = Player(sd=sd)
+    window.resize(900, 400)
+    # a click on a segment plays from its start; the highlight and the view follow
+    view._play_index(view.segments.index(1))
+    assert bar.playing and bar.play_button.accessibleName() == "Pause"
+    qtbot.waitUntil(lambda: view.segments.playing_row >= 6, timeout=20_000)
+    row = view.segments.playing_row
+    assert view.segments.index(row).data(PlayingRole)
+    assert view.transcript.visualRect(view.segments.index(row)).intersects(view.transcript.viewport().rect())
+    assert bar.position >= 3.0 * 6 and bar.time_label.text().endswith(" / 01:59")
+    # the user scrolls away: the view stays put, a button brings it back
+    sb = view.transcript.verticalScrollBar()
+    sb.triggerAction(QAbstractSlider.SliderAction.SliderToMaximum)
+    bottom = sb.value()
+    assert bar.follow_button.isVisibleTo(bar)
+    qtbot.waitUntil(lambda: view.segments.playing_row >= row + 2, timeout=20_000)
+    assert sb.value() == bottom
+    bar.follow_button.click()
+    assert not bar.follow_button.isVisibleTo(bar)
+    assert view.transcript.visualRect(view.segments.index(view.segments.playing_row)).intersects(
+        view.transcript.viewport().rect())
+    # Space pauses (in the session view); the position stays; back 5 s; speed
+    view.transcript.setFocus()
+    qtbot.keyClick(view.transcript, Qt.Key.Key_Space)
+    assert not bar.playing and bar.play_button.accessibleName() == "Play"
+    paused = bar.position
+    time.sleep(0.2)
+    assert bar.position == paused
+    bar.back_button.click()
+    assert bar.position == pytest.approx(max(0.0, paused - 5.0))
+    bar.speed.setCurrentIndex(bar.speed.findData(2.0))
+    frames0 = sd.frames
+    bar.toggle()
+    qtbot.waitUntil(lambda: bar.position >= paused + 1.0, timeout=20_000)
+    bar.pause()
+    heard = (sd.frames - frames0) / FakeSD.RATE      # seconds of output
+    covered = bar.position - (paused - 5.0)          # seconds of the recording
+    assert covered / heard == pytest.approx(2.0, rel=0.25), (covered, heard)  # 2x: half the time
+
+
+def test_missing_audio_is_a_one_line_notice(window, qtbot):
+    view = window.session_view
+    meeting(window, 4)
+    messages = []
+    window.statusBar().messageChanged.connect(lambda m: m and messages.append(m))
+    view._play_index(view.segments.index(1))
+    bar = view.player_bar
+    assert not bar.playing and bar.notice.isVisibleTo(bar)
+    assert "not available" in bar.notice.text() and "\n" not in bar.notice.text()
+    assert any("not available" in m for m in messages)
+
+
+def silent_wav(path, seconds: float, rate: int = 8000):
+    """A WAV of ``seconds`` of silence written as a sparse file (no disk for three hours)."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"\0\0")
+    n = int(seconds * rate)
+    with open(path, "r+b") as f:  # patch the sizes for n frames and extend the file sparsely
+        f.seek(4)
+        f.write((36 + 2 * n).to_bytes(4, "little"))
+        f.seek(40)
+        f.write((2 * n).to_bytes(4, "little"))
+        f.truncate(44 + 2 * n)
+    return path
+
+
+def test_three_hour_session_stays_responsive_while_playing_scrolling_and_editing(window, qtbot):
+    """4,000 segments over three hours: open, play, follow, scroll away and back, seek, correct a
+    segment, split one, replace a word everywhere, undo: a 10 ms heartbeat on the UI thread never
+    gaps more than 100 ms."""
+    lib, view = window.services.library, window.session_view
+    rng = np.random.default_rng(5)
+    words = "budget research vendor contract legal cloud usage agenda team numbers review the a of to and".split()
+    s = lib.create_session("Offsite, day one", "recording", status="ready")
+    step = 3 * 3600 / 4000
+    lib.add_segments(s.id, [{"start": i * step, "end": i * step + step * 0.9, "speaker": f"S{i % 4 + 1}",
+                             "text": " ".join(rng.choice(words, int(rng.integers(6, 40))))} for i in range(4000)])
+    p = silent_wav(lib.media_dir(s.id) / "recording.wav", 3 * 3600 + 5)
+    lib.add_media(s.id, p, "audio")
+    gaps, last = [], [time.perf_counter()]
+    phase = ["open"]
+    where = []
+
+    def beat():
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        where.append(phase[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(beat)
+    timer.start()
+    qtbot.wait(50)
+    t0 = time.perf_counter()
+    window.open_session(s.id)
+    opened = time.perf_counter() - t0
+    qtbot.wait(300)   # the batched layout goes on between events
+    bar = view.player_bar
+    bar.player = Player(sd=FakeSD())
+    try:
+        bar.play_from(3600.0)
+        sb = view.transcript.verticalScrollBar()
+        for i in range(75):  # 3.75 s of the user scrolling, seeking and correcting, with playback on
+            qtbot.wait(50)
+            phase[0] = i
+            if i < 20:
+                sb.triggerAction(QAbstractSlider.SliderAction.SliderPageStepAdd)
+            elif i == 20:
+                bar.follow_button.click()
+            elif i in (30, 40):
+                bar.seek(1800.0 if i == 30 else 7200.0)
+            elif i == 45:  # a correction typed in place (what the editor's Enter does)
+                row = view.segments.playing_row
+                view.segments.setData(view.segments.index(row), "Corrected while it plays.")
+            elif i == 50:  # a split: the whole session is read back and diffed
+                view.editing.split(view.segments.segment(view.segments.playing_row + 1).id)
+            elif i == 55:
+                view.editing.undo()
+            elif i == 60:  # a find-and-replace over the whole session (~1,700 segments change)
+                view.editing.replace("budget", "Budget", True, True)
+            elif i == 70:
+                view.editing.undo()
+        assert bar.playing and view.segments.playing_row > 0
+        settle(qtbot, view)
+    finally:
+        timer.stop()
+        bar.pause()
+    worst = max(gaps[1:])
+    print("largest gaps (ms, step):", [(round(1000 * g), w) for g, w in sorted(zip(gaps[1:], where[1:]),
+                                                                              reverse=True)[:5]])
+    print(f"3-hour, 4000-segment session: open_session returned in {1000 * opened:.0f} ms; heartbeat "
+          f"{len(gaps)} beats while opening, playing, scrolling, seeking, editing: largest gap {1000 * worst:.1f} ms")
+    assert len(gaps) > 100
+    assert worst <= 0.100, f"UI thread blocked for {1000 * worst:.0f} ms"
+    assert [g.text for g in lib.segments(s.id)] == [view.segments.segment(r).text
+                                                     for r in range(view.segments.rowCount())]
+
+
+def test_real_playback_through_pulseaudio_moves_the_highlight(window, qtbot, pulse):
+    """The bar's own Player (sounddevice, PortAudio, the private PulseAudio sink): the highlight
+    follows what is really played."""
+    view = window.session_view
+    meeting(window, 6, audio=True)
+    bar = view.player_bar
+    assert bar.player is None
+    view._play_index(view.segments.index(0))
+    qtbot.waitUntil(lambda: view.segments.playing_row == 1, timeout=15_000)
+    assert bar.playing and bar.player is not None and bar.player.error is None
+    view.transcript.setFocus()
+    qtbot.keyClick(view.transcript, Qt.Key.Key_Space)
+    assert not bar.playing and 3.0 <= bar.position < 6.0
