@@ -112,6 +112,44 @@ def iter_audio(path: str | os.PathLike, block_seconds: float = 30.0) -> Iterator
         container.close()
 
 
+def decode_span(path: str | os.PathLike, start: float, end: float) -> np.ndarray:
+    """Seconds ``start``..``end`` of the audio track as 16 kHz mono float32: it seeks, so a
+    minute three hours into a file costs about what the minute does."""
+    import av
+
+    name = Path(path).name
+    container = open_container(path)
+    try:
+        if not container.streams.audio:
+            raise MediaError(f"no audio track in {name}")
+        stream = container.streams.audio[0]
+        if start > 0:
+            container.seek(int(start * 1_000_000), any_frame=False, backward=True)  # microseconds
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        need = max(0, int(round((end - start) * SAMPLE_RATE)))
+        parts: list[np.ndarray] = []
+        first: float | None = None  # where the decoded audio begins (a seek lands at or before start)
+        have = 0
+        try:
+            for frame in container.decode(stream):
+                if first is None:
+                    first = float(frame.time) if frame.time is not None else 0.0
+                for out in resampler.resample(frame):
+                    a = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+                    parts.append(a)
+                    have += len(a)
+                if have >= (start - first) * SAMPLE_RATE + need:
+                    break
+        except av.error.FFmpegError as e:
+            if not parts:
+                raise MediaError(f"cannot decode the audio of {name}: {e}") from None
+        x = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        skip = max(0, int(round((start - (first or 0.0)) * SAMPLE_RATE)))
+        return x[skip:skip + need]
+    finally:
+        container.close()
+
+
 def decode_audio(path: str | os.PathLike) -> np.ndarray:
     """The whole audio track as one 16 kHz mono float32 array."""
     blocks = list(iter_audio(path))

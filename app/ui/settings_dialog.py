@@ -38,14 +38,10 @@ from app.paths import ENV_HOME
 
 from .model_download import ModelDownloader
 from .model_setup import ModelDialog, state_text
-from .widgets import FittingDialog, button, message_label
+from .widgets import LANGUAGES, FittingDialog, button, message_label
 
 # settings that change how the model is loaded: a change reloads it
 ENGINE_KEYS = ("n_threads", "n_gpu_layers", "n_ctx", "image_tokens")
-LANGUAGES = ("English", "German", "French", "Spanish", "Italian", "Portuguese", "Dutch", "Polish",
-             "Swedish", "Danish", "Norwegian", "Finnish", "Czech", "Turkish", "Russian", "Ukrainian",
-             "Greek", "Arabic", "Hebrew", "Hindi", "Japanese", "Korean", "Chinese", "Vietnamese",
-             "Indonesian", "Thai")
 _LANGUAGE = re.compile(r"[^\W\d_](?:[^\W\d_]|[ ()'.-])*")  # a letter, then letters and " ()'.-"
 MIC_DEFAULT, SYSTEM_AUTO, SYSTEM_OFF = "default", "auto", "off"
 

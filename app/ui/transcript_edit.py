@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from PySide6.QtCore import QObject, QRect, Qt, Signal
@@ -45,6 +46,7 @@ from PySide6.QtWidgets import (
 from app.library.edits import find_pattern, word_cut
 
 from .qmodels import IdRole, SegmentDelegate, SegmentModel
+from .widgets import LANGUAGES
 
 log = logging.getLogger("minutely.ui.edit")
 
@@ -282,9 +284,9 @@ class TranscriptEditing(QObject):
 
         def done(payload) -> None:
             self._task = None
-            result, rows, speakers, partial = payload
+            result, rows, speakers, only_rows = payload
             if not self.services.closed and sid == self._session_id():
-                if partial:
+                if only_rows:
                     self.model.update_rows(rows, speakers)
                 else:
                     self.model.apply(rows, speakers)
@@ -341,6 +343,11 @@ class TranscriptEditing(QObject):
             merge.setText("Merge with the next segment (another speaker's: change a speaker first)")
         restore = menu.addAction("Restore the model's words", lambda: self.restore(g.id))
         restore.setEnabled(g.original_text is not None)
+        again = menu.addMenu("Transcribe again")
+        again.addAction("As the settings say", self._call(self.retranscribe, g.id, None))
+        for lang in LANGUAGES[:10]:
+            again.addAction(f"In {lang}", self._call(self.retranscribe, g.id, lang))
+        again.addAction("In another language…", self._call(self._retranscribe_in, g.id))
         menu.addSeparator()
         menu.addAction(self.undo_action)
         menu.addAction(self.redo_action)
@@ -354,6 +361,33 @@ class TranscriptEditing(QObject):
             fn(*args)
 
         return slot
+
+    def retranscribe(self, seg_id: int, language: str | None) -> None:
+        """Ask the model for this segment's words again (``language``: the speech's, else the
+        settings'); a model task, so it waits behind a running transcription."""
+        from app.pipeline.corrections import retranscribe_segment
+        from app.pipeline.utterances import TranscribeOptions
+
+        sid = self._session_id()
+        opts = TranscribeOptions.from_settings(self.services.settings)
+        if language:  # the language the speech is in: the words come back as spoken
+            opts.language, opts.translate_to = language, None
+        self.services.runner.run_model(
+            "Transcribe a segment again",
+            partial(_retranscribe_task, retranscribe_segment, seg_id, opts),
+            on_done=self._retranscribed, on_failed=self.message.emit, session_id=sid)
+
+    def _retranscribed(self, segment) -> None:
+        if not self.services.closed:  # the row is read back through the write queue, in order
+            self._submit("Show the segment transcribed again", lambda lib: None,
+                         on_done=lambda _: self.message.emit("The segment was transcribed again "
+                                                             "(Undo takes it back)"),
+                         rows=lambda lib, _: [lib.segment(segment.id)])
+
+    def _retranscribe_in(self, seg_id: int) -> None:
+        lang, ok = QInputDialog.getText(self.view, "Transcribe again", "The language the speech is in:")
+        if ok and lang.strip():
+            self.retranscribe(seg_id, lang.strip())
 
     def _new_speaker(self, seg_id: int, following: bool) -> None:
         name, ok = QInputDialog.getText(self.view, "New speaker", "Name of the speaker:")
@@ -419,3 +453,7 @@ class FindReplace(QDialog):
         self.recount()
         self.count_label.setText(f"Replaced {n} match{'es' if n != 1 else ''} (Ctrl+Z undoes it)")
         self.editing.message.emit(f"Replaced {n} match{'es' if n != 1 else ''}")
+
+
+def _retranscribe_task(fn, seg_id: int, opts, ctx):
+    return fn(ctx.library, ctx.engine, seg_id, opts, ctx.cancel_event)

@@ -11,6 +11,12 @@ from PySide6.QtWidgets import QDialog, QLabel, QLineEdit, QProgressBar, QPushBut
 
 from .tasks import Task
 
+# the languages offered by name (the settings' language and translation, "Transcribe again")
+LANGUAGES = ("English", "German", "French", "Spanish", "Italian", "Portuguese", "Dutch", "Polish",
+             "Swedish", "Danish", "Norwegian", "Finnish", "Czech", "Turkish", "Russian", "Ukrainian",
+             "Greek", "Arabic", "Hebrew", "Hindi", "Japanese", "Korean", "Chinese", "Vietnamese",
+             "Indonesian", "Thai")
+
 
 def button(text: str, name: str, on_click: Callable | None = None, *, tip: str | None = None,
            checkable: bool = False) -> QPushButton:

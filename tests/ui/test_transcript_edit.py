@@ -421,3 +421,33 @@ def test_real_playback_through_pulseaudio_moves_the_highlight(window, qtbot, pul
     view.transcript.setFocus()
     qtbot.keyClick(view.transcript, Qt.Key.Key_Space)
     assert not bar.playing and 3.0 <= bar.position < 6.0
+
+
+def test_transcribe_one_segment_again_in_another_language(window, qtbot, tiny_model):
+    """The context menu's "Transcribe again ▸ In German": a model task asks for that segment's audio
+    with the language, and the answer (or, from the random tiny model, a one-line "no words") shows."""
+    services = window.services
+    s = services.settings
+    s.model_path, s.mmproj_path, s.n_threads, s.n_ctx = str(tiny_model.model), str(tiny_model.mmproj), 1, 4096
+    services.save_settings()
+    services.model.model_changed()
+    sid = meeting(window, 4, audio=True)
+    view = window.session_view
+    messages: list[str] = []
+    view.editing.message.connect(messages.append)
+    added: list = []
+    services.runner.task_added.connect(added.append)
+    sub = action(view.editing.menu_for(view.segments.index(2)), "Transcribe again")
+    action(sub, "In German").trigger()
+    qtbot.waitUntil(lambda: any(t.title == "Transcribe a segment again" for t in added), timeout=10_000)
+    task = next(t for t in added if t.title == "Transcribe a segment again")
+    qtbot.waitUntil(lambda: task.finished, timeout=120_000)
+    g = services.library.segments(sid)[2]
+    if task.state == "done":
+        qtbot.waitUntil(lambda: view.segments.segment(2).edited, timeout=10_000)
+        assert g.edited and g.original_text == "Line 2 about the budjet and the plan number 2."
+        assert any("transcribed again" in m for m in messages)
+    else:
+        assert task.error and "\n" not in task.error and not g.edited
+    assert [x.text for x in services.library.segments(sid)[:2]] == [
+        "Line 0 about the budjet and the plan number 0.", "Line 1 about the budjet and the plan number 1."]
