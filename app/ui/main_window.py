@@ -72,7 +72,7 @@ class MainWindow(QMainWindow):
         self.session_list.selectionModel().currentChanged.connect(self._session_selected)
         self.left_stack.addWidget(self.session_list)
         self.results = SearchResults(services.library)
-        self.results.hit_chosen.connect(self.open_session)
+        self.results.hit_chosen.connect(self._hit_chosen)
         self.left_stack.addWidget(self.results)
         ll.addWidget(self.left_stack, 1)
         self._search_timer = QTimer(self)
@@ -339,6 +339,12 @@ class MainWindow(QMainWindow):
         self.session_list.setCurrentIndex(self.sessions.index(row))
         self.session_list.blockSignals(False)
         self._show(session_id, at)
+
+    def _hit_chosen(self, session_id: int, seconds: float) -> None:
+        """A search hit: open its session there; a hit in the transcript also plays from it."""
+        self.open_session(session_id, seconds)
+        if seconds > 0:
+            self.session_view.play_at(seconds)
 
     def _session_created(self, session_id: int) -> None:
         self.sessions.update_session(session_id)

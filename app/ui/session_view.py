@@ -268,6 +268,7 @@ class SessionView(QWidget):
         self.summary = SummaryTab(services)
         self.summary.task_started.connect(self.task_started)
         self.summary.message.connect(self.status_message)
+        self.summary.jump.connect(self.play_at)
         self.tabs.addTab(self.summary, "Summary")
 
         from .chat_tab import ChatTab
@@ -275,7 +276,7 @@ class SessionView(QWidget):
         self.chat = ChatTab(services, self.selected_media)
         self.chat.task_started.connect(self.task_started)
         self.chat.message.connect(self.status_message)
-        self.chat.jump.connect(self.jump_to)
+        self.chat.jump.connect(self.play_at)
         self.tabs.addTab(self.chat, "Chat")
 
         # screenshots and frames on a timeline
@@ -470,6 +471,12 @@ class SessionView(QWidget):
         if self.speakers.list.state() != QAbstractItemView.State.EditingState and \
                 self.speakers.signature() != self.speakers.current_signature():
             self.speakers.load(self.session_id)
+
+    def play_at(self, seconds: float) -> None:
+        """Show the transcript at ``seconds`` and play from there (a citation, a search hit)."""
+        self.jump_to(seconds)
+        self.follow_playback(scroll=False)
+        self.player_bar.play_from(seconds)
 
     def jump_to(self, seconds: float) -> None:
         """Show the transcript at ``seconds`` (a search hit, a citation, a screenshot)."""

@@ -32,9 +32,26 @@ from .tasks import FINISHED, Task, TaskState
 from .widgets import OneModelTask, button
 
 
+def cite_links(markdown: str, duration: float | None = None) -> str:
+    """The summary's Markdown with each [mm:ss] citation a link ``t:SECONDS`` (shown as it was)."""
+    from app.pipeline.chat import find_citations
+
+    out, pos = [], 0
+    for c in find_citations(markdown, duration):
+        a, b, inner = c.start_char, c.end_char, markdown[c.start_char:c.end_char]
+        pre = post = ""
+        if a > 0 and markdown[a - 1] == "[" and markdown[b:b + 1] == "]":  # keep "[mm:ss]" as written
+            a, b, pre, post = a - 1, b + 1, "\\[", "\\]"
+        out += [markdown[pos:a], f"{pre}[{inner}](t:{c.seconds:.2f}){post}"]
+        pos = b
+    out.append(markdown[pos:])
+    return "".join(out)
+
+
 class SummaryTab(OneModelTask, QWidget):
     task_started = Signal(object)     # the Task, for the Jobs panel
     message = Signal(str)
+    jump = Signal(float)              # a [mm:ss] citation was clicked: play from there
 
     def __init__(self, services, parent=None):
         super().__init__(parent)
@@ -62,6 +79,7 @@ class SummaryTab(OneModelTask, QWidget):
         self.text = QTextBrowser()
         self.text.setAccessibleName("Summary")
         self.text.setOpenLinks(False)
+        self.text.anchorClicked.connect(self._link)
         self.editor = QPlainTextEdit()
         self.editor.setAccessibleName("Summary (Markdown)")
         from .voice_edit import VoiceEditKey
@@ -130,7 +148,7 @@ class SummaryTab(OneModelTask, QWidget):
             self.items.blockSignals(False)
             return
         lib = self.services.library
-        self.text.setMarkdown(lib.summaries.get(sid).text)
+        self.text.setMarkdown(cite_links(lib.summaries.get(sid).text))
         for a in lib.summaries.action_items(sid):
             extra = ", ".join(x for x in (a.owner, f"due {a.due}" if a.due else None) if x)
             it = QListWidgetItem(a.text + (f" ({extra})" if extra else ""))
@@ -206,7 +224,12 @@ class SummaryTab(OneModelTask, QWidget):
             if self.versions.currentIndex() != 0 or self.versions.count() == 0 \
                     or self.versions.count() != len(self.services.library.summaries.for_session(session_id)):
                 self._fill_versions()
-            self.text.setMarkdown(text)
+            self.text.setMarkdown(cite_links(text))
+
+    def _link(self, url) -> None:
+        s = url.toString()
+        if s.startswith("t:"):
+            self.jump.emit(float(s[2:]))
 
     def _summarized(self, session_id: int, result) -> None:
         self._result: tuple[int, Any] | None = (session_id, result)

@@ -451,3 +451,31 @@ def test_transcribe_one_segment_again_in_another_language(window, qtbot, tiny_mo
         assert task.error and "\n" not in task.error and not g.edited
     assert [x.text for x in services.library.segments(sid)[:2]] == [
         "Line 0 about the budjet and the plan number 0.", "Line 1 about the budjet and the plan number 1."]
+
+
+def test_citations_and_search_hits_play_from_their_time(window, qtbot):
+    """A summary's or a chat answer's [mm:ss] citation, and a transcript search hit, play from there."""
+    from PySide6.QtCore import QUrl
+
+    view = window.session_view
+    sid = meeting(window, 12, audio=True)
+    lib = window.services.library
+    s = lib.summaries.start(sid, "general")
+    lib.summaries.finish(s.id, "## Decisions\n- Keep the budget [00:21] and the plan [00:30].")
+    view.summary.load(sid)
+    bar = view.player_bar
+    bar.player = Player(sd=FakeSD(pace=1.0))
+    html = view.summary.text.toHtml()
+    assert 'href="t:21.00"' in html and 'href="t:30.00"' in html
+    view.summary.text.anchorClicked.emit(QUrl("t:21.00"))
+    assert bar.playing and view.segments.segment(view.transcript.currentIndex().row()).start == 21.0
+    qtbot.waitUntil(lambda: view.segments.playing_row == 7, timeout=10_000)  # 21.0-23.5 s is segment 7
+    view.chat.jump.emit(9.0)  # a chat answer's [00:09]
+    qtbot.waitUntil(lambda: view.segments.playing_row == 3, timeout=10_000)
+    bar.pause()
+    window.search.setText("number 10")
+    qtbot.waitUntil(lambda: window.results.model.rowCount() >= 1, timeout=10_000)
+    row = next(i for i, h in enumerate(window.results.hits) if h.offset == 30.0)
+    window.results.choose(row)
+    assert bar.playing
+    qtbot.waitUntil(lambda: view.segments.playing_row == 10, timeout=10_000)
