@@ -48,6 +48,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, services, parent=None):
         super().__init__(parent)
+        self._opening = False  # open_session moves the list itself (see _session_selected)
         self.services = services
         self.setWindowTitle("Minutely")
         self.setAcceptDrops(True)
@@ -322,7 +323,7 @@ class MainWindow(QMainWindow):
 
     # -- sessions --------------------------------------------------------------
     def _session_selected(self, current, _previous) -> None:
-        if current.isValid():
+        if current.isValid() and not self._opening:
             self._show(int(current.data(IdRole)))
 
     def _show(self, session_id: int, at: float | None = None) -> None:
@@ -335,9 +336,13 @@ class MainWindow(QMainWindow):
         if row < 0:
             self.sessions.update_session(session_id)
             row = self.sessions.row_of(session_id)
-        self.session_list.blockSignals(True)
-        self.session_list.setCurrentIndex(self.sessions.index(row))
-        self.session_list.blockSignals(False)
+        # the list follows without showing the session a second time (its selection model's
+        # currentChanged still fires: a 4,000-segment session would be read twice)
+        self._opening = True
+        try:
+            self.session_list.setCurrentIndex(self.sessions.index(row))
+        finally:
+            self._opening = False
         self._show(session_id, at)
 
     def _hit_chosen(self, session_id: int, seconds: float) -> None:

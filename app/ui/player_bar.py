@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QStyle, QToolButton, QWidget
@@ -37,6 +38,8 @@ class Timeline(QWidget):
         self.duration = 0.0
         self.position = 0.0
         self._spans: list[tuple[float, float, QColor]] = []
+        self._starts = self._ends = np.zeros(0)
+        self._colours: list[QColor] = []
         self._cache: QPixmap | None = None
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
@@ -44,6 +47,10 @@ class Timeline(QWidget):
 
     def set_spans(self, spans: list[tuple[float, float, QColor]], duration: float) -> None:
         self._spans, self.duration = spans, max(duration, max((e for _, e, _ in spans), default=0.0))
+        order = sorted(range(len(spans)), key=lambda i: spans[i][0])
+        self._starts = np.array([spans[i][0] for i in order], float)
+        self._ends = np.array([spans[i][1] for i in order], float)
+        self._colours = [spans[i][2] for i in order]
         self._cache = None
         self.update()
 
@@ -68,9 +75,20 @@ class Timeline(QWidget):
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(bg)
         p.drawRoundedRect(QRectF(0, h / 2 - 5, self.width(), 10), 4, 4)
-        for start, end, colour in self._spans:
-            x0, x1 = self._x(start), self._x(end)
-            p.fillRect(QRectF(x0, h / 2 - 5, max(1.0, x1 - x0), 10), colour)
+        # one colour per pixel column (the last span that starts in or before it and reaches into
+        # it), then one rectangle per run: a 3-hour meeting's 4,000 segments are a few hundred
+        # rectangles, computed with numpy (the bar is redrawn on every resize)
+        width = max(1, int(self.width()))
+        if len(self._starts) and self.duration > 0:
+            per_px = self.duration / max(1, width - 4)
+            t0 = (np.arange(width) - 2) * per_px  # each column's time span [t0, t0 + per_px)
+            k = np.searchsorted(self._starts, t0 + per_px, side="left") - 1
+            hit = (k >= 0) & (self._ends[np.maximum(k, 0)] > t0)
+            k = np.where(hit, k, -1)
+            edges = np.flatnonzero(np.diff(k)) + 1
+            for a, b in zip(np.r_[0, edges], np.r_[edges, width], strict=True):
+                if k[a] >= 0:
+                    p.fillRect(QRectF(float(a), h / 2 - 5, float(b - a), 10), self._colours[int(k[a])])
         p.end()
         return pm
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from difflib import SequenceMatcher
 from typing import Any
@@ -201,7 +202,12 @@ class SegmentModel(QAbstractListModel):
         old_sp = {s.id: (s.name, s.label) for s in self._speakers.values()}
         self._set_speakers(speakers)
         changed: set[int] = set()   # ids of rows kept in place whose data changed
-        ops = SequenceMatcher(None, [g.id for g in self._rows], [g.id for g in rows], autojunk=False).get_opcodes()
+        old_ids, new_ids = [g.id for g in self._rows], [g.id for g in rows]
+        ops: Sequence[tuple[str, int, int, int, int]]
+        if old_ids == new_ids:  # the same rows (a find-and-replace, an undo of one): no diff to find
+            ops = [("equal", 0, len(rows), 0, len(rows))] if rows else []
+        else:
+            ops = SequenceMatcher(None, old_ids, new_ids, autojunk=False).get_opcodes()
         for tag, i1, i2, j1, j2 in reversed(ops):  # from the end: earlier indices stay valid
             if tag == "equal":
                 changed.update(g.id for g, new in zip(self._rows[i1:i2], rows[j1:j2], strict=True) if g != new)
@@ -440,10 +446,8 @@ class SegmentDelegate(QStyledItemDelegate):
 
     def rows_changed(self, first: QModelIndex, last: QModelIndex) -> None:
         """Rows' data changed: lay the list out again only if one of them needs another height
-        (a 4,000-row relayout is tens of milliseconds, a repaint is nothing)."""
-        if last.row() - first.row() > 50:
-            self.sizeHintChanged.emit(first)
-            return
+        (a 4,000-row relayout is tens of milliseconds, a repaint is nothing). Heights come from a
+        cache keyed by text, so a find-and-replace that keeps every line count costs no relayout."""
         opt = QStyleOptionViewItem()
         opt.font = self._view.font()
         for r in range(first.row(), last.row() + 1):
