@@ -94,7 +94,7 @@ def pipeline(folder: Path) -> list[dict]:
 
 
 def synthetic(outdir: Path, seeds=(10, 11, 12), speakers=(2, 3, 4), noises=(0.0, 0.01)) -> list[dict]:
-    """The same pipeline (speech detection included) on synthetic meetings (tests/meetings.py)."""
+    """The same pipeline (speech detection included) on synthetic meetings (tests/support/meetings.py)."""
     from app.media.speakers import speaker_segments
     from tests.support.der import der
     from tests.support.meetings import make_meeting
