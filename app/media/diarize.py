@@ -32,7 +32,7 @@ exceeds ``F_THRESHOLD``; the cost grows with the evidence, the F ratio adapts
 to a voice that varies more than others or to noise that shrinks everything.
 A known count takes the strongest splits first. Then a few k-means rounds, and
 short utterances go to the nearest speaker. Tuned on synthetic meetings (tests/
-meetings.py, true turns as utterances) of 1-6 voices, seeds 0-9, clean, with
+support/meetings.py, true turns as utterances) of 1-6 voices, seeds 0-9, clean, with
 1 s pauses inside turns, with white noise (RMS 0.01) and with 40 turns; checked
 on seeds 10-15. Over seeds 0-15 the count is right on all 320 quiet meetings of
 1-5 voices (clean, paused, 40 turns), but narrowly: the weakest two-voice split
