@@ -8,7 +8,11 @@
     m.offer_screen(pil_image)  # from a screen grabber (any thread; never blocks)
     result = m.stop()          # finalizes the audio, drains live transcription, clusters speakers
 
-The audio is recorded into `media/<session id>/recording/` (see app/capture/tracks.py), so a
+    Meeting(lib, ..., continue_session=sid).start()   # record on into an existing session (a false
+                               # auto-stop): a new part in `recording-2/`, its audio placed after the last
+
+The audio is recorded into `media/<session id>/recording/` (a continued session: `recording-2/`, ...;
+each part is an "audio" media at its offset; see app/capture/tracks.py), so a
 crash leaves a folder that `recover_unfinished(lib)` (run at every start of the app or the CLI)
 finalizes into that same session. No Qt: callbacks are plain functions called from worker threads
 (the recorder's writer thread for levels, the model thread for segments).
@@ -67,7 +71,7 @@ class Meeting:
                  on_notice: Callable[[str], None] | None = None,
                  on_state: Callable[[str], None] | None = None,
                  queue_size: int = 16, screen_options: dict[str, Any] | None = None, sd=None,
-                 recorder_options: dict | None = None):
+                 recorder_options: dict | None = None, continue_session: int | None = None):
         self.lib = lib
         self.mic, self.system, self.title = mic, system, title
         self.engine, self.options = engine, options or TranscribeOptions()
@@ -89,11 +93,14 @@ class Meeting:
         self._stop_lock = threading.Lock()
         self._result: MeetingResult | None = None
         self._auto_title: str | None = None  # the title the app gave at start (default or the event's)
+        self.continue_session = continue_session
+        self.offset = 0.0  # where this part starts in the session (a continued session: its length before)
+        self._part = RECORDING_DIR
 
     # --- state for the GUI --------------------------------------------------------------------
     @property
     def folder(self) -> Path:
-        return self.lib.media_dir(self.session_id, create=False) / RECORDING_DIR
+        return self.lib.media_dir(self.session_id, create=False) / self._part
 
     @property
     def position(self) -> float:
@@ -143,6 +150,8 @@ class Meeting:
         line) if no device can be opened; then nothing is left behind."""
         if self.state != "idle":
             raise RecordingError("this meeting was already started")
+        if self.continue_session is not None:
+            return self._start_continued(self.continue_session)
         s = self.lib.create_session(self.title or default_title(), "recording", status=SessionState.RECORDING)
         self.session_id = s.id
         self._calendar(s.id)  # the event's title and attendees; their names become spelling hints
@@ -159,6 +168,10 @@ class Meeting:
             self.session_id = None
             self.state = "stopped"
             raise
+        return self._started()
+
+    def _started(self) -> int:
+        assert self.recorder is not None and self.session_id is not None
         if self.live is not None:
             self.live.set_tracks(self.recorder.tracks)
             self.live.start()
@@ -166,7 +179,29 @@ class Meeting:
             self._notice(n)
         with self._state_lock:  # the writer thread may have seen audio already
             self._set_state("recording" if self._audio.is_set() else "starting")
-        return s.id
+        return self.session_id
+
+    def _start_continued(self, sid: int) -> int:
+        """Record a further part into session `sid` (no live transcription: its times would start
+        at 0). On failure the session is left as it was."""
+        if self.engine is not None:
+            raise RecordingError("a continued recording cannot be transcribed live (transcribe it afterwards)")
+        s = self.lib.get_session(sid)  # KeyError-like errors from the library if it is gone
+        media = self.lib.media_dir(sid, create=True)
+        n = 2
+        while (media / f"{RECORDING_DIR}-{n}").exists():
+            n += 1
+        self.session_id, self._part, self.offset = sid, f"{RECORDING_DIR}-{n}", float(s.duration or 0.0)
+        self.recorder = Recorder(self.folder, mic=self.mic, system=self.system, on_level=self.on_level,
+                                 sd=self._sd, on_stop=self._recorder_stopped, on_ready=self._audio_flows,
+                                 **self._rec_opts)
+        try:
+            self.recorder.start()
+        except BaseException:
+            self.state = "stopped"
+            raise
+        self.lib.update_session(sid, status=SessionState.RECORDING)
+        return self._started()
 
     def pause(self) -> None:
         if self.recorder and self.state == "recording":
@@ -211,17 +246,18 @@ class Meeting:
                 self._screen_evt.set()
                 self._screen_t.join(30)
             stats = None
-            self._calendar(self.session_id, rec.duration)  # the whole span decides the event
+            if self.continue_session is None:
+                self._calendar(self.session_id, rec.duration)  # the whole span decides the event
             if self.live is not None:
                 stats = self.live.finish(rec.mix, self.options.speakers, timeout)
             sid = self.session_id
             with self.lib.transaction():
                 if rec.mix is not None:
-                    self.lib.add_media(sid, rec.mix, "audio", 0.0)
-                transcribed = stats is not None and stats.segments > 0
+                    self.lib.add_media(sid, rec.mix, "audio", self.offset)
+                transcribed = stats is not None and stats.segments > 0 or bool(self.offset and self.lib.segments(sid))
                 status = SessionState.READY if transcribed else \
-                    (SessionState.NEW if rec.mix is not None else SessionState.RECORDING)
-                self.lib.update_session(sid, status=status, duration=rec.duration)
+                    (SessionState.NEW if rec.mix is not None or self.offset else SessionState.RECORDING)
+                self.lib.update_session(sid, status=status, duration=self.offset + rec.duration)
             for n in rec.notices:
                 if n not in self.notices:
                     self.notices.append(n)
@@ -334,7 +370,7 @@ def recover_unfinished(lib) -> list[tuple[int, RecordingResult]]:
 
 def _session_of(lib, folder: Path) -> int:
     sid = folder.parent.name
-    if folder.name == RECORDING_DIR and sid.isdigit():
+    if folder.name.startswith(RECORDING_DIR) and sid.isdigit():
         try:
             return lib.get_session(int(sid)).id
         except Exception:
@@ -345,8 +381,18 @@ def _session_of(lib, folder: Path) -> int:
 
 def _attach(lib, sid: int, res: RecordingResult) -> None:
     with lib.transaction():
-        if res.mix is not None and not any(m.kind == "audio" for m in lib.media(sid)):
-            lib.add_media(sid, res.mix, "audio", 0.0)
+        audio = lib.media(sid, "audio")
+        mine = [m for m in audio if res.mix is not None and m.path == lib.relative(res.mix)]
+        if mine:  # attached before (a repair run twice)
+            offset = mine[0].offset
+        elif res.folder.name == RECORDING_DIR:  # the first part: at 0, unless the session has audio
+            offset = 0.0
+            if res.mix is not None and not audio:
+                lib.add_media(sid, res.mix, "audio", 0.0)
+        else:  # a continued part goes after what the session holds
+            offset = lib.get_session(sid).duration if audio else 0.0
+            if res.mix is not None:
+                lib.add_media(sid, res.mix, "audio", offset)
         has_text = bool(lib.segments(sid))
         lib.update_session(sid, status=SessionState.READY if has_text else SessionState.NEW,
-                           duration=max(res.duration, lib.get_session(sid).duration))
+                           duration=max(offset + res.duration, lib.get_session(sid).duration))
