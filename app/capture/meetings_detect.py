@@ -5,6 +5,7 @@ app starts or stops doing so. No Qt: the CLI polls it on a thread, the GUI on th
     detector.poll() -> [Capture(app, binary, pid, source), ...]
     w = MeetingWatcher(detector, on_started=..., on_stopped=..., any_app=False)
     w.step()                                 # one poll: calls on_started(app) / on_stopped(app)
+    w.update(captures)                       # the same with a poll made elsewhere (the GUI's pool)
     w.run(stop_event)                        # polls every `interval` s until the event is set
 
 The interface is one method, `MeetingDetector.poll()`. Implementations:
@@ -221,6 +222,10 @@ class MeetingWatcher:
                 log.warning("meeting detection: %s", e)
             self.error = str(e)
             return []
+        return self.update(caps)
+
+    def update(self, caps: Iterable[Capture]) -> list[tuple[str, str]]:
+        """What `step` does with a poll's answer (for a caller that polls on another thread)."""
         now: dict[str, list[Capture]] = {}
         for c in caps:
             n = self.name(c)

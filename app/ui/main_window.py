@@ -152,6 +152,10 @@ class MainWindow(QMainWindow):
         self.recording.session_changed.connect(self._session_changed)
         self.recording.session_finished.connect(self._recording_finished)
         self.recording.message.connect(self.notify)
+        from .meeting_watch import MeetingWatch
+
+        self.meeting_watch = MeetingWatch(services, self.recording)  # offers to record a meeting app's call
+        self.meeting_watch.start()
 
         self.model_label = QLabel()
         self.model_label.setAccessibleName("Model state")
