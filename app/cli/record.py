@@ -207,8 +207,12 @@ def _wait_for_meeting(args, stop: threading.Event):
     watcher = MeetingWatcher(detector, any_app=args.any_app, interval=_POLL_S)
     say("waiting for a meeting" + (" (any app using the microphone)" if args.any_app else "")
         + "…; Ctrl-C quits")
+    told = None
     while not stop.is_set():
         started = [app for ev, app in watcher.step() if ev == "started"]
+        if watcher.error and watcher.error != told:  # no server (yet): say so once, keep trying
+            told = watcher.error
+            say(f"meeting detection: {told}; still trying")
         if started:
             say(f"{started[0]} started using the microphone: recording")
             return watcher, started[0]

@@ -4,8 +4,6 @@ real thing on the private PulseAudio (a `parecord` with Zoom's properties plays 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import threading
 
 import pytest
@@ -156,10 +154,7 @@ def test_pulse_detector_sees_a_zoom_client_start_and_stop(pulse):
                        on_stopped=lambda a: events.append(("stopped", a)))
     w.step()
     assert events == []
-    zoom = subprocess.Popen(["parecord", "--device=virtmic", "--raw", "--property=application.name=zoom",
-                             "--property=application.process.binary=zoom", os.devnull],
-                            env=pulse.child_env(), stderr=subprocess.PIPE)
-    pulse.players.append(zoom)
+    zoom = pulse.meeting_app("zoom", "zoom")
     try:
         wait_for(lambda: w.step() or events, 20, "Zoom to be seen capturing the microphone")
         assert events == [("started", "Zoom")]

@@ -5,9 +5,6 @@ countdown line first; `record --continue` records on into the same session."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-
 import pytest
 
 from app.library import Library
@@ -16,14 +13,6 @@ from tests.support.cli_proc import CliProc
 from tests.support.meetings import read_wav
 
 RATE = 16_000
-
-
-def start_zoom(pulse) -> subprocess.Popen:
-    p = subprocess.Popen(["parecord", "--device=virtmic", "--raw", "--property=application.name=ZOOM VoiceEngine",
-                          "--property=application.process.binary=zoom", os.devnull],
-                         env=pulse.child_env(), stderr=subprocess.PIPE)
-    pulse.players.append(p)  # stopped by its pid at the rig's teardown if a test fails first
-    return p
 
 
 def auto(pulse, *extra: str) -> CliProc:
@@ -37,7 +26,7 @@ def test_record_auto_follows_the_meeting_app_and_continue_records_on(tmp_path, p
     zoom = None
     try:
         rec.wait_line("waiting for a meeting", 60)
-        zoom = start_zoom(pulse)
+        zoom = pulse.meeting_app()
         rec.wait_line("Zoom started using the microphone: recording", 30)
         rec.wait_line("recording session", 30)
         assert pulse.play(wav, "micfeed").wait(30) == 0
@@ -82,7 +71,7 @@ def test_record_auto_stops_after_silence_with_a_countdown(pulse, _private_home):
     zoom = None
     try:
         rec.wait_line("waiting for a meeting", 60)
-        zoom = start_zoom(pulse)
+        zoom = pulse.meeting_app()
         rec.wait_line("recording session", 30)
         countdown = rec.wait_line("auto-stop in", 30)
         code, out = rec.finish(60)
@@ -100,3 +89,20 @@ def test_record_auto_stops_after_silence_with_a_countdown(pulse, _private_home):
         (audio,) = lib.media(int(out), "audio")
         assert lib.absolute(audio).exists()
         assert lib.get_session(int(out)).duration >= 2.5
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_waiting_records_nothing(pulse, _private_home):
+    import signal
+
+    rec = auto(pulse)
+    try:
+        rec.wait_line("waiting for a meeting", 60)
+        rec.p.send_signal(signal.SIGINT)
+        code, out = rec.finish(30)
+    finally:
+        rec.kill()
+    assert code == 0 and out == "", rec.stderr
+    assert rec.lines[-1] == "minutely: no meeting recorded"
+    with Library.open(_private_home) as lib:
+        assert lib.sessions() == []

@@ -107,7 +107,6 @@ def test_silence_stops_it_too_and_sound_cancels_the_countdown(qtbot):
 def test_the_window_offers_to_record_when_zoom_takes_the_virtual_mic(qtbot, tmp_path, pulse):
     from app.ui.bootstrap import build_services
     from app.ui.main_window import MainWindow
-    from tests.capture.test_record_auto import start_zoom
 
     services = build_services(tmp_path / "home")
     services.settings.mic_device, services.settings.system_device = pulse.mic, "off"
@@ -116,7 +115,7 @@ def test_the_window_offers_to_record_when_zoom_takes_the_virtual_mic(qtbot, tmp_
     zoom = None
     try:
         assert w.meeting_watch.timer.isActive()
-        zoom = start_zoom(pulse)
+        zoom = pulse.meeting_app()
         with qtbot.waitSignal(w.meeting_watch.offered, timeout=20_000) as offered:
             pass
         assert offered.args == ["Zoom"] and not w.recording.recording
