@@ -312,6 +312,8 @@ class MainWindow(QMainWindow):
         return dlg
 
     def _settings_saved(self, changed) -> None:
+        if changed & {"detect_meetings", "auto_record_apps"}:
+            self.meeting_watch.start()
         if not self.recording.recording and changed & {"mic_device", "system_device", "screen_capture"}:
             self.recording.fill_devices()
             self.recording.screen_action.setChecked(self.services.settings.screen_capture)

@@ -37,8 +37,14 @@ class MeetingWatch(QObject):
         self.timer.timeout.connect(self._tick)
 
     def start(self) -> None:
-        if self.watcher is not None and self.services.settings.detect_meetings:
-            self.timer.start()
+        """Poll while the settings want it (offers, or apps recorded without asking); again after
+        the settings changed."""
+        s = self.services.settings
+        if self.watcher is not None and (s.detect_meetings or s.auto_record_apps):
+            if not self.timer.isActive():
+                self.timer.start()
+        else:
+            self.timer.stop()
 
     def stop(self) -> None:
         self.timer.stop()
@@ -74,7 +80,7 @@ class MeetingWatch(QObject):
         allowed = {a.lower() for a in self.services.settings.auto_record_apps}
         if app.lower() in allowed:
             self.record(app)
-        else:
+        elif self.services.settings.detect_meetings:
             self.pending = app
             self._offer(app)
             self.offered.emit(app)

@@ -125,3 +125,37 @@ def test_the_window_offers_to_record_when_zoom_takes_the_virtual_mic(qtbot, tmp_
             zoom.wait(10)
         w.close()
         services.close()
+
+
+def test_no_offers_when_detection_is_off_but_allowed_apps_still_record(qtbot):
+    w, bar, det = make(qtbot, detect_meetings=False)
+    w.start()
+    assert not w.timer.isActive()  # nothing to do
+    det.now = [ZOOM]
+    w.services.settings.auto_record_apps = ["Teams"]
+    w.start()
+    try:
+        assert w.timer.isActive()
+        w._tick()
+        assert not bar.recording and not any("Record this meeting" in m for m in bar.messages)
+    finally:
+        w.stop()
+
+
+def test_the_settings_dialog_edits_the_detection_settings(qtbot, tmp_path):
+    from app.ui.bootstrap import build_services
+    from app.ui.settings_dialog import SettingsDialog
+
+    services = build_services(tmp_path / "home")
+    try:
+        dlg = SettingsDialog(services)
+        qtbot.addWidget(dlg)
+        assert dlg.detect_check.isChecked() and dlg.silence_spin.value() == 5.0
+        dlg.detect_check.setChecked(False)
+        dlg.auto_apps_edit.setText(" Zoom,  Teams , ")
+        dlg.silence_spin.setValue(0)
+        dlg.accept()
+        s = services.settings
+        assert (s.detect_meetings, s.auto_record_apps, s.auto_stop_silence_minutes) == (False, ["Zoom", "Teams"], 0.0)
+    finally:
+        services.close()
