@@ -11,8 +11,8 @@
     Meeting(lib, ..., continue_session=sid).start()   # record on into an existing session (a false
                                # auto-stop): a new part in `recording-2/`, its audio placed after the last
 
-The audio is recorded into `media/<session id>/recording/` (a continued session: `recording-2/`, ...;
-each part is an "audio" media at its offset; see app/capture/tracks.py), so a
+The audio is recorded into `media/<session id>/recording/` (a continued session: `recording-2/`, ...,
+joined with every part at its offset into `media/<sid>/audio.wav`; see app/capture/tracks.py), so a
 crash leaves a folder that `recover_unfinished(lib)` (run at every start of the app or the CLI)
 finalizes into that same session. No Qt: callbacks are plain functions called from worker threads
 (the recorder's writer thread for levels, the model thread for segments).
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.capture.recorder import Recorder, RecordingError, RecordingResult, find_unfinished, recover
-from app.capture.tracks import DONE_STATES, SIDECAR, is_live, read_sidecar
+from app.capture.tracks import DONE_STATES, SIDECAR, is_live, join_wavs, read_sidecar
 from app.library.models import SessionState
 from app.pipeline.calendar import apply_event, session_options
 from app.pipeline.live import LiveStats, LiveTranscriber
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("minutely.meeting")
 
 RECORDING_DIR = "recording"
+JOINED = "audio.wav"  # a continued session's audio: every part at its offset (media/<sid>/audio.wav)
+JOINED_MARK = "joined"  # in a part's folder once it is in JOINED: its offset
 
 
 @dataclass
@@ -254,6 +256,8 @@ class Meeting:
             with self.lib.transaction():
                 if rec.mix is not None:
                     self.lib.add_media(sid, rec.mix, "audio", self.offset)
+                if self.offset:
+                    self._join(sid)
                 transcribed = stats is not None and stats.segments > 0 or bool(self.offset and self.lib.segments(sid))
                 status = SessionState.READY if transcribed else \
                     (SessionState.NEW if rec.mix is not None or self.offset else SessionState.RECORDING)
@@ -318,6 +322,13 @@ class Meeting:
         finally:
             lib.close()
 
+    def _join(self, sid: int) -> None:
+        try:
+            join_parts(self.lib, sid)
+        except Exception as e:  # a full disk, a part unreadable (wave.Error): the parts stay as they are
+            log.exception("joining the parts of session %d", sid)
+            self._notice(f"the parts of session {sid} could not be joined: {e}")
+
     def _notice(self, text: str) -> None:
         self.notices.append(text)
         if self.on_notice is not None:
@@ -379,12 +390,37 @@ def _session_of(lib, folder: Path) -> int:
                               status=SessionState.RECORDING).id
 
 
+def join_parts(lib, sid: int) -> Path | None:
+    """Fold a session's audio media (its parts, and an earlier join) into `media/<sid>/audio.wav`,
+    each at its offset, and make that the session's one "audio" media, so transcription and
+    playback cover every part. A part's row goes (its files stay, with a JOINED_MARK). None if
+    there was nothing to join."""
+    out = lib.media_dir(sid, create=True) / JOINED
+    joined = lib.relative(out)
+    audio = [m for m in lib.media(sid, "audio") if lib.absolute(m).exists()]
+    if len([m for m in audio if m.path != joined]) < (1 if any(m.path == joined for m in audio) else 2):
+        return None
+    join_wavs([(lib.absolute(m), m.offset) for m in audio], out, 16000)
+    with lib.transaction():
+        for m in audio:
+            if m.path != joined:
+                (lib.absolute(m).parent / JOINED_MARK).write_text(f"{m.offset}\n")
+                lib.forget_media(m.id)
+        if not any(m.path == joined for m in audio):
+            lib.add_media(sid, out, "audio", 0.0)
+    return out
+
+
 def _attach(lib, sid: int, res: RecordingResult) -> None:
+    continued = False
     with lib.transaction():
         audio = lib.media(sid, "audio")
         mine = [m for m in audio if res.mix is not None and m.path == lib.relative(res.mix)]
+        mark = res.folder / JOINED_MARK
         if mine:  # attached before (a repair run twice)
             offset = mine[0].offset
+        elif mark.exists():  # attached and joined before
+            offset = float(mark.read_text().strip() or 0.0)
         elif res.folder.name == RECORDING_DIR:  # the first part: at 0, unless the session has audio
             offset = 0.0
             if res.mix is not None and not audio:
@@ -393,6 +429,12 @@ def _attach(lib, sid: int, res: RecordingResult) -> None:
             offset = lib.get_session(sid).duration if audio else 0.0
             if res.mix is not None:
                 lib.add_media(sid, res.mix, "audio", offset)
+                continued = bool(audio)
         has_text = bool(lib.segments(sid))
         lib.update_session(sid, status=SessionState.READY if has_text else SessionState.NEW,
                            duration=max(offset + res.duration, lib.get_session(sid).duration))
+    if continued:
+        try:
+            join_parts(lib, sid)
+        except Exception:  # the parts stay; the next start tries nothing more (they are attached)
+            log.exception("joining the parts of session %d", sid)

@@ -1,7 +1,7 @@
 """`record --auto` through the real CLI on the private PulseAudio: a `parecord` client with Zoom's
 PulseAudio properties plays the meeting app. Recording starts when it captures the virtual mic and
 stops (files finalized, the session stored with audio) when it lets go, or after silence, with a
-countdown line first; `record --continue` records on into the same session."""
+countdown line first; `record --continue` records on into the same session (its audio then joins both parts)."""
 
 from __future__ import annotations
 
@@ -59,10 +59,12 @@ def test_record_auto_follows_the_meeting_app_and_continue_records_on(tmp_path, p
         more.kill()
     assert code == 0 and int(out) == sid, more.stderr
     with Library.open(_private_home) as lib:
-        parts = lib.media(sid, "audio")
-        assert [m.offset for m in parts] == [0.0, pytest.approx(first)]
-        assert "recording-2" in parts[1].path
+        (joined,) = lib.media(sid, "audio")  # both parts, the second at the first one's end
+        assert joined.path.endswith("/audio.wav") and joined.offset == 0.0
+        whole = read_wav(lib.absolute(joined))
         assert lib.get_session(sid).duration == pytest.approx(first + 1.0, abs=0.1)
+        assert len(whole) / RATE == pytest.approx(first + 1.0, abs=0.1)
+    assert find_chirp(whole) == pytest.approx((onset, corr), abs=0.01)  # the first part where it was
 
 
 @pytest.mark.slow
