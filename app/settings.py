@@ -46,6 +46,10 @@ class Settings:
     calendar_folder: str = ""     # a folder of .ics files (re)imported as the calendar ("" = none)
     notes_folder: str = ""        # where sessions are exported as Markdown notes (an Obsidian vault)
     notes_auto_export: bool = False  # export the note whenever a summary finishes
+    # meeting detection and auto-stop
+    detect_meetings: bool = True  # offer to record when a meeting app starts using the microphone
+    auto_record_apps: list[str] = field(default_factory=list)  # apps ("Zoom", "Teams") recorded without asking
+    auto_stop_silence_minutes: float = 5.0  # a detected meeting stops after this much silence (0 = never)
 
     @classmethod
     def load(cls, path: Path | None = None) -> Settings:

@@ -288,6 +288,39 @@ def mix_wavs(wavs: list[Path], out: Path, rate: int) -> int:
             r.close()
 
 
+def join_wavs(parts: list[tuple[Path, float]], out: Path, rate: int) -> int:
+    """One mono 16-bit WAV of `parts` (path, offset in seconds) in order, each starting at its offset
+    (silence before it; a part that overlaps the next is cut where the next begins). Streams in
+    chunks; written beside `out` and renamed. Returns the number of frames."""
+    tmp = out.with_name(f".{out.name}.part")
+    frames = 0
+    with wave.open(str(tmp), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        parts = sorted(parts, key=lambda p: p[1])
+        for i, (path, offset) in enumerate(parts):
+            start = max(frames, round(offset * rate))
+            end = round(parts[i + 1][1] * rate) if i + 1 < len(parts) else None
+            while frames < start:
+                n = min(_CHUNK, start - frames)
+                w.writeframesraw(bytes(2 * n))
+                frames += n
+            with wave.open(str(path), "rb") as r:
+                left = r.getnframes() if end is None else min(r.getnframes(), max(0, end - frames))
+                while left > 0:
+                    x = r.readframes(min(_CHUNK, left))
+                    if not x:
+                        break
+                    w.writeframesraw(x)
+                    frames += len(x) // 2
+                    left -= len(x) // 2
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, out)
+    return frames
+
+
 def finalize(folder: Path, meta: dict, *, state: str = "finished", keep_pcm: bool = False) -> RecordingResult:
     """WAVs from the PCM on disk, the mix, then the sidecar marked `state`, then the PCM removed.
     Idempotent: a crash anywhere in here leaves something `recover` can finish."""

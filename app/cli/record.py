@@ -7,10 +7,18 @@ recordings a crash left unfinished are finalized into their sessions first. With
 transcribes utterances while the meeting runs (segments are printed to stderr as they land);
 without it the session keeps the audio for a later transcription. With ``--screen-interval`` the
 main thread runs the screen grab's Qt event loop (app/capture/screen.py; this module imports no Qt).
+
+With ``--auto`` it first waits for a meeting app (Zoom, Teams, a browser, ...; with ``--any-app`` any
+app) to start capturing the microphone (app/capture/meetings_detect.py), records the microphone and
+system audio, and stops by itself when that app releases the microphone (after ``--release-grace``
+seconds) or after ``--stop-after-silence`` minutes of silence on every track (setting
+auto_stop_silence_minutes), saying so with a countdown first (app/pipeline/autostop.py). A false
+stop is undone with ``--continue SESSION``: a further part recorded into the same session.
 """
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 
@@ -33,12 +41,22 @@ def register(sub) -> None:
     p.add_argument("--speakers", type=int, help="number of speakers, if known (else automatic)")
     p.add_argument("--language", help="language of the speech, if known")
     p.add_argument("--parallel", type=int, default=2, help="utterances the model answers together (default 2)")
+    p.add_argument("--auto", action="store_true",
+                   help="wait for a meeting app to use the microphone, record, stop when it ends")
+    p.add_argument("--any-app", action="store_true", help="with --auto: any app that uses the microphone")
+    p.add_argument("--stop-after-silence", type=float, metavar="MIN",
+                   help="with --auto: stop after this many minutes of silence (default: from settings; 0: never)")
+    p.add_argument("--release-grace", type=float, default=10.0, metavar="S",
+                   help="with --auto: stop this many seconds after the app released the microphone (default 10)")
+    p.add_argument("--continue", dest="continue_session", type=int, metavar="SESSION",
+                   help="record on into this session (after a false auto-stop)")
     add_model_args(p)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     from ..capture.recorder import RecordingError
+    from ..pipeline.autostop import AutoStop
     from ..pipeline.meeting import Meeting, recover_unfinished
 
     if args.seconds is not None and args.seconds <= 0:
@@ -48,6 +66,12 @@ def run(args) -> int:
     settings = load_settings()
     mic = None if args.no_mic else (args.device or settings.mic_device or "default")
     system = args.system_audio
+    if args.auto and system is None and settings.system_device != "off":
+        system = settings.system_device or "auto"  # a meeting: what the others say, too
+    if args.continue_session is not None and args.live:
+        raise UsageError("--continue cannot transcribe live: transcribe the session afterwards")
+    if args.release_grace < 0 or (args.stop_after_silence or 0) < 0:
+        raise UsageError("--release-grace and --stop-after-silence cannot be negative")
     if mic is None and system is None:
         raise UsageError("nothing to record: --no-mic needs --system-audio")
     engine, opts = None, None
@@ -61,11 +85,19 @@ def run(args) -> int:
         def show(seg) -> None:
             say(f"[{clock(seg.start)}] {seg.speaker or '?'}: {seg.text}")
 
-        meeting = Meeting(lib, mic=mic, system=system, title=args.title, engine=engine, options=opts,
-                          on_segment=show if args.live else None, on_notice=say,
-                          recorder_options={"max_seconds": args.seconds})
         stop = threading.Event()
         _stop_signals(stop.set)
+        watcher, app = None, ""
+        if args.auto:
+            found = _wait_for_meeting(args, stop)
+            if found is None:  # Ctrl-C while waiting
+                say("no meeting recorded")
+                return EXIT_OK
+            watcher, app = found
+        meeting = Meeting(lib, mic=mic, system=system, title=args.title, engine=engine, options=opts,
+                          on_segment=show if args.live else None, on_notice=say,
+                          recorder_options={"max_seconds": args.seconds},
+                          continue_session=args.continue_session)
         try:
             sid = meeting.start()
         except RecordingError as e:
@@ -77,7 +109,12 @@ def run(args) -> int:
                 tracks = " + ".join({"mic": "microphone", "system": "system audio"}.get(t, t)
                                     for t in meeting.tracks)
                 say(f"recording session {sid} ({tracks}); Ctrl-C stops")
-                if args.screen_interval:
+                if watcher is not None:
+                    minutes = settings.auto_stop_silence_minutes if args.stop_after_silence is None \
+                        else args.stop_after_silence
+                    auto = AutoStop(minutes * 60 if minutes > 0 else None, release_s=args.release_grace)
+                    _wait_auto(meeting, stop, watcher, app, auto)
+                elif args.screen_interval:
                     _run_with_screen(meeting, args, stop)
                 else:
                     _wait(meeting, stop)
@@ -91,6 +128,8 @@ def run(args) -> int:
             if engine is not None and hasattr(engine, "close_loaded"):
                 engine.close_loaded()
         _report(result, args.live)
+        if watcher is not None:
+            say(f"stopped too early? `record --continue {sid}` records on into this session")
         print(sid, flush=True)
     return EXIT_OK
 
@@ -155,6 +194,59 @@ def _wait(meeting, stop: threading.Event) -> None:
     device lost (it saved and stopped)."""
     while not stop.is_set() and not meeting.wait_ended(0.2):
         pass
+
+
+def _wait_for_meeting(args, stop: threading.Event):
+    """Poll until a meeting app captures the microphone: (the watcher, the app), or None if
+    stopped first."""
+    from ..capture.meetings_detect import MeetingWatcher, default_detector
+
+    detector = default_detector()
+    if detector is None:
+        raise UsageError("meeting detection needs PulseAudio or PipeWire (pactl); not available here")
+    watcher = MeetingWatcher(detector, any_app=args.any_app, interval=_POLL_S)
+    say("waiting for a meeting" + (" (any app using the microphone)" if args.any_app else "")
+        + "…; Ctrl-C quits")
+    told = None
+    while not stop.is_set():
+        started = [app for ev, app in watcher.step() if ev == "started"]
+        if watcher.error and watcher.error != told:  # no server (yet): say so once, keep trying
+            told = watcher.error
+            say(f"meeting detection: {told}; still trying")
+        if started:
+            say(f"{started[0]} started using the microphone: recording")
+            return watcher, started[0]
+        stop.wait(watcher.interval)
+    return None
+
+
+_POLL_S = 1.0  # how often --auto asks PulseAudio who captures the microphone
+
+
+def _wait_auto(meeting, stop: threading.Event, watcher, app: str, auto) -> None:
+    """Until Ctrl-C, the recorder ended, or AutoStop says stop (with a countdown line first)."""
+    import time
+
+    next_poll = 0.0
+    while not stop.is_set() and not meeting.wait_ended(0.1):
+        if time.monotonic() >= next_poll:
+            next_poll = time.monotonic() + watcher.interval
+            watcher.step()
+            if app in watcher.active:
+                auto.app_back()
+            else:
+                auto.app_released()
+        verdict = auto.update(meeting.levels)
+        if verdict is None:
+            continue
+        what, reason, left = verdict
+        if what == "countdown":
+            say(f"auto-stop in {math.ceil(left)} s: {reason} ({app}); Ctrl-C stops now")
+        elif what == "cancelled":
+            say("auto-stop cancelled: " + ("the app is back" if reason.startswith("the app") else "sound again"))
+        else:
+            say(f"auto-stop: {reason}")
+            return
 
 
 def _run_with_screen(meeting, args, stop: threading.Event) -> None:

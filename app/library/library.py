@@ -349,6 +349,10 @@ class Library:
                                      "created": now_iso()})
         return Media(**self._store.one("media", mid, "media item"))
 
+    def forget_media(self, media_id: int) -> None:
+        """Remove a media row and keep its file (it was folded into another, e.g. joined audio)."""
+        self.conn.execute("DELETE FROM media WHERE id = ?", (media_id,))
+
     def media(self, session_id: int, kind: str | None = None) -> list[Media]:
         sql = 'SELECT * FROM media WHERE session_id = ?'
         params: list[Any] = [session_id]

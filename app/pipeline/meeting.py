@@ -8,7 +8,11 @@
     m.offer_screen(pil_image)  # from a screen grabber (any thread; never blocks)
     result = m.stop()          # finalizes the audio, drains live transcription, clusters speakers
 
-The audio is recorded into `media/<session id>/recording/` (see app/capture/tracks.py), so a
+    Meeting(lib, ..., continue_session=sid).start()   # record on into an existing session (a false
+                               # auto-stop): a new part in `recording-2/`, its audio placed after the last
+
+The audio is recorded into `media/<session id>/recording/` (a continued session: `recording-2/`, ...,
+joined with every part at its offset into `media/<sid>/audio.wav`; see app/capture/tracks.py), so a
 crash leaves a folder that `recover_unfinished(lib)` (run at every start of the app or the CLI)
 finalizes into that same session. No Qt: callbacks are plain functions called from worker threads
 (the recorder's writer thread for levels, the model thread for segments).
@@ -27,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.capture.recorder import Recorder, RecordingError, RecordingResult, find_unfinished, recover
-from app.capture.tracks import DONE_STATES, SIDECAR, is_live, read_sidecar
+from app.capture.tracks import DONE_STATES, SIDECAR, is_live, join_wavs, read_sidecar
 from app.library.models import SessionState
 from app.pipeline.calendar import apply_event, session_options
 from app.pipeline.live import LiveStats, LiveTranscriber
@@ -39,6 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("minutely.meeting")
 
 RECORDING_DIR = "recording"
+JOINED = "audio.wav"  # a continued session's audio: every part at its offset (media/<sid>/audio.wav)
+JOINED_MARK = "joined"  # in a part's folder once it is in JOINED: its offset
 
 
 @dataclass
@@ -67,7 +73,7 @@ class Meeting:
                  on_notice: Callable[[str], None] | None = None,
                  on_state: Callable[[str], None] | None = None,
                  queue_size: int = 16, screen_options: dict[str, Any] | None = None, sd=None,
-                 recorder_options: dict | None = None):
+                 recorder_options: dict | None = None, continue_session: int | None = None):
         self.lib = lib
         self.mic, self.system, self.title = mic, system, title
         self.engine, self.options = engine, options or TranscribeOptions()
@@ -89,11 +95,14 @@ class Meeting:
         self._stop_lock = threading.Lock()
         self._result: MeetingResult | None = None
         self._auto_title: str | None = None  # the title the app gave at start (default or the event's)
+        self.continue_session = continue_session
+        self.offset = 0.0  # where this part starts in the session (a continued session: its length before)
+        self._part = RECORDING_DIR
 
     # --- state for the GUI --------------------------------------------------------------------
     @property
     def folder(self) -> Path:
-        return self.lib.media_dir(self.session_id, create=False) / RECORDING_DIR
+        return self.lib.media_dir(self.session_id, create=False) / self._part
 
     @property
     def position(self) -> float:
@@ -143,6 +152,8 @@ class Meeting:
         line) if no device can be opened; then nothing is left behind."""
         if self.state != "idle":
             raise RecordingError("this meeting was already started")
+        if self.continue_session is not None:
+            return self._start_continued(self.continue_session)
         s = self.lib.create_session(self.title or default_title(), "recording", status=SessionState.RECORDING)
         self.session_id = s.id
         self._calendar(s.id)  # the event's title and attendees; their names become spelling hints
@@ -159,6 +170,10 @@ class Meeting:
             self.session_id = None
             self.state = "stopped"
             raise
+        return self._started()
+
+    def _started(self) -> int:
+        assert self.recorder is not None and self.session_id is not None
         if self.live is not None:
             self.live.set_tracks(self.recorder.tracks)
             self.live.start()
@@ -166,7 +181,29 @@ class Meeting:
             self._notice(n)
         with self._state_lock:  # the writer thread may have seen audio already
             self._set_state("recording" if self._audio.is_set() else "starting")
-        return s.id
+        return self.session_id
+
+    def _start_continued(self, sid: int) -> int:
+        """Record a further part into session `sid` (no live transcription: its times would start
+        at 0). On failure the session is left as it was."""
+        if self.engine is not None:
+            raise RecordingError("a continued recording cannot be transcribed live (transcribe it afterwards)")
+        s = self.lib.get_session(sid)  # KeyError-like errors from the library if it is gone
+        media = self.lib.media_dir(sid, create=True)
+        n = 2
+        while (media / f"{RECORDING_DIR}-{n}").exists():
+            n += 1
+        self.session_id, self._part, self.offset = sid, f"{RECORDING_DIR}-{n}", float(s.duration or 0.0)
+        self.recorder = Recorder(self.folder, mic=self.mic, system=self.system, on_level=self.on_level,
+                                 sd=self._sd, on_stop=self._recorder_stopped, on_ready=self._audio_flows,
+                                 **self._rec_opts)
+        try:
+            self.recorder.start()
+        except BaseException:
+            self.state = "stopped"
+            raise
+        self.lib.update_session(sid, status=SessionState.RECORDING)
+        return self._started()
 
     def pause(self) -> None:
         if self.recorder and self.state == "recording":
@@ -211,17 +248,20 @@ class Meeting:
                 self._screen_evt.set()
                 self._screen_t.join(30)
             stats = None
-            self._calendar(self.session_id, rec.duration)  # the whole span decides the event
+            if self.continue_session is None:
+                self._calendar(self.session_id, rec.duration)  # the whole span decides the event
             if self.live is not None:
                 stats = self.live.finish(rec.mix, self.options.speakers, timeout)
             sid = self.session_id
             with self.lib.transaction():
                 if rec.mix is not None:
-                    self.lib.add_media(sid, rec.mix, "audio", 0.0)
-                transcribed = stats is not None and stats.segments > 0
+                    self.lib.add_media(sid, rec.mix, "audio", self.offset)
+                if self.offset:
+                    self._join(sid)
+                transcribed = stats is not None and stats.segments > 0 or bool(self.offset and self.lib.segments(sid))
                 status = SessionState.READY if transcribed else \
-                    (SessionState.NEW if rec.mix is not None else SessionState.RECORDING)
-                self.lib.update_session(sid, status=status, duration=rec.duration)
+                    (SessionState.NEW if rec.mix is not None or self.offset else SessionState.RECORDING)
+                self.lib.update_session(sid, status=status, duration=self.offset + rec.duration)
             for n in rec.notices:
                 if n not in self.notices:
                     self.notices.append(n)
@@ -282,6 +322,13 @@ class Meeting:
         finally:
             lib.close()
 
+    def _join(self, sid: int) -> None:
+        try:
+            join_parts(self.lib, sid)
+        except Exception as e:  # a full disk, a part unreadable (wave.Error): the parts stay as they are
+            log.exception("joining the parts of session %d", sid)
+            self._notice(f"the parts of session {sid} could not be joined: {e}")
+
     def _notice(self, text: str) -> None:
         self.notices.append(text)
         if self.on_notice is not None:
@@ -334,7 +381,7 @@ def recover_unfinished(lib) -> list[tuple[int, RecordingResult]]:
 
 def _session_of(lib, folder: Path) -> int:
     sid = folder.parent.name
-    if folder.name == RECORDING_DIR and sid.isdigit():
+    if folder.name.startswith(RECORDING_DIR) and sid.isdigit():
         try:
             return lib.get_session(int(sid)).id
         except Exception:
@@ -343,10 +390,51 @@ def _session_of(lib, folder: Path) -> int:
                               status=SessionState.RECORDING).id
 
 
-def _attach(lib, sid: int, res: RecordingResult) -> None:
+def join_parts(lib, sid: int) -> Path | None:
+    """Fold a session's audio media (its parts, and an earlier join) into `media/<sid>/audio.wav`,
+    each at its offset, and make that the session's one "audio" media, so transcription and
+    playback cover every part. A part's row goes (its files stay, with a JOINED_MARK). None if
+    there was nothing to join."""
+    out = lib.media_dir(sid, create=True) / JOINED
+    joined = lib.relative(out)
+    audio = [m for m in lib.media(sid, "audio") if lib.absolute(m).exists()]
+    if len([m for m in audio if m.path != joined]) < (1 if any(m.path == joined for m in audio) else 2):
+        return None
+    join_wavs([(lib.absolute(m), m.offset) for m in audio], out, 16000)
     with lib.transaction():
-        if res.mix is not None and not any(m.kind == "audio" for m in lib.media(sid)):
-            lib.add_media(sid, res.mix, "audio", 0.0)
+        for m in audio:
+            if m.path != joined:
+                (lib.absolute(m).parent / JOINED_MARK).write_text(f"{m.offset}\n")
+                lib.forget_media(m.id)
+        if not any(m.path == joined for m in audio):
+            lib.add_media(sid, out, "audio", 0.0)
+    return out
+
+
+def _attach(lib, sid: int, res: RecordingResult) -> None:
+    continued = False
+    with lib.transaction():
+        audio = lib.media(sid, "audio")
+        mine = [m for m in audio if res.mix is not None and m.path == lib.relative(res.mix)]
+        mark = res.folder / JOINED_MARK
+        if mine:  # attached before (a repair run twice)
+            offset = mine[0].offset
+        elif mark.exists():  # attached and joined before
+            offset = float(mark.read_text().strip() or 0.0)
+        elif res.folder.name == RECORDING_DIR:  # the first part: at 0, unless the session has audio
+            offset = 0.0
+            if res.mix is not None and not audio:
+                lib.add_media(sid, res.mix, "audio", 0.0)
+        else:  # a continued part goes after what the session holds
+            offset = lib.get_session(sid).duration if audio else 0.0
+            if res.mix is not None:
+                lib.add_media(sid, res.mix, "audio", offset)
+                continued = bool(audio)
         has_text = bool(lib.segments(sid))
         lib.update_session(sid, status=SessionState.READY if has_text else SessionState.NEW,
-                           duration=max(res.duration, lib.get_session(sid).duration))
+                           duration=max(offset + res.duration, lib.get_session(sid).duration))
+    if continued:
+        try:
+            join_parts(lib, sid)
+        except Exception:  # the parts stay; the next start tries nothing more (they are attached)
+            log.exception("joining the parts of session %d", sid)

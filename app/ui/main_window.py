@@ -152,6 +152,10 @@ class MainWindow(QMainWindow):
         self.recording.session_changed.connect(self._session_changed)
         self.recording.session_finished.connect(self._recording_finished)
         self.recording.message.connect(self.notify)
+        from .meeting_watch import MeetingWatch
+
+        self.meeting_watch = MeetingWatch(services, self.recording)  # offers to record a meeting app's call
+        self.meeting_watch.start()
 
         self.model_label = QLabel()
         self.model_label.setAccessibleName("Model state")
@@ -308,6 +312,8 @@ class MainWindow(QMainWindow):
         return dlg
 
     def _settings_saved(self, changed) -> None:
+        if changed & {"detect_meetings", "auto_record_apps"}:
+            self.meeting_watch.start()
         if not self.recording.recording and changed & {"mic_device", "system_device", "screen_capture"}:
             self.recording.fill_devices()
             self.recording.screen_action.setChecked(self.services.settings.screen_capture)

@@ -211,6 +211,20 @@ class SettingsDialog(FittingDialog):
         self.interval_spin.setAccessibleName("Seconds between screenshots")
         form.addRow("Screenshot &every:", self.interval_spin)
         self.screen_check.toggled.connect(self.interval_spin.setEnabled)
+        self.detect_check = QCheckBox("&Offer to record when a meeting app uses the microphone")
+        self.detect_check.setAccessibleName("Meeting detection")
+        form.addRow("", self.detect_check)
+        self.auto_apps_edit = QLineEdit()
+        self.auto_apps_edit.setPlaceholderText("e.g. Zoom, Teams")
+        self.auto_apps_edit.setAccessibleName("Apps recorded without asking")
+        form.addRow("Record &without asking:", self.auto_apps_edit)
+        self.silence_spin = QDoubleSpinBox()
+        self.silence_spin.setRange(0.0, 240.0)
+        self.silence_spin.setDecimals(1)
+        self.silence_spin.setSuffix(" min")
+        self.silence_spin.setSpecialValueText("never")
+        self.silence_spin.setAccessibleName("Minutes of silence before a detected meeting stops")
+        form.addRow("Stop after s&ilence:", self.silence_spin)
         return w
 
     # -- values -------------------------------------------------------------------------
@@ -225,6 +239,9 @@ class SettingsDialog(FittingDialog):
         self.user_name_edit.setText(s.user_name)
         self.interval_spin.setValue(s.capture_interval)
         self.interval_spin.setEnabled(s.screen_capture)
+        self.detect_check.setChecked(s.detect_meetings)
+        self.auto_apps_edit.setText(", ".join(s.auto_record_apps))
+        self.silence_spin.setValue(s.auto_stop_silence_minutes)
         self._fill_devices([])
         self._refresh_model()
 
@@ -238,7 +255,10 @@ class SettingsDialog(FittingDialog):
                 "system_device": self.system_box.currentData() or SYSTEM_AUTO,
                 "screen_capture": self.screen_check.isChecked(),
                 "user_name": " ".join(self.user_name_edit.text().split()) or "You",
-                "capture_interval": float(self.interval_spin.value())}
+                "capture_interval": float(self.interval_spin.value()),
+                "detect_meetings": self.detect_check.isChecked(),
+                "auto_record_apps": [a.strip() for a in self.auto_apps_edit.text().split(",") if a.strip()],
+                "auto_stop_silence_minutes": float(self.silence_spin.value())}
 
     def accept(self) -> None:
         values = self.values()

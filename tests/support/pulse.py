@@ -65,6 +65,15 @@ class PulseRig:
         self.players.append(p)
         return p
 
+    def meeting_app(self, name: str = "ZOOM VoiceEngine", binary: str = "zoom") -> subprocess.Popen:
+        """A client recording the virtual mic with a meeting app's PulseAudio properties (what
+        meeting detection sees of Zoom); terminate it to make the app let go of the microphone."""
+        p = subprocess.Popen(["parecord", "--device=virtmic", "--raw", f"--property=application.name={name}",
+                              f"--property=application.process.binary={binary}", os.devnull],
+                             env=self.child_env(), stderr=subprocess.PIPE)
+        self.players.append(p)  # stopped by its pid at teardown if a test fails first
+        return p
+
     def unload_virtmic(self) -> None:
         """Unplug the virtual microphone (its remap-source module goes away)."""
         for line in self.pactl("list", "short", "modules").splitlines():
@@ -81,7 +90,7 @@ class PulseRig:
 
 def missing() -> str | None:
     """Why the rig cannot run here, or None."""
-    for tool in ("pulseaudio", "pactl", "paplay"):
+    for tool in ("pulseaudio", "pactl", "paplay", "parecord"):
         if not shutil.which(tool):
             return f"{tool} is not installed (Debian: pulseaudio pulseaudio-utils)"
     if not glob.glob("/usr/lib/*/alsa-lib/libasound_module_pcm_pulse.so") + \
