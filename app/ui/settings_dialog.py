@@ -39,6 +39,7 @@ from app.paths import ENV_HOME
 from .model_download import ModelDownloader
 from .model_setup import ModelDialog, state_text
 from .widgets import LANGUAGES, FittingDialog, button, message_label
+from .words_settings import WordsPage
 
 # settings that change how the model is loaded: a change reloads it
 ENGINE_KEYS = ("n_threads", "n_gpu_layers", "n_ctx", "image_tokens")
@@ -103,6 +104,8 @@ class SettingsDialog(FittingDialog):
         self.tabs.addTab(self._general_tab(), "&General")
         self.tabs.addTab(self._model_tab(), "&Model")
         self.tabs.addTab(self._recording_tab(), "&Recording")
+        self.words = WordsPage()
+        self.tabs.addTab(self.words, "&Words and notes")
 
         self.message = message_label("Settings message")
         lay.addWidget(self.message)
@@ -242,6 +245,7 @@ class SettingsDialog(FittingDialog):
         self.detect_check.setChecked(s.detect_meetings)
         self.auto_apps_edit.setText(", ".join(s.auto_record_apps))
         self.silence_spin.setValue(s.auto_stop_silence_minutes)
+        self.words.load(s)
         self._fill_devices([])
         self._refresh_model()
 
@@ -258,11 +262,12 @@ class SettingsDialog(FittingDialog):
                 "capture_interval": float(self.interval_spin.value()),
                 "detect_meetings": self.detect_check.isChecked(),
                 "auto_record_apps": [a.strip() for a in self.auto_apps_edit.text().split(",") if a.strip()],
-                "auto_stop_silence_minutes": float(self.silence_spin.value())}
+                "auto_stop_silence_minutes": float(self.silence_spin.value()),
+                **self.words.values()}
 
     def accept(self) -> None:
         values = self.values()
-        problems = validate(values)
+        problems = validate(values) + self.words.problems()
         if problems:
             self._say(" ".join(problems))
             return

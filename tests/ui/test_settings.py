@@ -219,3 +219,36 @@ def test_controls_are_named_and_reachable_by_keyboard(qtbot, services):
     unnamed = [w for w in controls if not w.accessibleName()]
     assert unnamed == []
     assert all(w.focusPolicy() & Qt.FocusPolicy.TabFocus for w in controls)
+
+
+def test_words_and_notes_are_saved_and_reloaded(qtbot, home, services, changed, tmp_path):
+    d = dialog(qtbot, services, sd=NoPortAudio())
+    w = d.words
+    w.glossary_edit.setPlainText("Minutely\n  Kubernetes \n\nMinutely\n")
+    w.rules_edit.setPlainText("Mini Lee -> Minutely\nno arrow here\n")
+    d.ok_button.click()
+    assert d.isVisible() and "line 2" in d.message.text() and "wrong -> right" in d.message.text()
+    assert not (home / "settings.json").exists()
+    w.rules_edit.setPlainText("Mini Lee -> Minutely\n  cube ernetes->Kubernetes\n")
+    w.calendar_edit.setText(str(tmp_path / "cal"))
+    w.notes_edit.setText(str(tmp_path / "vault"))
+    w.auto_export_check.setChecked(True)
+    d.ok_button.click()
+    assert not d.isVisible()
+    want = {"glossary": ["Minutely", "Kubernetes"],
+            "replacements": {"Mini Lee": "Minutely", "cube ernetes": "Kubernetes"},
+            "calendar_folder": str(tmp_path / "cal"), "notes_folder": str(tmp_path / "vault"),
+            "notes_auto_export": True}
+    assert {k: saved(home)[k] for k in want} == want
+    assert changed == []
+    services.close()
+
+    again = build_services(home)
+    try:
+        assert {k: getattr(again.settings, k) for k in want} == want
+        d2 = dialog(qtbot, again, sd=NoPortAudio())
+        assert d2.words.values() == want
+        assert d2.words.rules_edit.toPlainText() == "Mini Lee -> Minutely\ncube ernetes -> Kubernetes"
+        d2.reject()
+    finally:
+        again.close()
