@@ -63,6 +63,10 @@ class MainWindow(QMainWindow):
         self.search.setAccessibleName("Search")
         self.search.setClearButtonEnabled(True)
         ll.addWidget(self.search)
+        from .calendar_panel import CalendarPanel
+
+        self.calendar = CalendarPanel(services)  # today and upcoming events, "Record this"
+        ll.addWidget(self.calendar)
         self.left_stack = QStackedWidget()
         self.sessions = SessionListModel(services.library, self)
         self.session_list = QListView()
@@ -152,6 +156,9 @@ class MainWindow(QMainWindow):
         self.recording.session_changed.connect(self._session_changed)
         self.recording.session_finished.connect(self._recording_finished)
         self.recording.message.connect(self.notify)
+        self.calendar.record_requested.connect(lambda title: self.recording.start(title=title))
+        self.calendar.message.connect(self.notify)
+        self.session_list.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         from .meeting_watch import MeetingWatch
 
         self.meeting_watch = MeetingWatch(services, self.recording)  # offers to record a meeting app's call
@@ -172,6 +179,7 @@ class MainWindow(QMainWindow):
             self.notify(msg)
         self.importer.add_interrupted_jobs()
         self.importer.recover_recordings()
+        self.calendar.start()  # the settings' calendar folder, now and every few minutes
         self._global_key = None
         if services.settings.global_push_to_talk:
             self.global_ptt.setChecked(True)
@@ -184,7 +192,14 @@ class MainWindow(QMainWindow):
         self.import_action.setShortcut(QKeySequence.StandardKey.Open)
         self.import_action.triggered.connect(self.import_dialog)
         file.addAction(self.import_action)
+        self.import_calendar_action = QAction("Import &calendar…", self)
+        self.import_calendar_action.triggered.connect(self.import_calendar_dialog)
+        file.addAction(self.import_calendar_action)
         file.addSeparator()
+        self.continue_action = QAction("&Continue recording into this session", self)
+        self.continue_action.triggered.connect(self.continue_recording)
+        self.session_list.addAction(self.continue_action)
+        file.addAction(self.continue_action)
         self.delete_action = QAction("&Delete session", self)
         self.delete_action.setShortcut(QKeySequence.StandardKey.Delete)
         self.delete_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
@@ -312,6 +327,8 @@ class MainWindow(QMainWindow):
         return dlg
 
     def _settings_saved(self, changed) -> None:
+        if "calendar_folder" in changed:
+            self.calendar.reimport_folder()
         if changed & {"detect_meetings", "auto_record_apps"}:
             self.meeting_watch.start()
         if not self.recording.recording and changed & {"mic_device", "system_device", "screen_capture"}:
@@ -452,6 +469,19 @@ class MainWindow(QMainWindow):
                 self.importer.import_file(p)
 
     # -- import / export / play -----------------------------------------------
+    def import_calendar_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import a calendar", "", "Calendars (*.ics);;All files (*)")
+        if path:
+            self.calendar.import_file(path)
+
+    def continue_recording(self, session_id: int | None = None) -> None:
+        """Record on into a session (the open one): its new audio joins the old."""
+        sid = session_id or self.session_view.session_id
+        if sid is None or self.recording.recording:
+            self.notify("Stop the recording first." if sid is not None else "Open a session to continue it.")
+            return
+        self.recording.start(continue_session=sid)
+
     def import_dialog(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Import audio or video", str(Path.home()), MEDIA_FILTER)
         for f in files:

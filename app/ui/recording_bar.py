@@ -55,7 +55,8 @@ class MeetingRun(QObject):
     state = Signal(str)
     finished = Signal(object)        # MeetingResult
 
-    def __init__(self, services, mic: str, system: str | None, engine, title: str | None = None):
+    def __init__(self, services, mic: str, system: str | None, engine, title: str | None = None,
+                 continue_session: int | None = None):
         super().__init__()
         self.services = services
         self.meeting = None
@@ -64,7 +65,7 @@ class MeetingRun(QObject):
 
         # the user's standing choices: language, translation, glossary, replacement rules, their name
         opts = TranscribeOptions.from_settings(services.settings)
-        args = dict(mic=mic, system=system, title=title, options=opts)
+        args = dict(mic=mic, system=system, title=title, options=opts, continue_session=continue_session)
         commands, connect = self._commands, services.library.connect
 
         def run(ctx):
@@ -225,7 +226,8 @@ class RecordingBar(QToolBar):
         else:
             self.stop()
 
-    def start(self, title: str | None = None) -> None:
+    def start(self, title: str | None = None, continue_session: int | None = None) -> None:
+        """Record a new session (titled ``title``), or record on into ``continue_session``."""
         if self.runner is not None:
             return
         mic = self.mic.currentData() or "default"
@@ -234,7 +236,7 @@ class RecordingBar(QToolBar):
         engine = None
         if self.services.model.has_model():
             engine = self.services.model.shared_engine  # a factory: loaded once speech arrives
-        self.runner = MeetingRun(self.services, mic, system, engine, title)
+        self.runner = MeetingRun(self.services, mic, system, engine, title, continue_session)
         self.runner.started.connect(self._started)
         self.runner.state.connect(self._state)
         self.runner.failed.connect(self._failed)
