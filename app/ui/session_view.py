@@ -68,6 +68,9 @@ class SpeakersPanel(QWidget):
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._menu)
         self.list.itemChanged.connect(self._renamed)
+        from .speaker_names import NameDelegate
+
+        self.list.setItemDelegate(NameDelegate(self.suggestions, self.list))  # attendees, then known voices
         lay.addWidget(self.list, 1)
         self.remember = QCheckBox("Remember voices I name")
         self.remember.setToolTip("Naming a speaker saves their voice, so later sessions recognise them")
@@ -93,6 +96,14 @@ class SpeakersPanel(QWidget):
                 self.list.addItem(it)
         self._signature = self.current_signature()
         self._loading = False
+
+    def suggestions(self) -> list[str]:
+        """Names to offer while renaming: the session's attendees first, then the saved voices."""
+        if self.session_id is None:
+            return []
+        from app.pipeline.calendar import suggested_speaker_names
+
+        return suggested_speaker_names(self.services.library, self.session_id)
 
     def signature(self) -> tuple:
         """What the list shows now (labels and names), to skip reloading an unchanged list."""
