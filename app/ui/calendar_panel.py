@@ -57,15 +57,20 @@ class CalendarPanel(QWidget):
         self.events: list = []
         self.record_buttons: list = []
         self._importing = False
+        self._import_name = ""
         self.timer = QTimer(self)
         self.timer.setInterval(REIMPORT_MS)
-        self.timer.timeout.connect(self.reimport_folder)
+        self.timer.timeout.connect(self._tick)
         self.refresh()
 
     def start(self) -> None:
         """Re-import the calendar folder now and every few minutes."""
         self.reimport_folder()
         self.timer.start()
+
+    def _tick(self) -> None:
+        self.refresh()  # events that ended go, the next ones come into the 7 days
+        self.reimport_folder()
 
     # -- the list -------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -105,9 +110,10 @@ class CalendarPanel(QWidget):
     def import_file(self, path: str | Path):
         from app.pipeline.calendar import import_path
 
-        return self.services.runner.run(
+        self._import_name = Path(path).name
+        return self.services.runner.run(  # bound methods: a panel gone by then is not called
             "Importing a calendar", lambda ctx: import_path(ctx.library, path), kind="calendar",
-            on_done=lambda report: self._imported(report, Path(path).name), on_failed=self._failed)
+            on_done=self._imported, on_failed=self._failed)
 
     def reimport_folder(self):
         folder = self.services.settings.calendar_folder
@@ -120,9 +126,9 @@ class CalendarPanel(QWidget):
             "Reading the calendar folder", lambda ctx: import_folder(ctx.library, folder), kind="calendar",
             on_done=self._folder_read, on_failed=self._folder_failed)
 
-    def _imported(self, report, name: str) -> None:
+    def _imported(self, report) -> None:
         self.refresh()
-        self.message.emit(f"Calendar {name} imported: {report.total} events"
+        self.message.emit(f"Calendar {self._import_name} imported: {report.total} events"
                           + (f" ({report.errors[0]})" if report.errors else ""))
         self.imported.emit(report)
 

@@ -156,7 +156,7 @@ class MainWindow(QMainWindow):
         self.recording.session_changed.connect(self._session_changed)
         self.recording.session_finished.connect(self._recording_finished)
         self.recording.message.connect(self.notify)
-        self.calendar.record_requested.connect(lambda title: self.recording.start(title=title))
+        self.calendar.record_requested.connect(self.record_event)
         self.calendar.message.connect(self.notify)
         self.session_list.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         from .meeting_watch import MeetingWatch
@@ -473,6 +473,13 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "Import a calendar", "", "Calendars (*.ics);;All files (*)")
         if path:
             self.calendar.import_file(path)
+
+    def record_event(self, title: str) -> None:
+        """Record a meeting titled after a calendar event ("Record this")."""
+        if self.recording.recording:
+            self.notify("Stop the recording first.")
+            return
+        self.recording.start(title=title)
 
     def continue_recording(self, session_id: int | None = None) -> None:
         """Record on into a session (the open one): its new audio joins the old."""
