@@ -68,16 +68,22 @@ def open_container(path: str | os.PathLike):
         raise MediaError(f"cannot open {p.name}: {e}") from None
 
 
+def open_audio(path: str | os.PathLike):
+    """(container, its first audio stream); MediaError (one line) when it has none."""
+    container = open_container(path)
+    if not container.streams.audio:
+        container.close()
+        raise MediaError(f"no audio track in {Path(path).name}")
+    return container, container.streams.audio[0]
+
+
 def iter_audio(path: str | os.PathLike, block_seconds: float = 30.0) -> Iterator[np.ndarray]:
     """Yield 16 kHz mono float32 blocks of about ``block_seconds`` each."""
     import av
 
     name = Path(path).name
-    container = open_container(path)
+    container, stream = open_audio(path)
     try:
-        if not container.streams.audio:
-            raise MediaError(f"no audio track in {name}")
-        stream = container.streams.audio[0]
         stream.thread_type = "AUTO"
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
         block = int(block_seconds * SAMPLE_RATE)
@@ -118,11 +124,8 @@ def decode_span(path: str | os.PathLike, start: float, end: float) -> np.ndarray
     import av
 
     name = Path(path).name
-    container = open_container(path)
+    container, stream = open_audio(path)
     try:
-        if not container.streams.audio:
-            raise MediaError(f"no audio track in {name}")
-        stream = container.streams.audio[0]
         if start > 0:
             container.seek(int(start * 1_000_000), any_frame=False, backward=True)  # microseconds
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)

@@ -57,7 +57,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from app.media.linkage import nn_chain, ward_update
+from app.media.linkage import DisjointSets, nn_chain, ward_update
 
 RATE = 16_000
 N_MELS, N_CEP = 64, 40          # mel bands; cepstra c1..c39 are kept
@@ -206,13 +206,8 @@ def _cut(x: np.ndarray, w: np.ndarray, merges: list[tuple[int, int, float, float
     evidence of joining two speakers (``_evidence``) next, until there are ``k`` clusters
     or (``k`` None) no node left has evidence above 1."""
     n, dims = x.shape
-    parent = list(range(n))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
+    sets = DisjointSets(n)
+    root = sets.root
 
     # per tree node: children, utterances, weight, weighted sum and weighted sum of squares
     node = list(range(n))
@@ -230,7 +225,7 @@ def _cut(x: np.ndarray, w: np.ndarray, merges: list[tuple[int, int, float, float
         weight.append(wt)
         total.append(total[ca] + total[cb])
         squares.append(squares[ca] + squares[cb])
-        parent[root(a)] = root(b)
+        sets.join(a, b)
         node[root(b)] = n + len(children) - 1
     leaves = [n + len(merges) - 1]
     while True:

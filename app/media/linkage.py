@@ -49,3 +49,21 @@ def ward_update(d: np.ndarray, size: np.ndarray, a: int, b: int) -> np.ndarray:
 def average_update(d: np.ndarray, size: np.ndarray, a: int, b: int) -> np.ndarray:
     """Average linkage (UPGMA): the size-weighted mean distance."""
     return (size[a] * d[a] + size[b] * d[b]) / (size[a] + size[b])
+
+
+class DisjointSets:
+    """Union-find with path halving: which tree each item's merges have put it in."""
+
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+
+    def root(self, i: int) -> int:
+        parent = self.parent
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def join(self, a: int, b: int) -> None:
+        """Put ``a``'s tree under ``b``'s root."""
+        self.parent[self.root(a)] = self.root(b)

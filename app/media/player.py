@@ -21,7 +21,7 @@ import numpy as np
 
 from app.errors import one_line
 
-from .audio import MediaError, open_container
+from .audio import MediaError, open_audio
 
 log = logging.getLogger("minutely.player")
 
@@ -122,11 +122,8 @@ class Player:
         stop = run.stop
         info = sd.query_devices(self._device, "output")
         rate = int(info["default_samplerate"]) or 48000
-        container = open_container(path)
+        container, stream = open_audio(path)
         try:
-            if not container.streams.audio:
-                raise MediaError(f"no audio track in {path.name}")
-            stream = container.streams.audio[0]
             if start > 0:
                 container.seek(int(start * 1_000_000), any_frame=False, backward=True)  # microseconds
             resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)

@@ -69,7 +69,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.media.linkage import average_update, nn_chain
+from app.media.linkage import DisjointSets, average_update, nn_chain
 
 RATE = 16_000
 HOP = 256                 # 16 ms: earshot's frame, the grid of everything here
@@ -322,19 +322,14 @@ def _bic_merge(f: np.ndarray, lab: np.ndarray, k: int | None = None) -> np.ndarr
 
 def _cut_tree(n: int, merges: list[tuple[int, int, float]], k: int) -> np.ndarray:
     """Cluster ids: apply merges while more than ``k`` clusters remain."""
-    parent = list(range(n))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
+    sets = DisjointSets(n)
+    root = sets.root
 
     clusters = n
     for a, b, _h in merges:
         if clusters <= k:
             break
-        parent[root(a)] = root(b)
+        sets.join(a, b)
         clusters -= 1
     roots = [root(i) for i in range(n)]
     ids = {r: c for c, r in enumerate(dict.fromkeys(roots))}
