@@ -14,6 +14,7 @@ from app.media.audio import MediaError, write_wav
 from app.media.player import Player
 from tests.support.audio import aligned_corr
 from tests.support.meetings import SENTENCES, VOICES, have_tools, read_wav, speak
+from tests.support.sounddevice import FakeOutput
 
 RATE = 16000
 
@@ -62,31 +63,6 @@ def test_a_missing_or_broken_file_is_one_line(tmp_path, pulse):
     assert MediaError  # the error type behind those lines
 
 
-class _Out:
-    """An injected sounddevice that keeps what the player sends (as fast as it comes)."""
-
-    def __init__(self, rate: int = 48000):
-        self.rate, self.blocks = rate, []
-
-    def query_devices(self, _device, _kind):
-        return {"default_samplerate": self.rate}
-
-    def OutputStream(self, **_kw):  # noqa: N802 - sounddevice's name
-        out = self
-
-        class Stream:
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                return False
-
-            def write(self, a):
-                out.blocks.append(np.asarray(a).reshape(-1).copy())
-
-        return Stream()
-
-
 def _peak_hz(x: np.ndarray, rate: int) -> float:
     spec = np.abs(np.fft.rfft(x * np.hanning(x.size)))
     return float(np.fft.rfftfreq(x.size, 1 / rate)[int(np.argmax(spec))])
@@ -96,7 +72,7 @@ def _peak_hz(x: np.ndarray, rate: int) -> float:
 def test_speed_changes_the_pace_not_the_pitch(tmp_path, speed):
     t = np.arange(16000 * 6) / 16000
     wav = write_wav(tmp_path / "tone.wav", 0.3 * np.sin(2 * np.pi * 440 * t))
-    out = _Out()
+    out = FakeOutput(keep=True)
     p = Player(sd=out)
     p.play(wav, start=1.0, speed=speed)
     assert p.wait(30) and p.error is None
@@ -110,7 +86,7 @@ def test_halt_returns_at_once_and_the_old_run_stays_quiet(tmp_path):
     import threading
     import time
 
-    class Slow(_Out):
+    class Slow(FakeOutput):
         def OutputStream(self, **kw):  # noqa: N802
             stream = super().OutputStream(**kw)
             write = stream.write

@@ -35,15 +35,6 @@ def configure(services, tiny) -> None:
     services.save_settings()
 
 
-@pytest.fixture
-def window(qtbot, tmp_path):
-    services = build_services(tmp_path / "home")
-    w = MainWindow(services)
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.close()
-    services.close()
 
 
 def drop(window, *paths: Path) -> None:

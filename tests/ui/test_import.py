@@ -8,21 +8,8 @@ import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from app.ui.bootstrap import build_services
-from app.ui.main_window import MainWindow
 from app.ui.tasks import DONE, FAILED
 from tests.support.media_factory import make_video, no_speech_file
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    services = build_services(tmp_path / "home")
-    w = MainWindow(services)
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.close()
-    services.close()
 
 
 def drop(window, path) -> None:

@@ -4,7 +4,6 @@ blocks at the pace of real audio), the writes on the runner's pool."""
 
 from __future__ import annotations
 
-import threading
 import time
 import wave
 
@@ -15,52 +14,9 @@ from PySide6.QtWidgets import QAbstractItemView, QAbstractSlider
 
 from app.media.audio import write_wav
 from app.media.player import Player
-from app.ui.bootstrap import build_services
-from app.ui.main_window import MainWindow
 from app.ui.qmodels import EditedRole, PlayingRole, SpeakerRole
 from app.ui.transcript_edit import SegmentEditor
-
-
-class FakeSD:
-    """sounddevice's output as the player uses it: blocks are taken at the pace of real audio."""
-
-    RATE = 16000
-
-    def __init__(self, pace: float = 1.0):
-        self.pace, self.frames = pace, 0
-        self.lock = threading.Lock()
-
-    def query_devices(self, _device, _kind):
-        return {"default_samplerate": self.RATE}
-
-    def OutputStream(self, **_kw):  # noqa: N802 - sounddevice's name
-        sd = self
-
-        class Stream:
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                return False
-
-            def write(self, a):
-                with sd.lock:
-                    sd.frames += len(a)
-                time.sleep(len(a) / sd.RATE / sd.pace)
-
-        return Stream()
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    services = build_services(tmp_path / "home")
-    w = MainWindow(services)
-    qtbot.addWidget(w)
-    w.resize(1100, 720)
-    w.show()
-    yield w
-    w.close()
-    services.close()
+from tests.support.sounddevice import FakeOutput
 
 
 def emb(seed: int) -> np.ndarray:
@@ -265,7 +221,7 @@ def test_player_bar_highlight_follows_playback_and_the_user_can_scroll_away(wind
     view = window.session_view
     meeting(window, 40, audio=True)
     bar = view.player_bar
-    sd = FakeSD(pace=4.0)  # four times real time: the test runs 4x faster, the player works the same
+    sd = FakeOutput(16000, pace=4.0)  # four times real time: the test runs 4x faster, the player works the same
     bar.player = Player(sd=sd)
     window.resize(900, 400)
     # a click on a segment plays from its start; the highlight and the view follow
@@ -301,7 +257,7 @@ def test_player_bar_highlight_follows_playback_and_the_user_can_scroll_away(wind
     bar.toggle()
     qtbot.waitUntil(lambda: bar.position >= paused + 1.0, timeout=20_000)
     bar.pause()
-    heard = (sd.frames - frames0) / FakeSD.RATE      # seconds of output
+    heard = (sd.frames - frames0) / sd.rate      # seconds of output
     covered = bar.position - (paused - 5.0)          # seconds of the recording
     assert covered / heard == pytest.approx(2.0, rel=0.25), (covered, heard)  # 2x: half the time
 
@@ -368,7 +324,7 @@ def test_three_hour_session_stays_responsive_while_playing_scrolling_and_editing
     opened = time.perf_counter() - t0
     qtbot.wait(300)   # the batched layout goes on between events
     bar = view.player_bar
-    bar.player = Player(sd=FakeSD())
+    bar.player = Player(sd=FakeOutput(16000, pace=1.0))
     try:
         bar.play_from(3600.0)
         sb = view.transcript.verticalScrollBar()
@@ -469,7 +425,7 @@ def test_citations_and_search_hits_play_from_their_time(window, qtbot):
     lib.summaries.finish(s.id, "## Decisions\n- Keep the budget [00:21] and the plan [00:30].")
     view.summary.load(sid)
     bar = view.player_bar
-    bar.player = Player(sd=FakeSD(pace=1.0))
+    bar.player = Player(sd=FakeOutput(16000, pace=1.0))
     html = view.summary.text.toHtml()
     assert 'href="t:21.00"' in html and 'href="t:30.00"' in html
     view.summary.text.anchorClicked.emit(QUrl("t:21.00"))
