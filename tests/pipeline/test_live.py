@@ -124,15 +124,15 @@ def meeting(tmp_path_factory):
     return make_meeting(tmp_path_factory.mktemp("live-meeting"), 2, 6, seed=3, gap=(0.5, 0.9))
 
 
-def feed_all(live: LiveTranscriber, x: np.ndarray, block: int = 800) -> float:
+def feed_all(live: LiveTranscriber, x: np.ndarray, block: int = 800) -> np.ndarray:
     """Feed as the recorder's writer does (50 ms blocks), much faster than real time; returns
-    the longest time one `feed` call took."""
-    worst = 0.0
+    how long each `feed` call took."""
+    took = []
     for i in range(0, len(x), block):
         t0 = time.perf_counter()
         live.feed("mic", i, x[i:i + block])
-        worst = max(worst, time.perf_counter() - t0)
-    return worst
+        took.append(time.perf_counter() - t0)
+    return np.array(took)
 
 
 def test_a_model_that_falls_behind_loses_nothing(tmp_path, engine, meeting):
@@ -145,8 +145,11 @@ def test_a_model_that_falls_behind_loses_nothing(tmp_path, engine, meeting):
                            on_segment=seen.append)
     live.set_tracks(["mic"])
     live.start()
-    worst = feed_all(live, x)
-    assert worst < 0.05  # the audio path never waits for the model
+    took = feed_all(live, x)
+    # the audio path never waits for the model: a feed is an append (the 99th percentile well
+    # under a block's 50 ms); one call may still lose the GIL to another thread for a while on a
+    # loaded machine (84 ms seen once in a whole run), which is no wait on the model
+    assert np.percentile(took, 99) < 0.01 and took.max() < 0.25, (np.percentile(took, 99), took.max())
     wait_for(lambda: live.snapshot().utterances >= len(expected) - 1, 30, "the VAD to find the utterances")
     stats = live.finish(meeting.wav, speakers=None, timeout=120)
     print(f"utterances {stats.utterances}, dropped {stats.dropped}, segments {stats.segments}")
