@@ -28,7 +28,7 @@ from .cancel import Cancellable, CancelToken
 from .config import EngineConfig
 from .decoder import Cancelled, Decoder, Seq, generate
 from .errors import ContextOverflow, EngineError, ModelError
-from .generation import GenerateOptions, Reply, Stream, options
+from .generation import GenerateOptions, Reply, Stream, resolve_options
 from .gguf_check import MODEL_ARCH, check_pair
 from .messages import IMAGE_TOKENS_MIN, Audio, Image, Message, as_messages, clamp_image_tokens
 from .prompt import Media, Prompt, Unit, audio_bitmap, image_bitmap, render, tokenize_multimodal
@@ -149,7 +149,7 @@ class Engine:
         """Answer several conversations at once as parallel sequences (see batch.py)."""
         if self._closed:
             raise EngineError("the engine is closed")
-        return batch.chat_batch(self, [as_messages(c) for c in conversations], self._options(options, kw),
+        return batch.chat_batch(self, [as_messages(c) for c in conversations], resolve_options(options, kw),
                                 cancel if cancel is not None else CancelToken())
 
     def stream(self, messages: Iterable[Message | dict], options: GenerateOptions | None = None, *,
@@ -157,7 +157,7 @@ class Engine:
         """Text pieces as they are decoded. ``cancel``: this request's token (any object with
         ``is_set()``); cancelling it stops this request within one token and nothing else."""
         msgs = as_messages(messages)
-        opts = self._options(options, kw)
+        opts = resolve_options(options, kw)
         live = Reply()
         return Stream(self._run(msgs, opts, live, cancel if cancel is not None else CancelToken()), live)
 
@@ -265,10 +265,6 @@ class Engine:
         return prompt, counts  # pragma: no cover - the model ignores size; best effort
 
     # -- internals ----------------------------------------------------------
-    @staticmethod
-    def _options(opts: GenerateOptions | None, kw: dict) -> GenerateOptions:
-        return options(opts, kw)
-
     def _piece(self, token: int) -> str:
         return self.decoder.piece_bytes(token, special=True).decode("utf-8", errors="replace")
 

@@ -77,7 +77,7 @@ class Stream:
         return self.reply
 
 
-def options(opts: GenerateOptions | None, kw: dict) -> GenerateOptions:
+def resolve_options(opts: GenerateOptions | None, kw: dict) -> GenerateOptions:
     """``opts`` with keyword overrides, checked."""
     o = GenerateOptions(**{**(opts.__dict__ if opts else {}), **kw})
     if isinstance(o.stop, str):

@@ -28,7 +28,7 @@ from .cancel import Cancellable, CancelToken
 from .config import EngineConfig
 from .engine import Engine
 from .errors import EngineCrashed, EngineError, ModelError
-from .generation import GenerateOptions, Reply, Stream, options
+from .generation import GenerateOptions, Reply, Stream, resolve_options
 from .gguf_check import MODEL_ARCH, check_pair
 from .messages import Message, as_messages
 
@@ -260,16 +260,12 @@ class EngineHost:
                cancel: Cancellable | None = None, **kw) -> Stream:
         """Text pieces as the child decodes them; ``cancel``: this request's token."""
         msgs = as_messages(messages)
-        opts = self._options(options, kw)
+        opts = resolve_options(options, kw)
         return Stream(self._run_chat(msgs, opts, cancel if cancel is not None else CancelToken()))
 
     def chat(self, messages: Iterable[Message | dict], options: GenerateOptions | None = None, *,
              cancel: Cancellable | None = None, **kw) -> Reply:
         return self.stream(messages, options, cancel=cancel, **kw).consume()
-
-    @staticmethod
-    def _options(opts: GenerateOptions | None, kw: dict) -> GenerateOptions:
-        return options(opts, kw)
 
     def _begin(self, token: Cancellable) -> bool:
         """Under the lock: make ``token``'s request the one in flight; False if it was
@@ -334,7 +330,7 @@ class EngineHost:
                    cancel: Cancellable | None = None, **kw) -> list[Reply]:
         """Several conversations at once (parallel sequences in the child's context)."""
         convs = [as_messages(c) for c in conversations]
-        opts = self._options(options, kw)
+        opts = resolve_options(options, kw)
         out = self._call("batch", convs, opts, token=cancel if cancel is not None else CancelToken())
         return out if out is not None else [Reply(finish_reason="cancelled") for _ in convs]
 
