@@ -31,6 +31,11 @@ class Settings:
     n_gpu_layers: int = 0         # -1 = all layers on the GPU
     n_ctx: int = defaults.N_CTX   # context size in tokens
     image_tokens: int = defaults.IMAGE_TOKENS  # default per-image token budget (70-1120)
+    # the model on a server instead (an OpenAI-compatible endpoint; "" = this computer)
+    model_server: str = ""        # e.g. http://gpu-box:8080 (llama-server, vLLM, another Minutely's serve)
+    model_server_model: str = ""  # the model name to ask for ("" = the server's first)
+    model_server_token: str = ""  # bearer token, if the server wants one
+    model_server_audio: bool = True  # the server takes input_audio (transcription, dictation)
     # capture and transcription
     capture_interval: float = 10.0  # seconds between screen grabs
     language: str = ""            # "" = detect

@@ -15,7 +15,17 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
-from .common import EXIT_OK, UsageError, add_model_args, engine_config, load_settings, need_file, open_library, say
+from .common import (
+    EXIT_OK,
+    UsageError,
+    add_model_args,
+    engine_config,
+    load_settings,
+    need_file,
+    open_library,
+    remote_engine,
+    say,
+)
 
 if TYPE_CHECKING:
     from ..pipeline.chat import ChatAnswer
@@ -80,14 +90,16 @@ def run_plain(args) -> int:
             schema = json.loads(need_file(args.json_schema, "JSON schema").read_text())
         except ValueError as e:
             raise UsageError(f"the JSON schema is not valid JSON: {e}") from None
-    choice = resolve_model(args.model, args.mmproj, settings)
-    if (images or audios) and choice.mmproj is None:
-        raise ModelError("images and audio need the model's mmproj: give --mmproj")
+    remote = remote_engine(args, settings)
+    if remote is None:
+        choice = resolve_model(args.model, args.mmproj, settings)
+        if (images or audios) and choice.mmproj is None:
+            raise ModelError("images and audio need the model's mmproj: give --mmproj")
     msgs = []
     if args.system:
         msgs.append(Message.system(args.system))
     msgs.append(Message.user(*images, *audios, args.question))
-    with Engine(choice.model, choice.mmproj, engine_config(args, settings)) as engine:
+    with remote or Engine(choice.model, choice.mmproj, engine_config(args, settings)) as engine:
         stream = engine.stream(msgs, max_tokens=args.max_tokens, temperature=args.temperature,
                                seed=args.seed, stop=tuple(args.stop), json_schema=schema,
                                image_tokens=args.image_tokens)
@@ -152,9 +164,11 @@ def run_about(args) -> int:
         video = need_file(args.video, "video")
         probe(video)  # not a video: one line, before a model is loaded
     settings = load_settings()
-    choice = resolve_model(args.model, args.mmproj, settings)
-    if (image or video) and choice.mmproj is None:
-        raise ModelError("images and videos need the model's mmproj: give --mmproj")
+    remote = remote_engine(args, settings)
+    if remote is None:
+        choice = resolve_model(args.model, args.mmproj, settings)
+        if (image or video) and choice.mmproj is None:
+            raise ModelError("images and videos need the model's mmproj: give --mmproj")
     stream = None if args.json else _print_piece
     with open_library() as lib:
         if args.session is not None:
@@ -162,11 +176,11 @@ def run_about(args) -> int:
                 lib.get_session(args.session)
             except NotFound as e:
                 raise UsageError(str(e)) from None
-        loaded: list[Engine] = []
+        loaded: list = []
 
-        def engine() -> Engine:
+        def engine():
             if not loaded:
-                loaded.append(Engine(choice.model, choice.mmproj, engine_config(args, settings)))
+                loaded.append(remote or Engine(choice.model, choice.mmproj, engine_config(args, settings)))
             return loaded[0]
 
         try:

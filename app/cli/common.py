@@ -29,6 +29,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=int, help="CPU threads (default: from settings, 0 = auto)")
     g.add_argument("--ctx", type=int, help="context size in tokens")
     g.add_argument("--gpu-layers", type=int, help="layers to offload to the GPU (-1 = all)")
+    g.add_argument("--server", metavar="URL",
+                   help="use the model on an OpenAI-compatible server (else settings; '' = this computer)")
 
 
 def add_actions(sub, name: str, help: str, dest: str):
@@ -59,6 +61,16 @@ def engine_config(args: argparse.Namespace, settings: Settings):
     if getattr(args, "gpu_layers", None) is not None:
         cfg.n_gpu_layers = args.gpu_layers
     return cfg
+
+
+def remote_engine(args: argparse.Namespace, settings: Settings):
+    """The model on a server (``--server``, else the settings' ``model_server``), or None: the model
+    on this computer. ``--model`` always means this computer."""
+    from ..engine.remote import server_engine
+
+    if getattr(args, "model", None):
+        return None
+    return server_engine(settings, getattr(args, "server", None))
 
 
 def need_file(path: str, what: str) -> Path:

@@ -5,7 +5,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .common import EXIT_FAILED, EXIT_OK, UsageError, add_model_args, engine_config, load_settings, need_file, say
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    UsageError,
+    add_model_args,
+    engine_config,
+    load_settings,
+    need_file,
+    remote_engine,
+    say,
+)
 
 
 def register(sub) -> None:
@@ -33,6 +43,9 @@ def _engine(args, settings):
     from ..engine.errors import ModelError
     from ..engine.resolve import resolve_model
 
+    remote = remote_engine(args, settings)
+    if remote is not None:
+        return remote
     choice = resolve_model(args.model, args.mmproj, settings)
     if choice.mmproj is None:
         raise ModelError("dictation needs the model's mmproj (audio): give --mmproj")

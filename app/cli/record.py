@@ -23,7 +23,7 @@ import signal
 import threading
 
 from ..fmt import clock
-from .common import EXIT_OK, UsageError, add_model_args, engine_config, load_settings, open_library, say
+from .common import EXIT_OK, UsageError, add_model_args, engine_config, load_settings, open_library, remote_engine, say
 
 
 def register(sub) -> None:
@@ -151,13 +151,13 @@ def _refresh_calendar(lib, folder: str) -> None:
 class _LazyEngine:
     """Loads the model in the live-transcription thread on first use (recording starts at once)."""
 
-    def __init__(self, choice, cfg):
-        self.choice, self.cfg, self.loaded = choice, cfg, None
+    def __init__(self, choice, cfg, remote=None):
+        self.choice, self.cfg, self.loaded, self.remote = choice, cfg, None, remote
 
     def __call__(self):
         from ..engine.engine import Engine
 
-        self.loaded = Engine(self.choice.model, self.choice.mmproj, self.cfg)
+        self.loaded = self.remote or Engine(self.choice.model, self.choice.mmproj, self.cfg)
         return self.loaded
 
     def close_loaded(self) -> None:
@@ -171,14 +171,17 @@ def _live_engine(args, settings):
     from ..engine.resolve import resolve_model
     from ..pipeline.transcribe import TranscribeOptions
 
-    choice = resolve_model(args.model, args.mmproj, settings)  # ModelError (exit 3) before recording
-    if choice.mmproj is None:
-        raise ModelError("live transcription needs the model's mmproj (audio): give --mmproj")
-    check_pair(choice.model, choice.mmproj)
+    remote = remote_engine(args, settings)
     cfg = engine_config(args, settings)
     cfg.n_parallel = max(1, args.parallel)
     opts = TranscribeOptions.from_settings(settings, title=args.title, speakers=args.speakers,
                                            language=args.language or None, parallel=cfg.n_parallel)
+    if remote is not None:
+        return _LazyEngine(None, cfg, remote), opts
+    choice = resolve_model(args.model, args.mmproj, settings)  # ModelError (exit 3) before recording
+    if choice.mmproj is None:
+        raise ModelError("live transcription needs the model's mmproj (audio): give --mmproj")
+    check_pair(choice.model, choice.mmproj)
     return _LazyEngine(choice, cfg), opts
 
 

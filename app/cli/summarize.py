@@ -13,6 +13,7 @@ from .common import (
     engine_config,
     load_settings,
     open_library,
+    remote_engine,
     say,
 )
 
@@ -62,6 +63,11 @@ def run(args) -> int:
         from ..engine.resolve import resolve_model
 
         _notices(templates, skip=args.template)  # now, so an error stays one line
+        remote = remote_engine(args, settings)
+        if remote is not None:
+            opts.model = remote.model  # stored with the summary
+            loaded.append(remote)
+            return remote
         choice = resolve_model(args.model, args.mmproj, settings)
         opts.model = choice.model.name  # stored with the summary
         loaded.append(Engine(choice.model, None, engine_config(args, settings)))  # text only: no mmproj

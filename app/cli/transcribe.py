@@ -7,7 +7,16 @@ import sys
 import threading
 import time
 
-from .common import EXIT_INTERRUPTED, EXIT_OK, UsageError, add_model_args, engine_config, load_settings, open_library
+from .common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    UsageError,
+    add_model_args,
+    engine_config,
+    load_settings,
+    open_library,
+    remote_engine,
+)
 
 
 def register(sub) -> None:
@@ -41,9 +50,11 @@ def run(args) -> int:
 
         check_file(args.file)  # a missing file or a directory says so before any model is looked for
     settings = load_settings()
-    choice = resolve_model(args.model, args.mmproj, settings)
-    if choice.mmproj is None:
-        raise ModelError("transcription needs the model's mmproj (audio): give --mmproj")
+    remote = remote_engine(args, settings)
+    if remote is None:
+        choice = resolve_model(args.model, args.mmproj, settings)
+        if choice.mmproj is None:
+            raise ModelError("transcription needs the model's mmproj (audio): give --mmproj")
     cfg = engine_config(args, settings)
     cfg.n_parallel = max(1, args.parallel)
     opts = TranscribeOptions.from_settings(settings, title=args.title, speakers=args.speakers,
@@ -61,11 +72,11 @@ def run(args) -> int:
         print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
 
     cancel = threading.Event()
-    loaded: list[Engine] = []
+    loaded: list = []
 
-    def engine() -> Engine:  # loaded only once the file has been read and has speech
+    def engine():  # loaded only once the file has been read and has speech
         if not loaded:
-            loaded.append(Engine(choice.model, choice.mmproj, cfg))
+            loaded.append(remote or Engine(choice.model, choice.mmproj, cfg))
         return loaded[0]
 
     with open_library() as lib:

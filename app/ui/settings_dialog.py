@@ -38,11 +38,12 @@ from app.paths import ENV_HOME
 
 from .model_download import ModelDownloader
 from .model_setup import ModelDialog, state_text
+from .server_settings import SERVER_KEYS, ServerPage
 from .widgets import LANGUAGES, FittingDialog, button, message_label
 from .words_settings import WordsPage
 
 # settings that change how the model is loaded: a change reloads it
-ENGINE_KEYS = ("n_threads", "n_gpu_layers", "n_ctx", "image_tokens")
+ENGINE_KEYS = ("n_threads", "n_gpu_layers", "n_ctx", "image_tokens", *SERVER_KEYS)
 _LANGUAGE = re.compile(r"[^\W\d_](?:[^\W\d_]|[ ()'.-])*")  # a letter, then letters and " ()'.-"
 MIC_DEFAULT, SYSTEM_AUTO, SYSTEM_OFF = "default", "auto", "off"
 
@@ -103,6 +104,8 @@ class SettingsDialog(FittingDialog):
         lay.addWidget(self.tabs)
         self.tabs.addTab(self._general_tab(), "&General")
         self.tabs.addTab(self._model_tab(), "&Model")
+        self.server = ServerPage(services)
+        self.tabs.addTab(self.server, "Model ser&ver")
         self.tabs.addTab(self._recording_tab(), "&Recording")
         self.words = WordsPage()
         self.tabs.addTab(self.words, "&Words and notes")
@@ -246,6 +249,7 @@ class SettingsDialog(FittingDialog):
         self.auto_apps_edit.setText(", ".join(s.auto_record_apps))
         self.silence_spin.setValue(s.auto_stop_silence_minutes)
         self.words.load(s)
+        self.server.load(s)
         self._fill_devices([])
         self._refresh_model()
 
@@ -263,11 +267,11 @@ class SettingsDialog(FittingDialog):
                 "detect_meetings": self.detect_check.isChecked(),
                 "auto_record_apps": [a.strip() for a in self.auto_apps_edit.text().split(",") if a.strip()],
                 "auto_stop_silence_minutes": float(self.silence_spin.value()),
-                **self.words.values()}
+                **self.words.values(), **self.server.values()}
 
     def accept(self) -> None:
         values = self.values()
-        problems = validate(values) + self.words.problems()
+        problems = validate(values) + self.words.problems() + self.server.problems()
         if problems:
             self._say(" ".join(problems))
             return

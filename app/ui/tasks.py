@@ -264,6 +264,8 @@ class ModelService(QObject):
         from app.engine.errors import ModelError
         from app.engine.resolve import resolve_model
 
+        if self._settings_fn().model_server:
+            return True  # the model is on a server the user named
         try:
             resolve_model(None, None, self._settings_fn())
         except ModelError:
@@ -351,9 +353,13 @@ class ModelService(QObject):
     def _default_factory(self):
         from app.engine.config import EngineConfig
         from app.engine.host import EngineHost
+        from app.engine.remote import server_engine
         from app.engine.resolve import resolve_model
 
         settings = self._settings_fn()
+        remote = server_engine(settings)
+        if remote is not None:
+            return remote
         choice = resolve_model(None, None, settings)
         host = EngineHost(choice.model, choice.mmproj, EngineConfig.from_settings(settings))
         host.start()
