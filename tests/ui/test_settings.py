@@ -252,3 +252,33 @@ def test_words_and_notes_are_saved_and_reloaded(qtbot, home, services, changed, 
         d2.reject()
     finally:
         again.close()
+
+
+def test_a_model_server_is_chosen_checked_and_reloads_the_model(qtbot, home, services, changed):
+    import socket
+
+    d = dialog(qtbot, services, sd=NoPortAudio())
+    page = d.server
+    assert page.local_radio.isChecked() and not page.url_edit.isEnabled()
+    page.remote_radio.setChecked(True)
+    assert page.url_edit.isEnabled()
+    d.ok_button.click()  # on a server, but no address
+    assert d.isVisible() and "server's address" in d.message.text()
+    page.url_edit.setText("gpu-box:8080")
+    d.ok_button.click()
+    assert d.isVisible() and "not usable" in d.message.text()
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    page.url_edit.setText(f"http://127.0.0.1:{port}")
+    page.test_button.click()
+    qtbot.waitUntil(lambda: page.test_button.isEnabled() and "cannot reach" in page.result.text(), timeout=WAIT)
+    assert f"127.0.0.1:{port}" in page.result.text() and "\n" not in page.result.text()
+    page.token_edit.setText("s3cret")
+    page.audio_check.setChecked(False)
+    d.ok_button.click()
+    assert not d.isVisible()
+    assert {k: saved(home)[k] for k in ("model_server", "model_server_token", "model_server_audio")} == \
+        {"model_server": f"http://127.0.0.1:{port}", "model_server_token": "s3cret", "model_server_audio": False}
+    assert changed == [1]  # the next job uses the server
+    assert services.model.has_model()  # a server counts as a model: jobs are not refused for want of one
