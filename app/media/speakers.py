@@ -70,6 +70,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.media.linkage import DisjointSets, average_update, nn_chain
+from app.media.silero import speech_mask
+from app.media.vad import default_detector, frame_scores, frames_per_push
 
 RATE = 16_000
 HOP = 256                 # 16 ms: earshot's frame, the grid of everything here
@@ -121,9 +123,10 @@ class Frames:
 
     def __init__(self, detector=None) -> None:
         if detector is None:
-            import earshot
-            detector = earshot.Detector()
+            detector = default_detector()
         self.detector = detector
+        self.silero = getattr(detector, "window", HOP) != HOP  # Silero's 32-ms windows, its own thresholds
+        self._pair = frames_per_push(detector)
         self._tail = np.zeros(N_FFT - HOP + 1, np.float32)  # the samples before the next frame (+1: pre-emphasis)
         self._rest = np.zeros(0, np.float32)
         self.score: list[np.ndarray] = []
@@ -136,14 +139,13 @@ class Frames:
         x = b.astype(np.float32) / 32768.0 if b.dtype.kind == "i" else b.astype(np.float32)
         self.samples += len(x)
         buf = np.concatenate([self._rest, x])
-        n = len(buf) // HOP
+        n = len(buf) // HOP // self._pair * self._pair
         if not n:
             self._rest = buf
             return
         cur, self._rest = buf[:n * HOP], buf[n * HOP:]
         fr = cur.reshape(n, HOP)
-        pred = self.detector.predict_f32
-        self.score.append(np.fromiter((pred(f) for f in fr), np.float32, n))
+        self.score.append(frame_scores(self.detector, fr))
         self.db.append((10 * np.log10(np.einsum("ij,ij->i", fr, fr) / HOP + 1e-10)).astype(np.float32))
         # the window of frame i starts one hop before it: the same frames for any block size
         ext = np.concatenate([self._tail, cur])
@@ -173,8 +175,11 @@ def _hysteresis(s: np.ndarray, on: float, off: float) -> np.ndarray:
     return np.where(idx >= 0, state[np.maximum(idx, 0)] == 1, False)
 
 
-def speech_frames(score: np.ndarray) -> np.ndarray:
-    """Per frame: speech? (earshot's score smoothed, hysteresis, widened)."""
+def speech_frames(score: np.ndarray, silero: bool = False) -> np.ndarray:
+    """Per frame: speech? Silero's score: its own published post-processing
+    (``silero.speech_mask``); earshot's: smoothed, hysteresis, widened."""
+    if silero:
+        return speech_mask(score, FPS)
     d = _hysteresis(_smooth(score, SMOOTH), ONSET, OFFSET)
     if WIDEN and len(d):
         d = np.convolve(d.astype(np.float32), np.ones(2 * WIDEN + 1), "same") > 0
@@ -348,7 +353,7 @@ def speaker_segments(audio: np.ndarray | Iterable[np.ndarray] | Frames,
         for block in ([audio] if isinstance(audio, np.ndarray) else audio):
             frames.push(block)
     score, _, cep = frames.arrays()
-    speech = speech_frames(score)
+    speech = speech_frames(score, frames.silero)
     spans = _windows(speech)
     if not spans:
         return []
