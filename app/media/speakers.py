@@ -7,16 +7,22 @@ frame, and ``split_utterances`` cuts utterances where the label changes.
 
 Status: measured here, not yet used by transcription (which still clusters one embedding per
 utterance, ``diarize.cluster``): with the count given it does not beat whole utterances on the
-real clips (0.51 against 0.50 as stored segments), its automatic-count gain there (0.44 against
-0.53) comes from answering one speaker on every 30-s clip, and on the synthetic 4-voice meetings
-in white noise it loses a voice (DER up to 0.30, where the utterance clustering stays <= 0.10).
-What holds it back is step 2 (see below); it is the ground the next step of issue 15 builds on.
+real clips, its automatic-count gain there comes from answering one speaker on every 30-s clip,
+and on the synthetic 4-voice meetings in white noise it loses a voice (DER up to 0.30, where the
+utterance clustering stays <= 0.10). With Silero + earshot as the speech score (``vad.Combined``,
+speech by silero's own post-processing, ``silero.speech_mask``): 0.53/0.43 given/automatic
+(earshot's score: 0.55/0.48), against 0.45/0.46 for the stored segments with the same detector;
+stored utterances cut by ``split_utterances`` and labelled by it: 0.48/0.38; cut and clustered
+by ``diarize.cluster``: 0.49/0.46. About a quarter of the real clips' reference speech is
+overlapped, which no single label covers.
 
 How (``speaker_segments(audio, n_speakers)``, 8-17 s per hour of audio on one core):
 1. Frames on earshot's 16 ms grid (``Frames``, streamed block by block, ~0.5 MB a minute):
    earshot's speech score, the level, and cepstra c1..c19 of 40 log-mel bands (32 ms
    Hamming window, pre-emphasis).
-2. Speech: the score averaged over 0.24 s, hysteresis 0.6/0.5, widened by 80 ms each side.
+2. Speech (``speech_frames``): with Silero in the detector, silero's own post-processing
+   (0.5/0.35, >= 250 ms of speech, silences >= 100 ms, 30-ms pads). With earshot alone:
+   the score averaged over 0.24 s, hysteresis 0.6/0.5, widened by 80 ms each side.
    The Segmenter's per-frame 0.7/0.6 was set on loud synthetic voices; on the real meetings
    (bench/diarize_real.py) it missed 41 % of the speech frames, this misses 22 % (many of
    them at the room's silence level: pauses inside reference turns) with false alarms at 4 %
