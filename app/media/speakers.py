@@ -7,16 +7,22 @@ frame, and ``split_utterances`` cuts utterances where the label changes.
 
 Status: measured here, not yet used by transcription (which still clusters one embedding per
 utterance, ``diarize.cluster``): with the count given it does not beat whole utterances on the
-real clips (0.51 against 0.50 as stored segments), its automatic-count gain there (0.44 against
-0.53) comes from answering one speaker on every 30-s clip, and on the synthetic 4-voice meetings
-in white noise it loses a voice (DER up to 0.30, where the utterance clustering stays <= 0.10).
-What holds it back is step 2 (see below); it is the ground the next step of issue 15 builds on.
+real clips, its automatic-count gain there comes from answering one speaker on every 30-s clip,
+and on the synthetic 4-voice meetings in white noise it loses a voice (DER up to 0.30, where the
+utterance clustering stays <= 0.10). With Silero + earshot as the speech score (``vad.Combined``,
+speech by silero's own post-processing, ``silero.speech_mask``): 0.53/0.43 given/automatic
+(earshot's score: 0.55/0.48), against 0.45/0.46 for the stored segments with the same detector;
+stored utterances cut by ``split_utterances`` and labelled by it: 0.48/0.38; cut and clustered
+by ``diarize.cluster``: 0.49/0.46. About a quarter of the real clips' reference speech is
+overlapped, which no single label covers.
 
 How (``speaker_segments(audio, n_speakers)``, 8-17 s per hour of audio on one core):
 1. Frames on earshot's 16 ms grid (``Frames``, streamed block by block, ~0.5 MB a minute):
    earshot's speech score, the level, and cepstra c1..c19 of 40 log-mel bands (32 ms
    Hamming window, pre-emphasis).
-2. Speech: the score averaged over 0.24 s, hysteresis 0.6/0.5, widened by 80 ms each side.
+2. Speech (``speech_frames``): with Silero in the detector, silero's own post-processing
+   (0.5/0.35, >= 250 ms of speech, silences >= 100 ms, 30-ms pads). With earshot alone:
+   the score averaged over 0.24 s, hysteresis 0.6/0.5, widened by 80 ms each side.
    The Segmenter's per-frame 0.7/0.6 was set on loud synthetic voices; on the real meetings
    (bench/diarize_real.py) it missed 41 % of the speech frames, this misses 22 % (many of
    them at the room's silence level: pauses inside reference turns) with false alarms at 4 %
@@ -70,6 +76,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.media.linkage import DisjointSets, average_update, nn_chain
+from app.media.silero import speech_mask
+from app.media.vad import default_detector, frame_scores, frames_per_push
 
 RATE = 16_000
 HOP = 256                 # 16 ms: earshot's frame, the grid of everything here
@@ -121,9 +129,10 @@ class Frames:
 
     def __init__(self, detector=None) -> None:
         if detector is None:
-            import earshot
-            detector = earshot.Detector()
+            detector = default_detector()
         self.detector = detector
+        self.silero = getattr(detector, "window", HOP) != HOP  # Silero's 32-ms windows, its own thresholds
+        self._pair = frames_per_push(detector)
         self._tail = np.zeros(N_FFT - HOP + 1, np.float32)  # the samples before the next frame (+1: pre-emphasis)
         self._rest = np.zeros(0, np.float32)
         self.score: list[np.ndarray] = []
@@ -136,14 +145,13 @@ class Frames:
         x = b.astype(np.float32) / 32768.0 if b.dtype.kind == "i" else b.astype(np.float32)
         self.samples += len(x)
         buf = np.concatenate([self._rest, x])
-        n = len(buf) // HOP
+        n = len(buf) // HOP // self._pair * self._pair
         if not n:
             self._rest = buf
             return
         cur, self._rest = buf[:n * HOP], buf[n * HOP:]
         fr = cur.reshape(n, HOP)
-        pred = self.detector.predict_f32
-        self.score.append(np.fromiter((pred(f) for f in fr), np.float32, n))
+        self.score.append(frame_scores(self.detector, fr))
         self.db.append((10 * np.log10(np.einsum("ij,ij->i", fr, fr) / HOP + 1e-10)).astype(np.float32))
         # the window of frame i starts one hop before it: the same frames for any block size
         ext = np.concatenate([self._tail, cur])
@@ -173,8 +181,11 @@ def _hysteresis(s: np.ndarray, on: float, off: float) -> np.ndarray:
     return np.where(idx >= 0, state[np.maximum(idx, 0)] == 1, False)
 
 
-def speech_frames(score: np.ndarray) -> np.ndarray:
-    """Per frame: speech? (earshot's score smoothed, hysteresis, widened)."""
+def speech_frames(score: np.ndarray, silero: bool = False) -> np.ndarray:
+    """Per frame: speech? Silero's score: its own published post-processing
+    (``silero.speech_mask``); earshot's: smoothed, hysteresis, widened."""
+    if silero:
+        return speech_mask(score, FPS)
     d = _hysteresis(_smooth(score, SMOOTH), ONSET, OFFSET)
     if WIDEN and len(d):
         d = np.convolve(d.astype(np.float32), np.ones(2 * WIDEN + 1), "same") > 0
@@ -348,7 +359,7 @@ def speaker_segments(audio: np.ndarray | Iterable[np.ndarray] | Frames,
         for block in ([audio] if isinstance(audio, np.ndarray) else audio):
             frames.push(block)
     score, _, cep = frames.arrays()
-    speech = speech_frames(score)
+    speech = speech_frames(score, frames.silero)
     spans = _windows(speech)
     if not spans:
         return []

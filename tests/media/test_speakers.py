@@ -112,3 +112,11 @@ def test_the_bench_runs(capsys):
     assert main(["--folder", str(REAL), "--no-synthetic", "--pipeline"]) == 0
     out = capsys.readouterr().out
     assert "stored segments" in out and "mean" in out and "per hour" in out
+    # what transcription stores: with Silero + earshot 0.45/0.46 (given/automatic count),
+    # earshot alone 0.50/0.53
+    stored = out.split("stored segments")[1].splitlines()
+    mean = next(line for line in stored if line.startswith("mean")).split("|")
+    given, auto = float(mean[1].split()[-1]), float(mean[2].split()[-1])
+    from app.media import silero
+    if silero.model_dir() is not None:
+        assert given <= 0.48 and auto <= 0.49, (given, auto)

@@ -154,6 +154,9 @@ def test_bundle_holds_what_the_app_needs_and_not_more(built):
     assert list(internal.glob("libportaudio.so*"))
     assert list((internal / "av.libs").glob("libavcodec-*.so*"))
     assert list((internal / "earshot").glob("_earshot*.so"))
+    assert (internal / "silero_vad" / "data" / "silero_vad_16k_sequence.onnx").is_file()
+    assert list(internal.rglob("*onnxruntime_pybind11_state*"))
+    assert not (internal / "torch").exists()
     plugins = internal / "PySide6" / "Qt" / "plugins"
     for f in ("platforms/libqxcb.so", "platforms/libqwayland.so", "platforms/libqoffscreen.so",
               "imageformats/libqsvg.so", "iconengines/libqsvgicon.so"):
