@@ -38,6 +38,20 @@ class Reply:
     time_to_first_token: float = 0.0
     prompt_seconds: float = 0.0
     generate_seconds: float = 0.0
+    target_steps: int = 0         # decodes of the model while generating (each reads its weights once)
+    draft_tokens: int = 0         # tokens the MTP drafter proposed
+    accepted_tokens: int = 0      # of those, confirmed by the model
+
+    @property
+    def steps_per_token(self) -> float:
+        """Model decodes per generated token: about 1 without a drafter (the last token needs
+        none), below 1 when the drafter's proposals are accepted."""
+        return self.target_steps / self.generated_tokens if self.generated_tokens else 0.0
+
+    @property
+    def acceptance(self) -> float:
+        """Share of the drafter's proposals the model confirmed (0 without a drafter)."""
+        return self.accepted_tokens / self.draft_tokens if self.draft_tokens else 0.0
 
     def json(self) -> Any:
         return json.loads(self.text)
