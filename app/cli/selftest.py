@@ -162,7 +162,7 @@ def run(args) -> int:
         from ..engine.host import EngineHost as Host  # type: ignore[assignment]  # the same calls, in a child process
     audio = _tone(2.0)
     t = time.perf_counter()
-    engine = Host(choice.model, choice.mmproj, cfg)
+    engine = Host(choice.model, choice.mmproj, cfg, drafter=choice.drafter)
     try:
         if hasattr(engine, "start"):
             engine.start()
@@ -172,6 +172,9 @@ def run(args) -> int:
                            "What do you hear in the audio, and what is in the picture?")
         reply = engine.chat([msg], max_tokens=args.max_tokens, temperature=0.0)
         timings["answer"] = time.perf_counter() - t
+        # a text turn: the one the MTP drafter (when there is one) decodes
+        text = engine.chat([Message.user("Name three things a meeting summary lists.")],
+                           max_tokens=args.max_tokens, temperature=0.0)
     finally:
         engine.close()
     media = list(reply.media_tokens)
@@ -184,5 +187,7 @@ def run(args) -> int:
           f"load {timings['load']:.2f}s, answer {timings['answer']:.2f}s "
           f"(prompt {reply.prompt_tokens} tokens, audio {media[0]} + image {media[1]}, "
           f"{reply.generated_tokens} generated); media {timings['media']:.2f}s, "
-          f"vad {timings['vad']:.2f}s, {pa}; cpu: {which} ({feats}), {checked}")
+          f"vad {timings['vad']:.2f}s, {pa}; cpu: {which} ({feats}), {checked}; "
+          f"text turn: {text.decoding_line()}"
+          f"{'' if choice.drafter else ' (no MTP drafter)'}")
     return EXIT_OK

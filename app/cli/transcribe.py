@@ -65,7 +65,7 @@ def run(args) -> int:
 
     def engine() -> Engine:  # loaded only once the file has been read and has speech
         if not loaded:
-            loaded.append(Engine(choice.model, choice.mmproj, cfg))
+            loaded.append(Engine(choice.model, choice.mmproj, cfg, drafter=choice.drafter))
         return loaded[0]
 
     with open_library() as lib:

@@ -53,6 +53,15 @@ class Reply:
         """Share of the drafter's proposals the model confirmed (0 without a drafter)."""
         return self.accepted_tokens / self.draft_tokens if self.draft_tokens else 0.0
 
+    def decoding_line(self) -> str:
+        """How the answer was decoded, for people: model decodes per token, the drafter's share."""
+        line = f"{self.target_steps} model decodes for {self.generated_tokens} tokens " \
+               f"({self.steps_per_token:.2f} per token)"
+        if self.draft_tokens:
+            line += (f"; MTP drafter proposed {self.draft_tokens}, model accepted "
+                     f"{self.accepted_tokens} ({100 * self.acceptance:.0f}%)")
+        return line
+
     def json(self) -> Any:
         return json.loads(self.text)
 

@@ -355,7 +355,8 @@ class ModelService(QObject):
 
         settings = self._settings_fn()
         choice = resolve_model(None, None, settings)
-        host = EngineHost(choice.model, choice.mmproj, EngineConfig.from_settings(settings))
+        host = EngineHost(choice.model, choice.mmproj, EngineConfig.from_settings(settings),
+                          drafter=choice.drafter)
         host.start()
         return host
 

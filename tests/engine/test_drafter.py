@@ -151,9 +151,25 @@ def test_right_proposals_mean_fewer_model_decodes(tmp_path):
     assert b.steps_per_token < 0.75 * a.steps_per_token
 
 
-def test_off_in_the_config(tiny_model, drafter_file):
+def test_in_the_model_process(tiny_model, drafter_file, plain):
+    from app.engine.host import EngineHost
+
+    host = EngineHost(tiny_model.model, tiny_model.mmproj, engine_config(2048), drafter=drafter_file)
+    try:
+        r = host.chat([Message.user(QUESTIONS[1])], max_tokens=32)
+        assert host.caps["drafter"] and r.draft_tokens > 0 and r.target_steps > 0
+        assert r.text == _ask(plain, QUESTIONS[1], max_tokens=32).text
+    finally:
+        host.close()
+
+
+def test_off_in_the_settings(tiny_model, drafter_file):
+    from app.engine.config import EngineConfig
+    from app.settings import Settings
+
+    assert EngineConfig.from_settings(Settings()).n_draft > 0
     cfg = engine_config(2048)
-    cfg.n_draft = 0
+    cfg.n_draft = EngineConfig.from_settings(Settings(use_drafter=False)).n_draft
     with Engine(tiny_model.model, None, cfg, drafter=drafter_file) as e:
         assert not e.has_drafter
         assert _ask(e, QUESTIONS[1], max_tokens=8).draft_tokens == 0
