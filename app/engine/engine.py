@@ -351,7 +351,8 @@ class Engine:
             # Reports from llama.cpp say media in the prompt is not yet safe with a drafter (it reads
             # this cache, whose media cells it was not made for), and those turns are short answers
             # that the batch path already speeds up (docs/ARCHITECTURE.md, "The MTP drafter").
-            drafter = self._drafter if not any(isinstance(u, Media) for u in units) else None
+            text_only = not any(isinstance(u, Media) for u in units)
+            drafter = self._drafter if o.draft and text_only else None
             try:
                 kept = self._reuse(units)
                 reply.reused_tokens = self._n_past

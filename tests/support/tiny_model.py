@@ -143,10 +143,13 @@ def build_vocab() -> tuple[list[str], list[int], list[float], list[str]]:
 def write_model(path: Path, *, seed: int = 0, n_embd: int = N_EMBD,
                 arch: str = "gemma4", chat_template: str | None = CHAT_TEMPLATE,
                 n_layer: int = N_LAYER, n_head: int = N_HEAD, n_head_kv: int = N_HEAD_KV,
-                head_dim: int = HEAD_DIM, n_ff: int = N_FF, tied: bool = False) -> Path:
+                head_dim: int = HEAD_DIM, n_ff: int = N_FF, tied: bool = False,
+                scale: float = 0.05) -> Path:
     """The text model. The size knobs make bigger random models for benchmarks, where
     the cost of reading the weights, not Python, should dominate a decode step. ``tied``: no
-    separate output head (the token embeddings are the head): greedy text repeats one token."""
+    separate output head (the token embeddings are the head): greedy text repeats tokens, the
+    more so the smaller ``scale`` (the random weights' size) leaves the layers against the
+    embedding in the residual stream."""
     import gguf
 
     rng = np.random.default_rng(seed)
@@ -154,7 +157,7 @@ def write_model(path: Path, *, seed: int = 0, n_embd: int = N_EMBD,
     n_vocab = len(tokens)
 
     def rand(*shape: int) -> np.ndarray:
-        return (rng.standard_normal(shape) * 0.05).astype(np.float16)
+        return (rng.standard_normal(shape) * scale).astype(np.float16)
 
     def ones(*shape: int) -> np.ndarray:
         return np.ones(shape, dtype=np.float32)
@@ -197,7 +200,7 @@ def write_model(path: Path, *, seed: int = 0, n_embd: int = N_EMBD,
         w.add_string("tokenizer.chat_template", chat_template)
 
     E, H, Hkv, hd, F = n_embd, n_head, n_head_kv, head_dim, n_ff
-    w.add_tensor("token_embd.weight", rand(n_vocab, E))
+    w.add_tensor("token_embd.weight", (rng.standard_normal((n_vocab, E)) * 0.05).astype(np.float16))
     w.add_tensor("output_norm.weight", ones(E))
     if not tied:
         w.add_tensor("output.weight", rand(n_vocab, E))
