@@ -31,7 +31,7 @@ class Settings:
     n_gpu_layers: int = 0         # -1 = all layers on the GPU
     n_ctx: int = defaults.N_CTX   # context size in tokens
     image_tokens: int = defaults.IMAGE_TOKENS  # default per-image token budget (70-1120)
-    use_drafter: bool = True      # decode text turns with the model's MTP drafter when it is downloaded
+    use_drafter: bool = True      # decode answers with the model's MTP drafter when it is downloaded
     # capture and transcription
     capture_interval: float = 10.0  # seconds between screen grabs
     language: str = ""            # "" = detect

@@ -61,7 +61,7 @@ def models_list(args) -> int:
     if cur:
         print(f"\nin use ({cur['source']}): {cur['model']}" + (f" + {cur['mmproj']}" if cur["mmproj"] else ""))
         if cur["drafter"]:
-            print(f"MTP drafter for text turns: {cur['drafter']}")
+            print(f"MTP drafter: {cur['drafter']}")
     else:
         print("\nno model in use yet: 'models download' or 'models import MODEL MMPROJ'")
     return EXIT_OK

@@ -172,9 +172,6 @@ def run(args) -> int:
                            "What do you hear in the audio, and what is in the picture?")
         reply = engine.chat([msg], max_tokens=args.max_tokens, temperature=0.0)
         timings["answer"] = time.perf_counter() - t
-        # a text turn: the one the MTP drafter (when there is one) decodes
-        text = engine.chat([Message.user("Name three things a meeting summary lists.")],
-                           max_tokens=args.max_tokens, temperature=0.0)
     finally:
         engine.close()
     media = list(reply.media_tokens)
@@ -188,6 +185,6 @@ def run(args) -> int:
           f"(prompt {reply.prompt_tokens} tokens, audio {media[0]} + image {media[1]}, "
           f"{reply.generated_tokens} generated); media {timings['media']:.2f}s, "
           f"vad {timings['vad']:.2f}s, {pa}; cpu: {which} ({feats}), {checked}; "
-          f"text turn: {text.decoding_line()}"
+          f"decoding: {reply.decoding_line()}"
           f"{'' if choice.drafter else ' (no MTP drafter)'}")
     return EXIT_OK

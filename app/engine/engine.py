@@ -145,7 +145,7 @@ class Engine:
 
     @property
     def has_drafter(self) -> bool:
-        """Whether text turns are decoded speculatively with the MTP drafter."""
+        """Whether answers are decoded speculatively with the MTP drafter (not batches)."""
         return self._drafter is not None
 
     @property
@@ -347,12 +347,16 @@ class Engine:
                 return
             seq = Seq(0, 0, reply, o)
             seq.sampler = dec.sampler(o)
-            # The drafter only for text: media turns (transcription, images) stay on the plain path.
-            # Reports from llama.cpp say media in the prompt is not yet safe with a drafter (it reads
-            # this cache, whose media cells it was not made for), and those turns are short answers
-            # that the batch path already speeds up (docs/ARCHITECTURE.md, "The MTP drafter").
-            text_only = not any(isinstance(u, Media) for u in units)
-            drafter = self._drafter if o.draft and text_only else None
+            # Media prefill stays on the plain path; the drafter is switched on only for the text
+            # generated after it. The prompt (audio and images through mtmd) is evaluated by the
+            # model alone, exactly as without a drafter: the drafter is never given prompt batches
+            # (what reports from llama.cpp say is not yet safe with media, in servers that feed
+            # the draft context the prompt), only the hidden state of the prompt's last text token,
+            # and it reads the cache's cells as the model's last layers do. Its proposals are
+            # verified, so a poor fit after media costs speed, never text (docs/ARCHITECTURE.md).
+            # Batches (chat_batch: transcription in groups) stay plain: they already decode many
+            # sequences per weight read, which is what the drafter buys a single one.
+            drafter = self._drafter if o.draft else None
             try:
                 kept = self._reuse(units)
                 reply.reused_tokens = self._n_past

@@ -24,7 +24,7 @@ class GenerateOptions:
     image_tokens: int | None = None
     think: bool = False
     ignore_eos: bool = False  # generate exactly max_tokens (benchmarks)
-    draft: bool = True        # let the MTP drafter propose tokens (when the engine has one; text turns)
+    draft: bool = True        # let the MTP drafter propose tokens (when the engine has one; not batches)
 
 
 @dataclass

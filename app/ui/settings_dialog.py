@@ -185,9 +185,9 @@ class SettingsDialog(FittingDialog):
         form.addRow("&Image detail:", self.image_spin)
         self.drafter_check = QCheckBox("Faster answers with the model's &drafter")
         self.drafter_check.setAccessibleName("MTP drafter")
-        self.drafter_check.setToolTip("Summaries, questions and rewrites are decoded with the model's "
-                                      "Multi-Token-Prediction drafter when it is downloaded; the "
-                                      "answers stay the model's own.")
+        self.drafter_check.setToolTip("Answers are decoded with the model's Multi-Token-Prediction "
+                                      "drafter when it is downloaded: the model checks several "
+                                      "proposed words at once; the answers stay the model's own.")
         form.addRow("", self.drafter_check)
         return w
 

@@ -23,7 +23,7 @@ def test_self_test_answers_audio_and_image_in_the_model_process(tiny_model):
     lines = p.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"self-test OK: Minutely {__version__} (source)")
     assert "audio 50 + image 80" in lines[0] and "PortAudio" in lines[0]
-    assert "text turn: " in lines[0] and "(no MTP drafter)" in lines[0]
+    assert "decoding: " in lines[0] and "(no MTP drafter)" in lines[0]
 
 
 def test_self_test_reports_the_drafter(tiny_model, tmp_path, monkeypatch):

@@ -101,14 +101,23 @@ def test_follow_up_over_a_transcript_reuses_the_cache(spec, plain):
     assert second[1].reused_tokens == second[0].reused_tokens > 0
 
 
-def test_media_turns_stay_on_the_plain_path(spec, plain):
+def test_after_media_prefill_the_generated_text_is_drafted(spec, plain):
+    from PIL import Image as PILImage
+
+    from app.engine.messages import Image
+
     spec.reset()
-    msgs = [Message.user("Transcribe this.", Audio(tone(2.0)))]
-    a, b = plain.chat(msgs, max_tokens=24), spec.chat(msgs, max_tokens=24)
-    assert b.text == a.text
-    assert b.draft_tokens == 0 and b.target_steps == a.target_steps
-    after = _ask(spec, QUESTIONS[2])  # a text turn after it drafts again
-    assert after.draft_tokens > 0
+    picture = PILImage.new("RGB", (320, 240), (40, 120, 200))
+    msgs = [Message.user("Transcribe this and describe the picture.", Audio(tone(2.0)), Image(image=picture))]
+    a = plain.chat(msgs, max_tokens=48, ignore_eos=True)
+    b = spec.chat(msgs, max_tokens=48, ignore_eos=True)
+    assert b.media_tokens == a.media_tokens == [50, 80]  # the prefill is the model's, as without it
+    assert b.text == a.text and b.draft_tokens > 0
+    follow = [*msgs, Message.assistant(a.text), Message.user(QUESTIONS[1])]
+    a2, b2 = plain.chat(follow, max_tokens=32), spec.chat(follow, max_tokens=32)
+    assert b2.text == a2.text and b2.reused_tokens == a2.reused_tokens > 130
+    # a request can still ask for the plain path
+    assert spec.chat(msgs, max_tokens=8, draft=False).draft_tokens == 0
 
 
 def test_batches_are_unchanged(spec, plain):
