@@ -362,7 +362,15 @@ def _download_locked(entry: CatalogueEntry, model_path: Path, mmproj_path: Path,
     for role, name, dst in todo:
         _check_cancel(cancel, entry.title)
         with _hub_errors(entry, name):
-            r = hub.resolve(name)
+            try:
+                r = hub.resolve(name)
+            except RemoteEntryNotFoundError:
+                if role != "drafter":
+                    raise
+                # optional: the pair works without it (answers are decoded without speculation)
+                log.warning("%s names the drafter %s, which %s does not have; downloading the pair "
+                            "without it", entry.name, name, entry.repo)
+                continue
         base = PurePosixPath(name).name
         part = staging / f"{base}.{r.digest}.incomplete"
         for stale in staging.glob(f"{glob.escape(base)}.*.incomplete"):

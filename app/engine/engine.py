@@ -356,7 +356,7 @@ class Engine:
             # verified, so a poor fit after media costs speed, never text (docs/ARCHITECTURE.md).
             # Batches (chat_batch: transcription in groups) stay plain: they already decode many
             # sequences per weight read, which is what the drafter buys a single one.
-            drafter = self._drafter if o.draft else None
+            drafter = self._drafter if o.draft and units and isinstance(units[-1], int) else None
             try:
                 kept = self._reuse(units)
                 reply.reused_tokens = self._n_past

@@ -309,11 +309,16 @@ def test_drafter_comes_with_the_pair_and_is_found_beside_it(hub, entry, pair, dr
     assert resolve_model(model, mmproj).drafter is None  # optional: the pair works without it
 
 
-def test_drafter_can_be_left_out(hub, entry, pair):
-    entry = _with_drafter(entry)  # the hub does not even have it
+def test_drafter_can_be_left_out(hub, entry, pair, caplog):
+    entry = _with_drafter(entry)  # the hub does not have it
     model, _ = download(entry, endpoint=hub.url, with_drafter=False)
     assert not (model.parent / DRAFTER_NAME).exists()
     assert is_downloaded(entry)
+    shutil.rmtree(model.parent)
+    with caplog.at_level(logging.WARNING, logger="minutely.download"):
+        model, _ = download(entry, endpoint=hub.url)  # optional: a drafter the hub lacks is skipped
+    assert is_downloaded(entry) and not (model.parent / DRAFTER_NAME).exists()
+    assert "without it" in caplog.text
 
 
 def test_a_wrong_drafter_is_not_installed(hub, entry, pair):
