@@ -343,9 +343,10 @@ def _speculate(dec: Decoder, s: Seq, o: GenerateOptions, cancel: Cancellable, t_
     sampler exactly as plain decoding would sample that position; while the sample equals the
     proposal at i the next row is valid too. The first sample that differs (or the one after the
     last proposal) becomes the next pending token and the cache past it is removed. Every token
-    comes from the target's logits through the same sampler calls in the same order, so greedy (and
-    seeded) output is the plain path's; a drafter that guesses well only means fewer target decodes
-    (``Reply.target_steps``). Leaves ``s`` done, or cancelled (then the plain loop notes it)."""
+    comes from the target's logits through the same sampler calls in the same order, so the output
+    is the plain path's (up to llama.cpp's rounding: a multi-row decode sums in another order than a
+    one-row decode, which can tip a near-tie); a drafter that guesses well only means fewer target
+    decodes (``Reply.target_steps``). Leaves ``s`` done, or cancelled (then the plain loop notes it)."""
     llama = dec.llama
     tok = int(llama.llama_sampler_sample(s.sampler, dec.ctx.ctx, s.idx))
     h = drafter.hidden(dec.n_last - 1)  # the prompt's last row, whose logits gave ``tok``
