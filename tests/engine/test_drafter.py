@@ -56,14 +56,37 @@ def test_drafter_loads_and_is_used_for_text(spec):
     assert r.target_steps <= r.generated_tokens
 
 
+def _top_two_gap(e: Engine, question: str, n: int) -> float:
+    """The plain path's margin between its best two tokens for the n-th generated token."""
+    import llama_cpp
+    import numpy as np
+
+    _ask(e, question, max_tokens=n, ignore_eos=True, draft=False)  # the last decode gives token n
+    n_vocab = llama_cpp.llama_vocab_n_tokens(e.decoder.vocab)
+    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(e.decoder.ctx.ctx, -1), shape=(n_vocab,))
+    top = np.sort(logits)[-2:]
+    return float(top[1] - top[0])
+
+
 @pytest.mark.parametrize("question", QUESTIONS)
 def test_greedy_output_is_the_models_own(spec, plain, question):
     spec.reset()
     a = _ask(plain, question, ignore_eos=True)
     b = _ask(spec, question, ignore_eos=True)
-    assert b.text == a.text
     assert b.generated_tokens == a.generated_tokens == 64
     assert b.draft_tokens > 0
+    if b.text != a.text:
+        # Only llama.cpp's rounding may part them (a 4-row decode sums in another order than a
+        # 1-row one; ~1e-3 in these logits on the CPU): then the first token where they part must
+        # be a near-tie of the plain path. Here (CPU build) they do not part at all.
+        lo, hi = 1, 64
+        while lo < hi:
+            mid = (lo + hi) // 2
+            same = _ask(spec, question, max_tokens=mid, ignore_eos=True).text == \
+                _ask(plain, question, max_tokens=mid, ignore_eos=True).text
+            lo, hi = (mid + 1, hi) if same else (lo, mid)
+        gap = _top_two_gap(plain, question, lo)
+        assert gap < 0.02, f"greedy text parted at token {lo}, where the model's top two differ by {gap}"
 
 
 def test_grammar_and_penalties_are_unchanged(spec, plain):
