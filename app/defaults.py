@@ -9,3 +9,4 @@ N_PARALLEL = 8       # utterances decoded together as parallel sequences (one sh
 IMAGE_TOKENS = 280    # per-image token budget (70-1120): a screenshot stays readable, a chat affordable
 USER_NAME = "You"    # the person at this computer: their speaker in recordings with system audio
 N_BATCH = 2048       # also the micro-batch: an image (up to 1120 tokens) is never split
+N_DRAFT = 3          # tokens Gemma 4's MTP drafter proposes per decode step; 0 = no drafter

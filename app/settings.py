@@ -31,6 +31,7 @@ class Settings:
     n_gpu_layers: int = 0         # -1 = all layers on the GPU
     n_ctx: int = defaults.N_CTX   # context size in tokens
     image_tokens: int = defaults.IMAGE_TOKENS  # default per-image token budget (70-1120)
+    use_drafter: bool = True      # decode answers with the model's MTP drafter when it is downloaded
     # the model on a server instead (an OpenAI-compatible endpoint; "" = this computer)
     model_server: str = ""        # e.g. http://gpu-box:8080 (llama-server, vLLM, another Minutely's serve)
     model_server_model: str = ""  # the model name to ask for ("" = the server's first)

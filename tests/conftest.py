@@ -23,7 +23,7 @@ from tests.support.engine import engine_config
 pytest_plugins = ("tests.support.pulse", "tests.support.screen")
 
 # Nothing a test does may reach the user's real data, settings or hub cache.
-for var in ("MINUTELY_MODEL", "MINUTELY_MMPROJ", "HF_TOKEN", "MINUTELY_CPU_VARIANT"):
+for var in ("MINUTELY_MODEL", "MINUTELY_MMPROJ", "MINUTELY_DRAFTER", "HF_TOKEN", "MINUTELY_CPU_VARIANT"):
     os.environ.pop(var, None)
 
 # llama.cpp's CPU check (app/engine/cpucheck.py) keeps its verdict per machine in the data

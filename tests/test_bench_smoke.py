@@ -93,3 +93,10 @@ def test_dictation_bench_runs():
         pytest.skip(missing() or "needs espeak-ng and sox")
     r = _run("dictation.py", "--small", "--rounds", "1", "--seconds", "3")
     assert r["median_release_to_text_s"] > 0 and len(r["rounds"]) == 1
+
+
+@pytest.mark.slow
+def test_speculative_bench_runs():
+    r = _run("speculative.py", "--size", "tiny", "--tokens", "16", "--rounds", "1")
+    assert set(r["tokens_per_s"]) == {"plain", "drafter", "plain (repeating model)", "echo drafter"}
+    assert r["decoding"]["echo drafter"]["acceptance"] > 0.3 and r["echo_same_text"]

@@ -99,7 +99,7 @@ def run_plain(args) -> int:
     if args.system:
         msgs.append(Message.system(args.system))
     msgs.append(Message.user(*images, *audios, args.question))
-    with remote or Engine(choice.model, choice.mmproj, engine_config(args, settings)) as engine:
+    with remote or Engine(choice.model, choice.mmproj, engine_config(args, settings), drafter=choice.drafter) as engine:
         stream = engine.stream(msgs, max_tokens=args.max_tokens, temperature=args.temperature,
                                seed=args.seed, stop=tuple(args.stop), json_schema=schema,
                                image_tokens=args.image_tokens)
@@ -111,6 +111,7 @@ def run_plain(args) -> int:
             print(f"prompt {r.prompt_tokens} tokens (media {r.media_tokens}), "
                   f"generated {r.generated_tokens} in {r.generate_seconds:.2f}s "
                   f"({r.tokens_per_second:.1f} tok/s), finish: {r.finish_reason}", file=sys.stderr)
+            print(r.decoding_line(), file=sys.stderr)
     return EXIT_OK
 
 
@@ -180,7 +181,8 @@ def run_about(args) -> int:
 
         def engine():
             if not loaded:
-                loaded.append(remote or Engine(choice.model, choice.mmproj, engine_config(args, settings)))
+                loaded.append(remote or Engine(choice.model, choice.mmproj, engine_config(args, settings),
+                                     drafter=choice.drafter))
             return loaded[0]
 
         try:

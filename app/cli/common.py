@@ -22,7 +22,7 @@ class UsageError(MinutelyError):
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    """``--model/--mmproj/--threads/--ctx/--gpu-layers`` for a command that loads the model."""
+    """``--model/--mmproj/--threads/--ctx/--gpu-layers/--no-drafter`` for a command that loads the model."""
     g = p.add_argument_group("model")
     g.add_argument("--model", help="language model GGUF (else $MINUTELY_MODEL, else settings)")
     g.add_argument("--mmproj", help="its projector GGUF (else $MINUTELY_MMPROJ, else settings)")
@@ -31,6 +31,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--gpu-layers", type=int, help="layers to offload to the GPU (-1 = all)")
     g.add_argument("--server", metavar="URL",
                    help="use the model on an OpenAI-compatible server (else settings; '' = this computer)")
+    g.add_argument("--no-drafter", action="store_true",
+                   help="decode without the model's MTP drafter (else settings; $MINUTELY_DRAFTER names one)")
 
 
 def add_actions(sub, name: str, help: str, dest: str):
@@ -60,6 +62,8 @@ def engine_config(args: argparse.Namespace, settings: Settings):
         cfg.n_ctx = args.ctx
     if getattr(args, "gpu_layers", None) is not None:
         cfg.n_gpu_layers = args.gpu_layers
+    if getattr(args, "no_drafter", False):
+        cfg.n_draft = 0
     return cfg
 
 

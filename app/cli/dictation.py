@@ -49,7 +49,7 @@ def _engine(args, settings):
     choice = resolve_model(args.model, args.mmproj, settings)
     if choice.mmproj is None:
         raise ModelError("dictation needs the model's mmproj (audio): give --mmproj")
-    return Engine(choice.model, choice.mmproj, engine_config(args, settings))
+    return Engine(choice.model, choice.mmproj, engine_config(args, settings), drafter=choice.drafter)
 
 
 def run_dictate(args) -> int:

@@ -30,7 +30,7 @@ def register(sub) -> None:
 
 
 def models_list(args) -> int:
-    from ..engine.catalogue import load_catalogue, local_paths
+    from ..engine.catalogue import drafter_path, load_catalogue, local_paths
     from ..engine.download import is_downloaded
     from ..engine.errors import ModelError
     from ..engine.resolve import resolve_model
@@ -42,11 +42,14 @@ def models_list(args) -> int:
     rows: list[dict[str, Any]] = []
     for e in load_catalogue():
         m, p = local_paths(e)
+        d = drafter_path(e)
         rows.append({"name": e.name, "title": e.title, "default": e.default,
                      "size_bytes": e.total_size, "ram_gb": e.ram_gb,
-                     "downloaded": is_downloaded(e), "model": str(m), "mmproj": str(p)})
+                     "downloaded": is_downloaded(e), "model": str(m), "mmproj": str(p),
+                     "drafter": str(d) if d else None, "drafter_downloaded": bool(d and d.is_file())})
     cur = None if current is None else {"model": str(current.model),
                                          "mmproj": str(current.mmproj) if current.mmproj else None,
+                                         "drafter": str(current.drafter) if current.drafter else None,
                                          "source": current.source}
     if args.json:
         print(json.dumps({"catalogue": rows, "current": cur}, indent=2))
@@ -57,6 +60,8 @@ def models_list(args) -> int:
         print(f"{mark} {r['name']:<28} {state:<22} needs ~{r['ram_gb']} GB RAM  {r['title']}")
     if cur:
         print(f"\nin use ({cur['source']}): {cur['model']}" + (f" + {cur['mmproj']}" if cur["mmproj"] else ""))
+        if cur["drafter"]:
+            print(f"MTP drafter: {cur['drafter']}")
     else:
         print("\nno model in use yet: 'models download' or 'models import MODEL MMPROJ'")
     return EXIT_OK
@@ -118,7 +123,8 @@ def models_download(args) -> int:
           file=sys.stderr)
     cancel = threading.Event()
     try:
-        model, mmproj = download(entry, progress=_Progress(), cancel=cancel)
+        model, mmproj = download(entry, progress=_Progress(), cancel=cancel,
+                                 with_drafter=load_settings().use_drafter)
     finally:
         print(file=sys.stderr)
     choose_pair(load_settings(), model, mmproj, entry.name)

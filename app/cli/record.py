@@ -157,7 +157,8 @@ class _LazyEngine:
     def __call__(self):
         from ..engine.engine import Engine
 
-        self.loaded = self.remote or Engine(self.choice.model, self.choice.mmproj, self.cfg)
+        self.loaded = self.remote or Engine(self.choice.model, self.choice.mmproj, self.cfg,
+                                            drafter=self.choice.drafter)
         return self.loaded
 
     def close_loaded(self) -> None:

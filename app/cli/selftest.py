@@ -166,7 +166,7 @@ def run(args) -> int:
         from ..engine.host import EngineHost as Host  # type: ignore[assignment]  # the same calls, in a child process
     audio = _tone(2.0)
     t = time.perf_counter()
-    engine = Host(choice.model, choice.mmproj, cfg)
+    engine = Host(choice.model, choice.mmproj, cfg, drafter=choice.drafter)
     try:
         if hasattr(engine, "start"):
             engine.start()
@@ -188,5 +188,7 @@ def run(args) -> int:
           f"load {timings['load']:.2f}s, answer {timings['answer']:.2f}s "
           f"(prompt {reply.prompt_tokens} tokens, audio {media[0]} + image {media[1]}, "
           f"{reply.generated_tokens} generated); media {timings['media']:.2f}s, "
-          f"vad {timings['vad']:.2f}s, {pa}; cpu: {which} ({feats}), {checked}")
+          f"vad {timings['vad']:.2f}s, {pa}; cpu: {which} ({feats}), {checked}; "
+          f"decoding: {reply.decoding_line()}"
+          f"{'' if choice.drafter else ' (no MTP drafter)'}")
     return EXIT_OK

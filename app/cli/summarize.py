@@ -70,7 +70,8 @@ def run(args) -> int:
             return remote
         choice = resolve_model(args.model, args.mmproj, settings)
         opts.model = choice.model.name  # stored with the summary
-        loaded.append(Engine(choice.model, None, engine_config(args, settings)))  # text only: no mmproj
+        loaded.append(Engine(choice.model, None, engine_config(args, settings),  # text only: no mmproj
+                             drafter=choice.drafter))
         return loaded[-1]
 
     opts = SummaryOptions(max_tokens=args.max_tokens, seed=args.seed, glossary=list(settings.glossary),

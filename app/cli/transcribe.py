@@ -76,7 +76,7 @@ def run(args) -> int:
 
     def engine():  # loaded only once the file has been read and has speech
         if not loaded:
-            loaded.append(remote or Engine(choice.model, choice.mmproj, cfg))
+            loaded.append(remote or Engine(choice.model, choice.mmproj, cfg, drafter=choice.drafter))
         return loaded[0]
 
     with open_library() as lib:

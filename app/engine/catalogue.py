@@ -48,10 +48,12 @@ class CatalogueEntry:
     ram_gb: float      # memory needed for a 16k context on CPU
     default: bool = False
     approx: bool = True
+    drafter_file: str = ""  # optional: the model's MTP drafter (arch gemma4-assistant), fetched with it
+    drafter_size: int = 0
 
     @property
     def total_size(self) -> int:
-        return self.model_size + self.mmproj_size
+        return self.model_size + self.mmproj_size + self.drafter_size
 
 
 def _repo_file(value: Any, key: str) -> str:
@@ -90,8 +92,10 @@ def _entry(raw: Any) -> CatalogueEntry:
 
     model_file = _repo_file(raw["model_file"], "model_file")
     mmproj_file = _repo_file(raw["mmproj_file"], "mmproj_file")
-    if PurePosixPath(model_file).name == PurePosixPath(mmproj_file).name:
-        raise ValueError("'model_file' and 'mmproj_file' must have different file names")
+    drafter_file = _repo_file(raw["drafter_file"], "drafter_file") if raw.get("drafter_file") else ""
+    names = [PurePosixPath(f).name for f in (model_file, mmproj_file, drafter_file) if f]
+    if len(set(names)) != len(names):
+        raise ValueError("'model_file', 'mmproj_file' and 'drafter_file' must have different file names")
     title = raw.get("title", name)
     revision = raw.get("revision", "main")
     if not isinstance(title, str) or not isinstance(revision, str) or not revision:
@@ -101,7 +105,8 @@ def _entry(raw: Any) -> CatalogueEntry:
         model_file=model_file, mmproj_file=mmproj_file,
         model_size=num("model_size", 0, int), mmproj_size=num("mmproj_size", 0, int),
         ram_gb=num("ram_gb", 0.0, float),
-        default=flag("default", False), approx=flag("approx", True))
+        default=flag("default", False), approx=flag("approx", True),
+        drafter_file=drafter_file, drafter_size=num("drafter_size", 0, int) if drafter_file else 0)
 
 
 def parse_catalogue(text: str) -> list[CatalogueEntry]:
@@ -177,3 +182,21 @@ def local_paths(entry: CatalogueEntry, models_dir: Path | None = None) -> tuple[
     root = (models_dir if models_dir is not None else _default_models_dir()) / entry.name
     return (root / PurePosixPath(entry.model_file).name,
             root / PurePosixPath(entry.mmproj_file).name)
+
+
+def drafter_path(entry: CatalogueEntry, models_dir: Path | None = None) -> Path | None:
+    """Where the entry's MTP drafter lives once downloaded (None: the entry has none)."""
+    if not entry.drafter_file:
+        return None
+    return local_paths(entry, models_dir)[0].parent / PurePosixPath(entry.drafter_file).name
+
+
+def drafter_beside(model: Path, models_dir: Path | None = None) -> Path | None:
+    """The downloaded drafter of the catalogue entry whose model file ``model`` is (same folder and
+    name), if it is there: what lets a pair chosen by path (settings, --model) use its drafter."""
+    for e in load_catalogue(models_dir):
+        if e.drafter_file and PurePosixPath(e.model_file).name == model.name:
+            d = model.parent / PurePosixPath(e.drafter_file).name
+            if d.is_file():
+                return d
+    return None

@@ -17,6 +17,7 @@ class EngineConfig:
     full_swa_cache: bool = True  # needed to reuse a prefix longer than the sliding window
     image_tokens: int | None = None  # None: the model's own; the app passes settings (defaults.IMAGE_TOKENS)
     n_parallel: int = defaults.N_PARALLEL  # sequences decoded together by chat_batch
+    n_draft: int = defaults.N_DRAFT  # tokens the MTP drafter proposes per step; 0: drafter off
 
     def threads(self) -> int:
         if self.n_threads > 0:
@@ -30,4 +31,5 @@ class EngineConfig:
     def from_settings(cls, settings) -> EngineConfig:
         """The engine the user configured (``app.settings.Settings``)."""
         return cls(n_ctx=settings.n_ctx, n_threads=settings.n_threads,
-                   n_gpu_layers=settings.n_gpu_layers, image_tokens=settings.image_tokens)
+                   n_gpu_layers=settings.n_gpu_layers, image_tokens=settings.image_tokens,
+                   n_draft=defaults.N_DRAFT if settings.use_drafter else 0)

@@ -14,7 +14,7 @@ import ctypes
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import native
 from .cancel import Cancellable
@@ -22,6 +22,9 @@ from .errors import EngineError
 from .generation import GenerateOptions, Reply
 from .prompt import Media, Unit
 from .textout import TextOut
+
+if TYPE_CHECKING:
+    from .drafter import Drafter
 
 
 class Cancelled(Exception):
@@ -45,6 +48,17 @@ class Decoder:
         self.n_ctx = llama.llama_n_ctx(ctx.ctx)
         self._batch = _internals.LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=1, verbose=False)
         self._eog: list[int] | None = None
+        self.n_last = 0       # rows in the last decode
+        self._hidden = False  # whether decodes export the hidden state of every row (the drafter's input)
+
+    def set_hidden(self, on: bool) -> None:
+        """Export (or stop exporting) each batch row's post-norm hidden state: what the MTP drafter
+        reads. It adds an output to the graph, never changes the logits."""
+        if on != self._hidden:
+            from llama_cpp import llama_cpp_ext
+
+            llama_cpp_ext.llama_set_embeddings_nextn(self.ctx.ctx, on, False)
+            self._hidden = on
 
     def close(self) -> None:
         self._batch.close()
@@ -68,9 +82,10 @@ class Decoder:
 
     # -- evaluation -------------------------------------------------------------
     def decode(self, items: Sequence[tuple[int, int, int]], cancel: Cancellable | None = None,
-               logits: str = "none") -> None:
+               logits: str = "none", hidden: bool = False) -> None:
         """Evaluate (token, position, sequence) triples, ``n_batch`` at a time. ``logits``:
-        "none", "last" (the last item's row) or "all" (a row per item: at most ``n_batch``)."""
+        "none", "last" (the last item's row) or "all" (a row per item: at most ``n_batch``).
+        ``hidden``: the last decode also exports its rows' hidden states (``set_hidden``)."""
         b = self._batch.batch
         if logits == "all" and len(items) > self.n_batch:
             raise EngineError(f"{len(items)} sequences do not fit one batch of {self.n_batch}")
@@ -78,14 +93,17 @@ class Decoder:
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
             part = items[off:off + self.n_batch]
+            last = off + self.n_batch >= len(items)
             b.n_tokens = len(part)
             for k, (tok, pos, seq) in enumerate(part):
                 b.token[k], b.pos[k], b.n_seq_id[k] = tok, pos, 1
                 b.seq_id[k][0] = seq
                 b.logits[k] = logits == "all"
-            if logits == "last" and off + self.n_batch >= len(items):
+            if logits == "last" and last:
                 b.logits[len(part) - 1] = True
+            self.set_hidden(hidden and last)
             self._check(self.llama.llama_decode(self.ctx.ctx, b))
+            self.n_last = len(part)
 
     def eval_media(self, m: Media, seq: int, pos: int, cancel: Cancellable | None = None) -> int:
         """Evaluate one media chunk (mtmd encodes it) at ``pos``; return the next position."""
@@ -94,6 +112,7 @@ class Decoder:
         if m.n_tokens > self.n_batch and self.mtmd.mtmd_decode_use_non_causal(self.mctx, m.chunk):
             raise EngineError(f"an {m.kind} part of {m.n_tokens} tokens exceeds the batch of {self.n_batch}")
         new_pos = self.llama.llama_pos(0)
+        self.set_hidden(False)
         rc = self.mtmd.mtmd_helper_eval_chunk_single(self.mctx, self.ctx.ctx, m.chunk, pos, seq,
                                                      self.n_batch, False, ctypes.byref(new_pos))
         if rc != 0:
@@ -103,9 +122,11 @@ class Decoder:
 
     def eval_units(self, units: Sequence[Unit], seq: int, pos: int, cancel: Cancellable | None = None,
                    logits_last: bool = False,
-                   on_done: Callable[[Sequence[Unit], int], None] | None = None) -> int:
+                   on_done: Callable[[Sequence[Unit], int], None] | None = None,
+                   hidden_last: bool = False) -> int:
         """Evaluate ``units`` into ``seq`` from ``pos``; return the next position. ``on_done(run,
-        next_pos)`` after each run that is in the cache (so a cancel keeps what was done)."""
+        next_pos)`` after each run that is in the cache (so a cancel keeps what was done).
+        ``hidden_last``: the last decode exports hidden states (the drafter starts from them)."""
         i = 0
         while i < len(units):
             u = units[i]
@@ -120,7 +141,8 @@ class Decoder:
                 j += 1
             toks: list[int] = list(units[i:j])  # type: ignore[arg-type]
             self.decode([(t, pos + k, seq) for k, t in enumerate(toks)], cancel,
-                        "last" if logits_last and j == len(units) else "none")
+                        "last" if logits_last and j == len(units) else "none",
+                        hidden=hidden_last and j == len(units))
             pos += len(toks)
             if on_done is not None:
                 on_done(toks, pos)
@@ -150,6 +172,7 @@ class Decoder:
         """Evaluate embedding rows (flat float32) at (position, sequence) ``places``."""
         llama, n_embd, total = self.llama, self.n_embd, len(places)
         batch = llama.llama_batch_init(min(total, self.n_batch), n_embd, 1)
+        self.set_hidden(False)
         try:
             for off in range(0, total, self.n_batch):
                 if cancel is not None and cancel.is_set():
@@ -242,15 +265,41 @@ class Seq:
         self.done = False
 
 
+def _take(dec: Decoder, s: Seq, tok: int, o: GenerateOptions, t_start: float) -> str:
+    """Add one sampled token to ``s``'s reply (``s.pos``: where it would be decoded); return the
+    text now safe to show. Sets ``s.done`` when the token ends the reply."""
+    if dec.llama.llama_vocab_is_eog(dec.vocab, tok):
+        s.reply.finish_reason = "stop"
+        s.done = True
+        return ""
+    s.reply.generated_tokens += 1
+    if s.reply.generated_tokens == 1:
+        s.reply.time_to_first_token = s.reply.prompt_seconds + time.perf_counter() - t_start
+    # thinking: keep the template's channel markers so the thought can be told apart
+    piece = s.out.add(dec.piece_bytes(tok, special=o.think))
+    if s.out.stopped:
+        s.reply.finish_reason = "stop"
+        s.done = True
+    elif s.reply.generated_tokens >= o.max_tokens or s.pos + 1 >= dec.n_ctx:
+        s.done = True
+    return piece
+
+
 def generate(dec: Decoder, seqs: list[Seq], o: GenerateOptions, cancel: Cancellable,
-             t_start: float, stream: bool = False) -> Iterator[str]:
+             t_start: float, stream: bool = False, drafter: Drafter | None = None) -> Iterator[str]:
     """Generate for all ``seqs`` in lockstep (their prompts evaluated, logits at ``idx``); with
-    ``stream``, yield the text pieces of ``seqs[0]`` as they are safe to show."""
+    ``stream``, yield the text pieces of ``seqs[0]`` as they are safe to show.
+
+    With a ``drafter`` (one sequence, its prompt's last decode made with ``hidden``), each target
+    decode verifies the drafter's proposals: see ``_speculate``."""
     llama = dec.llama
     for s in seqs:
         s.reply.finish_reason = "length"
     live = list(seqs)
     try:
+        if drafter is not None and len(seqs) == 1:
+            yield from _speculate(dec, seqs[0], o, cancel, t_start, stream, drafter)
+            live = [s for s in live if not s.done]
         while live:
             if cancel.is_set():
                 for s in live:
@@ -260,23 +309,10 @@ def generate(dec: Decoder, seqs: list[Seq], o: GenerateOptions, cancel: Cancella
             toks: list[int] = []
             for s in live:
                 tok = llama.llama_sampler_sample(s.sampler, dec.ctx.ctx, s.idx)
-                if llama.llama_vocab_is_eog(dec.vocab, tok):
-                    s.reply.finish_reason = "stop"
-                    s.done = True
-                    continue
-                s.reply.generated_tokens += 1
-                if s.reply.generated_tokens == 1:
-                    s.reply.time_to_first_token = s.reply.prompt_seconds + time.perf_counter() - t_start
-                # thinking: keep the template's channel markers so the thought can be told apart
-                piece = s.out.add(dec.piece_bytes(tok, special=o.think))
+                piece = _take(dec, s, tok, o, t_start)
                 if piece and stream and s is seqs[0]:
                     yield piece
-                if s.out.stopped:
-                    s.reply.finish_reason = "stop"
-                    s.done = True
-                elif s.reply.generated_tokens >= o.max_tokens or s.pos + 1 >= dec.n_ctx:
-                    s.done = True
-                else:
+                if not s.done:
                     step.append(s)
                     toks.append(tok)
             for s in live:
@@ -286,15 +322,65 @@ def generate(dec: Decoder, seqs: list[Seq], o: GenerateOptions, cancel: Cancella
             if step:
                 dec.decode([(t, s.pos, s.sid) for t, s in zip(toks, step, strict=True)], logits="all")
                 for k, (t, s) in enumerate(zip(toks, step, strict=True)):
+                    s.reply.target_steps += 1
                     s.idx = k
                     s.pos += 1
                     s.decoded.append(t)
     finally:
+        dec.set_hidden(False)
         for s in seqs:
             s.reply.text = s.out.text
     for s in live:  # cancelled
         yield from _finish(s, t_start, stream and s is seqs[0])
         s.reply.text = s.out.text
+
+
+def _speculate(dec: Decoder, s: Seq, o: GenerateOptions, cancel: Cancellable, t_start: float,
+               stream: bool, drafter: Drafter) -> Iterator[str]:
+    """Speculative decoding of one sequence. A *pending* token is sampled but not yet in the cache;
+    the drafter proposes up to n tokens after it, and one target decode evaluates the pending token
+    and the proposals together (logits for every row). Row i is then sampled with the sequence's own
+    sampler exactly as plain decoding would sample that position; while the sample equals the
+    proposal at i the next row is valid too. The first sample that differs (or the one after the
+    last proposal) becomes the next pending token and the cache past it is removed. Every token
+    comes from the target's logits through the same sampler calls in the same order, so the output
+    is the plain path's (up to llama.cpp's rounding: a multi-row decode sums in another order than a
+    one-row decode, which can tip a near-tie); a drafter that guesses well only means fewer target
+    decodes (``Reply.target_steps``). Leaves ``s`` done, or cancelled (then the plain loop notes it)."""
+    llama = dec.llama
+    tok = int(llama.llama_sampler_sample(s.sampler, dec.ctx.ctx, s.idx))
+    h = drafter.hidden(dec.n_last - 1)  # the prompt's last row, whose logits gave ``tok``
+    piece = _take(dec, s, tok, o, t_start)
+    if piece and stream:
+        yield piece
+    while not s.done:
+        if cancel.is_set():
+            return
+        # proposals that could all be taken: the reply's and the context's room after ``tok``
+        room = min(o.max_tokens - s.reply.generated_tokens - 1, dec.n_ctx - 2 - s.pos, drafter.n_draft)
+        drafts = drafter.draft(tok, s.pos, s.sid, h, room) if room > 0 else []
+        toks = [tok, *drafts]
+        pos0 = s.pos
+        dec.decode([(t, pos0 + k, s.sid) for k, t in enumerate(toks)], logits="all", hidden=True)
+        s.reply.target_steps += 1
+        s.reply.draft_tokens += len(drafts)
+        for i, t_in in enumerate(toks):
+            s.decoded.append(t_in)   # in the cache, and what the target would have decoded
+            s.pos = pos0 + i + 1
+            tok = int(llama.llama_sampler_sample(s.sampler, dec.ctx.ctx, i))
+            piece = _take(dec, s, tok, o, t_start)
+            if piece and stream:
+                yield piece
+            if s.done:
+                break
+            if i < len(drafts) and tok == drafts[i]:
+                s.reply.accepted_tokens += 1
+                continue
+            h = drafter.hidden(i)
+            break
+        if s.pos < pos0 + len(toks):
+            dec.seq_rm(s.sid, s.pos, -1)  # the proposals the target did not confirm
+    yield from _finish(s, t_start, stream)
 
 
 def _finish(s: Seq, t_start: float, stream: bool) -> Iterator[str]:

@@ -52,9 +52,9 @@ except ImportError:  # pragma: no cover - huggingface_hub 1.x
 
 from .. import __version__
 from ..paths import models_dir as _default_models_dir
-from .catalogue import STAGING_DIR, CatalogueEntry, local_paths
+from .catalogue import STAGING_DIR, CatalogueEntry, drafter_path, local_paths
 from .errors import ModelError
-from .gguf_check import check_mmproj, check_model, check_pair
+from .gguf_check import check_drafter, check_mmproj, check_model, check_pair
 
 log = logging.getLogger("minutely.download")
 # Same as HF_HUB_DISABLE_TELEMETRY=1 (read by huggingface_hub on each request): no
@@ -277,7 +277,8 @@ def _fetch(hub: _Hub, r: _Remote, part: Path, report: _Progress,
 
 
 def _validate(path: Path, role: str, model: Path) -> None:
-    """GGUF checks: the model alone; the projector against the model's width when it is there."""
+    """GGUF checks: the model alone; the projector and the drafter against the model's width when
+    it is there."""
     if role == "model":
         check_model(path)
         return
@@ -285,7 +286,10 @@ def _validate(path: Path, role: str, model: Path) -> None:
     if model.is_file():
         info = check_model(model)
         n_embd = int(info.get(f"{info.arch}.embedding_length"))
-    check_mmproj(path, n_embd)
+    if role == "drafter":
+        check_drafter(path, n_embd)
+    else:
+        check_mmproj(path, n_embd)
 
 
 def _usable(path: Path, role: str, model: Path) -> bool:
@@ -311,8 +315,13 @@ def _partial_size(part: Path, size: int) -> int:
 
 def download(entry: CatalogueEntry, models_dir: Path | None = None, *,
              progress: ProgressFn | None = None, cancel: threading.Event | None = None,
-             endpoint: str | None = None, token: str | None = None) -> tuple[Path, Path]:
+             endpoint: str | None = None, token: str | None = None,
+             with_drafter: bool = True) -> tuple[Path, Path]:
     """Download (or finish downloading) ``entry``'s pair; return the final (model, mmproj).
+
+    The entry's MTP drafter, when it names one (and ``with_drafter``), comes with the pair: the
+    same resume, checksum and GGUF checks (``check_drafter``: a gemma4-assistant for this width);
+    it lands beside the model (``catalogue.drafter_path``).
 
     ``progress(done, total)`` counts both files, from this thread, at most ~10 times
     a second. Setting ``cancel`` stops at the next received block with
@@ -333,7 +342,7 @@ def download(entry: CatalogueEntry, models_dir: Path | None = None, *,
         raise DownloadError(f"another download of {entry.name} is already running") from None
     try:
         result = _download_locked(entry, model_path, mmproj_path, staging, progress, cancel,
-                                  _Hub(entry, endpoint, token))
+                                  _Hub(entry, endpoint, token), with_drafter)
     finally:
         lock.release()
     shutil.rmtree(staging, ignore_errors=True)
@@ -342,15 +351,26 @@ def download(entry: CatalogueEntry, models_dir: Path | None = None, *,
 
 def _download_locked(entry: CatalogueEntry, model_path: Path, mmproj_path: Path, staging: Path,
                      progress: ProgressFn | None, cancel: threading.Event | None,
-                     hub: _Hub) -> tuple[Path, Path]:
+                     hub: _Hub, with_drafter: bool) -> tuple[Path, Path]:
     files = [("model", entry.model_file, model_path), ("mmproj", entry.mmproj_file, mmproj_path)]
+    drafter = drafter_path(entry, model_path.parent.parent)
+    if with_drafter and drafter is not None:
+        files.append(("drafter", entry.drafter_file, drafter))
     present = [(role, dst) for role, _, dst in files if _usable(dst, role, model_path)]
     todo = [(role, name, dst) for role, name, dst in files if (role, dst) not in present]
     remotes: list[tuple[str, _Remote, Path, Path]] = []
     for role, name, dst in todo:
         _check_cancel(cancel, entry.title)
         with _hub_errors(entry, name):
-            r = hub.resolve(name)
+            try:
+                r = hub.resolve(name)
+            except RemoteEntryNotFoundError:
+                if role != "drafter":
+                    raise
+                # optional: the pair works without it (answers are decoded without speculation)
+                log.warning("%s names the drafter %s, which %s does not have; downloading the pair "
+                            "without it", entry.name, name, entry.repo)
+                continue
         base = PurePosixPath(name).name
         part = staging / f"{base}.{r.digest}.incomplete"
         for stale in staging.glob(f"{glob.escape(base)}.*.incomplete"):

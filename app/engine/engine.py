@@ -27,6 +27,7 @@ from . import batch, cpucheck, native
 from .cancel import Cancellable, CancelToken
 from .config import EngineConfig
 from .decoder import Cancelled, Decoder, Seq, generate
+from .drafter import Drafter
 from .errors import ContextOverflow, EngineError, ModelError
 from .generation import GenerateOptions, Reply, Stream, resolve_options
 from .gguf_check import MODEL_ARCH, check_pair
@@ -43,7 +44,7 @@ class Engine:
 
     def __init__(self, model: str | Path, mmproj: str | Path | None = None,
                  config: EngineConfig | None = None, *, chat_template: str | None = None,
-                 require_arch: str | None = MODEL_ARCH):
+                 require_arch: str | None = MODEL_ARCH, drafter: str | Path | None = None):
         import llama_cpp
         import llama_cpp.mtmd_cpp as mtmd
         from llama_cpp import _internals
@@ -109,6 +110,15 @@ class Engine:
         else:
             self._marker = "<__media__>"
         self._dec = Decoder(llama_cpp, mtmd, self._model, self._ctx, self._mctx, n_batch)
+        self._drafter: Drafter | None = None
+        if drafter is not None and self.config.n_draft > 0:
+            try:
+                self._drafter = Drafter(drafter, self._dec, n_gpu_layers=self.config.n_gpu_layers,
+                                        threads=threads, n_seq_max=cp.n_seq_max,
+                                        swa_full=cp.swa_full, n_draft=self.config.n_draft)
+            except BaseException:
+                self.close()
+                raise
         self._bos = self._piece(llama_cpp.llama_vocab_bos(self._vocab))
         self._eos = self._piece(llama_cpp.llama_vocab_eos(self._vocab))
         self._cached: list[Unit] = []   # units of sequence 0 whose KV entries are in the cache
@@ -132,6 +142,11 @@ class Engine:
     @property
     def audio_sample_rate(self) -> int:
         return int(self._mtmd.mtmd_get_audio_sample_rate(self._mctx)) if self.supports_audio else 0
+
+    @property
+    def has_drafter(self) -> bool:
+        """Whether answers are decoded speculatively with the MTP drafter (not batches)."""
+        return self._drafter is not None
 
     @property
     def decoder(self) -> Decoder:
@@ -185,7 +200,7 @@ class Engine:
         if getattr(self, "_mctx", None):
             self._mtmd.mtmd_free(self._mctx)
             self._mctx = None
-        for name in ("_dec", "_ctx", "_model"):
+        for name in ("_drafter", "_dec", "_ctx", "_model"):
             obj = getattr(self, name, None)
             if obj is not None:
                 obj.close()
@@ -332,12 +347,22 @@ class Engine:
                 return
             seq = Seq(0, 0, reply, o)
             seq.sampler = dec.sampler(o)
+            # Media prefill stays on the plain path; the drafter is switched on only for the text
+            # generated after it. The prompt (audio and images through mtmd) is evaluated by the
+            # model alone, exactly as without a drafter: the drafter is never given prompt batches
+            # (what reports from llama.cpp say is not yet safe with media, in servers that feed
+            # the draft context the prompt), only the hidden state of the prompt's last text token,
+            # and it reads the cache's cells as the model's last layers do. Its proposals are
+            # verified, so a poor fit after media costs speed, never text (docs/ARCHITECTURE.md).
+            # Batches (chat_batch: transcription in groups) stay plain: they already decode many
+            # sequences per weight read, which is what the drafter buys a single one.
+            drafter = self._drafter if o.draft and units and isinstance(units[-1], int) else None
             try:
                 kept = self._reuse(units)
                 reply.reused_tokens = self._n_past
                 try:
                     dec.eval_units(units[kept:], 0, self._n_past, cancel, logits_last=True,
-                                   on_done=self._now_cached)
+                                   on_done=self._now_cached, hidden_last=drafter is not None)
                 except Cancelled:
                     reply.finish_reason = "cancelled"
                 except BaseException:
@@ -350,7 +375,8 @@ class Engine:
                 seq.pos = self._n_past
                 ok = False
                 try:
-                    yield from generate(dec, [seq], o, cancel, time.perf_counter(), stream=True)
+                    yield from generate(dec, [seq], o, cancel, time.perf_counter(), stream=True,
+                                        drafter=drafter)
                     ok = True
                 except GeneratorExit:  # abandoned mid-answer: what was decoded stays usable
                     ok = True

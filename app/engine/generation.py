@@ -24,6 +24,7 @@ class GenerateOptions:
     image_tokens: int | None = None
     think: bool = False
     ignore_eos: bool = False  # generate exactly max_tokens (benchmarks)
+    draft: bool = True        # let the MTP drafter propose tokens (when the engine has one; not batches)
 
 
 @dataclass
@@ -38,6 +39,29 @@ class Reply:
     time_to_first_token: float = 0.0
     prompt_seconds: float = 0.0
     generate_seconds: float = 0.0
+    target_steps: int = 0         # decodes of the model while generating (each reads its weights once)
+    draft_tokens: int = 0         # tokens the MTP drafter proposed
+    accepted_tokens: int = 0      # of those, confirmed by the model
+
+    @property
+    def steps_per_token(self) -> float:
+        """Model decodes per generated token: about 1 without a drafter (the last token needs
+        none), below 1 when the drafter's proposals are accepted."""
+        return self.target_steps / self.generated_tokens if self.generated_tokens else 0.0
+
+    @property
+    def acceptance(self) -> float:
+        """Share of the drafter's proposals the model confirmed (0 without a drafter)."""
+        return self.accepted_tokens / self.draft_tokens if self.draft_tokens else 0.0
+
+    def decoding_line(self) -> str:
+        """How the answer was decoded, for people: model decodes per token, the drafter's share."""
+        line = f"{self.target_steps} model decodes for {self.generated_tokens} tokens " \
+               f"({self.steps_per_token:.2f} per token)"
+        if self.draft_tokens:
+            line += (f"; MTP drafter proposed {self.draft_tokens}, model accepted "
+                     f"{self.accepted_tokens} ({100 * self.acceptance:.0f}%)")
+        return line
 
     def json(self) -> Any:
         return json.loads(self.text)

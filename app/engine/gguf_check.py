@@ -240,3 +240,22 @@ def check_pair(model: str | os.PathLike, mmproj: str | os.PathLike | None,
         has_vision = bool(mp.get("clip.has_vision_encoder"))
     return ModelPairInfo(m, mp, n_embd, has_audio, has_vision,
                          bool(m.get("tokenizer.chat_template")))
+
+
+DRAFTER_ARCH = "gemma4-assistant"
+
+
+def check_drafter(path: str | os.PathLike, n_embd: int | None = None) -> GGUFInfo:
+    """A Multi-Token-Prediction drafter (arch ``gemma4-assistant``) for a model of width ``n_embd``."""
+    info = read_gguf(path)
+    name = info.path.name
+    if info.arch != DRAFTER_ARCH:
+        raise ModelError(f"{name} is not a Gemma 4 drafter (architecture '{info.arch or 'unknown'}', "
+                         f"expected '{DRAFTER_ARCH}')")
+    out = info.get(f"{DRAFTER_ARCH}.embedding_length_out")
+    if not isinstance(out, int):
+        raise ModelError(f"{name} does not say which model width it drafts for")
+    if n_embd is not None and out != int(n_embd):
+        raise ModelError(f"{name} drafts for a model of width {out}, but the model has width "
+                         f"{n_embd}: the drafter does not belong to this model")
+    return info

@@ -38,13 +38,13 @@ _POLL = 0.05  # seconds between liveness checks while waiting on the child
 
 
 def _child_main(conn, cancel, cpu_variant, model, mmproj, config, chat_template,
-                require_arch) -> None:
+                require_arch, drafter=None) -> None:
     """Entry point of the engine process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     try:
         cpucheck.load(cpu_variant)  # the parent's CPU check chose it
         engine = Engine(model, mmproj, config, chat_template=chat_template,
-                        require_arch=require_arch)
+                        require_arch=require_arch, drafter=drafter)
     except cpucheck.CPUUnsupported as e:  # a model problem for the parent (exit 3)
         conn.send(("error", "ModelError", str(e)))
         return
@@ -55,7 +55,7 @@ def _child_main(conn, cancel, cpu_variant, model, mmproj, config, chat_template,
         conn.send(("error", "ModelError", f"{type(e).__name__}: {e}"))
         return
     conn.send(("ready", {"audio": engine.supports_audio, "vision": engine.supports_vision,
-                         "n_ctx": engine.n_ctx}))
+                         "n_ctx": engine.n_ctx, "drafter": engine.has_drafter}))
     while True:
         try:
             req = conn.recv()
@@ -106,10 +106,12 @@ class EngineHost:
 
     def __init__(self, model: str | Path, mmproj: str | Path | None = None,
                  config: EngineConfig | None = None, *, chat_template: str | None = None,
-                 require_arch: str | None = MODEL_ARCH, load_timeout: float = 900.0):
+                 require_arch: str | None = MODEL_ARCH, load_timeout: float = 900.0,
+                 drafter: str | Path | None = None):
         self.info = check_pair(model, mmproj, require_arch)
         self._args = (str(model), None if mmproj is None else str(mmproj),
-                      config or EngineConfig(), chat_template, require_arch)
+                      config or EngineConfig(), chat_template, require_arch,
+                      None if drafter is None else str(drafter))
         self._mp = mp.get_context("spawn")
         self._cancel = self._mp.Event()  # the child's view of the in-flight request's token
         self._active: Cancellable | None = None

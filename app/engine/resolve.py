@@ -2,11 +2,13 @@
 
 Order everywhere (CLI and app): ``--model/--mmproj``, else ``MINUTELY_MODEL`` /
 ``MINUTELY_MMPROJ``, else the pair configured in settings (imported or
-downloaded), else the catalogue's default if it has been downloaded.
+downloaded), else the catalogue's default if it has been downloaded. The MTP
+drafter: ``MINUTELY_DRAFTER``, else the catalogue's drafter beside the model file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ from .errors import ModelError
 
 ENV_MODEL = "MINUTELY_MODEL"
 ENV_MMPROJ = "MINUTELY_MMPROJ"
+ENV_DRAFTER = "MINUTELY_DRAFTER"
 
 
 @dataclass(frozen=True)
@@ -22,10 +25,23 @@ class ModelChoice:
     model: Path
     mmproj: Path | None
     source: str  # "arguments", "environment", "settings", "catalogue"
+    # the model's MTP drafter: MINUTELY_DRAFTER, else the catalogue's drafter downloaded beside
+    # the model file (None: there is none; whether it is used is the engine's n_draft)
+    drafter: Path | None = None
 
 
 def resolve_model(model: str | os.PathLike | None = None, mmproj: str | os.PathLike | None = None,
                   settings=None) -> ModelChoice:
+    choice = _resolve_pair(model, mmproj, settings)
+    env = os.environ.get(ENV_DRAFTER)
+    if env:
+        return dataclasses.replace(choice, drafter=Path(env))
+    from .catalogue import drafter_beside
+
+    return dataclasses.replace(choice, drafter=drafter_beside(choice.model))
+
+
+def _resolve_pair(model, mmproj, settings) -> ModelChoice:
     if model:
         mm = mmproj or os.environ.get(ENV_MMPROJ) or None
         return ModelChoice(Path(model), Path(mm) if mm else None, "arguments")

@@ -122,7 +122,11 @@ class ModelDownloader(QObject):
 
     def bytes_here(self) -> int:
         """Bytes of this entry already on disk: partial downloads and finished files (stat only)."""
-        n = sum(p.stat().st_size for p in self.paths() if p.is_file())
+        from app.engine.catalogue import drafter_path
+
+        drafter = drafter_path(self.entry, models_root(self.services))
+        files = [*self.paths(), *([drafter] if drafter is not None else [])]
+        n = sum(p.stat().st_size for p in files if p.is_file())
         staging = self.staging()
         if staging.is_dir():
             n += sum(p.stat().st_size for p in staging.glob("*.incomplete") if p.is_file())

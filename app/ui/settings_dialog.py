@@ -43,7 +43,7 @@ from .widgets import LANGUAGES, FittingDialog, button, message_label
 from .words_settings import WordsPage
 
 # settings that change how the model is loaded: a change reloads it
-ENGINE_KEYS = ("n_threads", "n_gpu_layers", "n_ctx", "image_tokens", *SERVER_KEYS)
+ENGINE_KEYS = ("n_threads", "n_gpu_layers", "n_ctx", "image_tokens", "use_drafter", *SERVER_KEYS)
 _LANGUAGE = re.compile(r"[^\W\d_](?:[^\W\d_]|[ ()'.-])*")  # a letter, then letters and " ()'.-"
 MIC_DEFAULT, SYSTEM_AUTO, SYSTEM_OFF = "default", "auto", "off"
 
@@ -186,6 +186,12 @@ class SettingsDialog(FittingDialog):
         self.image_spin.setAccessibleName("Image tokens")
         self.image_spin.setToolTip("Detail the model sees in each screenshot or video frame (70-1120).")
         form.addRow("&Image detail:", self.image_spin)
+        self.drafter_check = QCheckBox("Faster answers with the model's &drafter")
+        self.drafter_check.setAccessibleName("MTP drafter")
+        self.drafter_check.setToolTip("Answers are decoded with the model's Multi-Token-Prediction "
+                                      "drafter when it is downloaded: the model checks several "
+                                      "proposed words at once; the answers stay the model's own.")
+        form.addRow("", self.drafter_check)
         return w
 
     def _recording_tab(self) -> QWidget:
@@ -241,6 +247,7 @@ class SettingsDialog(FittingDialog):
         self.gpu_spin.setValue(s.n_gpu_layers)
         self.ctx_spin.setValue(s.n_ctx)
         self.image_spin.setValue(s.image_tokens)
+        self.drafter_check.setChecked(s.use_drafter)
         self.screen_check.setChecked(s.screen_capture)
         self.user_name_edit.setText(s.user_name)
         self.interval_spin.setValue(s.capture_interval)
@@ -259,6 +266,7 @@ class SettingsDialog(FittingDialog):
                 "translate_to": " ".join(self.translate_box.currentText().split()),
                 "n_threads": self.threads_spin.value(), "n_gpu_layers": self.gpu_spin.value(),
                 "n_ctx": self.ctx_spin.value(), "image_tokens": self.image_spin.value(),
+                "use_drafter": self.drafter_check.isChecked(),
                 "mic_device": self.mic_box.currentData() or MIC_DEFAULT,
                 "system_device": self.system_box.currentData() or SYSTEM_AUTO,
                 "screen_capture": self.screen_check.isChecked(),

@@ -361,7 +361,8 @@ class ModelService(QObject):
         if remote is not None:
             return remote
         choice = resolve_model(None, None, settings)
-        host = EngineHost(choice.model, choice.mmproj, EngineConfig.from_settings(settings))
+        host = EngineHost(choice.model, choice.mmproj, EngineConfig.from_settings(settings),
+                          drafter=choice.drafter)
         host.start()
         return host
 

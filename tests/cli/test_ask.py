@@ -98,3 +98,19 @@ def test_bad_input_is_one_line_and_exit_2(tiny_model, library, tmp_path, args, w
 def test_session_and_video_are_exclusive(tiny_model):
     p = run("ask", "--session", "1", "--all-sessions", "q", *model_args(tiny_model))
     assert p.returncode == 2 and "not allowed with" in p.stderr
+
+
+def test_plain_question_reports_the_drafter(tiny_model, tmp_path):
+    from tests.support.tiny_model import write_drafter
+
+    drafter = write_drafter(tmp_path / "drafter.gguf")
+    env = {"MINUTELY_DRAFTER": str(drafter)}
+    p = run("ask", "Who sends the report?", "--max-tokens", "12", "--stats", *model_args(tiny_model),
+            env_extra=env, guard=True)
+    assert p.returncode == 0, p.stderr
+    assert "model decodes for" in p.stderr and "MTP drafter proposed" in p.stderr
+    q = run("ask", "Who sends the report?", "--max-tokens", "12", "--stats", "--no-drafter",
+            *model_args(tiny_model), env_extra=env)
+    assert q.returncode == 0, q.stderr
+    assert q.stdout == p.stdout  # the same answer, decoded without it
+    assert "model decodes for" in q.stderr and "drafter proposed" not in q.stderr

@@ -23,6 +23,17 @@ def test_self_test_answers_audio_and_image_in_the_model_process(tiny_model):
     lines = p.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"self-test OK: Minutely {__version__} (source)")
     assert "audio 50 + image 80" in lines[0] and "PortAudio" in lines[0]
+    assert "decoding: " in lines[0] and "(no MTP drafter)" in lines[0]
+
+
+def test_self_test_reports_the_drafter(tiny_model, tmp_path, monkeypatch):
+    from tests.support.tiny_model import write_drafter
+
+    monkeypatch.setenv("MINUTELY_DRAFTER", str(write_drafter(tmp_path / "drafter.gguf")))
+    p = run("--self-test", "--model", str(tiny_model.model), "--mmproj", str(tiny_model.mmproj),
+            "--threads", "1")
+    assert p.returncode == 0, p.stderr
+    assert "MTP drafter proposed" in p.stdout and "per token" in p.stdout
 
 
 def test_self_test_without_a_model_is_a_model_problem():

@@ -20,7 +20,7 @@ from app.engine.download import STAGING_DIR, DownloadCancelled, DownloadError, d
 from app.engine.errors import ModelError
 from app.paths import models_dir
 from tests.support.hub import FakeHub
-from tests.support.tiny_model import MMPROJ_NAME, MODEL_NAME, write_pair
+from tests.support.tiny_model import DRAFTER_NAME, MMPROJ_NAME, MODEL_NAME, write_pair
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +61,7 @@ def test_catalogue_has_exactly_one_default():
     assert e.repo == "unsloth/gemma-4-12B-it-qat-GGUF" and e.revision == "main"
     assert (e.model_file, e.mmproj_file) == ("gemma-4-12B-it-qat-UD-Q4_K_XL.gguf", "mmproj-F16.gguf")
     assert e.approx and 7e9 < e.model_size < 8e9 and 0.5e9 < e.mmproj_size < 1.5e9
-    assert e.total_size == e.model_size + e.mmproj_size and e.ram_gb >= 8
+    assert e.total_size == e.model_size + e.mmproj_size + e.drafter_size and e.ram_gb >= 8
 
 
 def test_user_catalogue_entries_are_added():
@@ -274,3 +274,69 @@ def test_second_concurrent_download_is_refused(hub, entry):
     with FileLock(str(staging / ".lock")), pytest.raises(DownloadError, match="already running"):
         download(entry, endpoint=hub.url)
     assert hub.requests == []
+
+
+# -- the MTP drafter beside the pair -----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def drafter_bytes(tmp_path_factory) -> bytes:
+    from tests.support.tiny_model import write_drafter
+
+    return write_drafter(tmp_path_factory.mktemp("drafter") / DRAFTER_NAME).read_bytes()
+
+
+def _with_drafter(entry: CatalogueEntry) -> CatalogueEntry:
+    import dataclasses
+
+    return dataclasses.replace(entry, drafter_file=DRAFTER_NAME, drafter_size=1)
+
+
+def test_drafter_comes_with_the_pair_and_is_found_beside_it(hub, entry, pair, drafter_bytes):
+    from app.engine.catalogue import drafter_path
+    from app.engine.resolve import resolve_model
+
+    hub.files[DRAFTER_NAME] = drafter_bytes
+    entry = _with_drafter(entry)
+    model, mmproj = download(entry, endpoint=hub.url)
+    drafter = drafter_path(entry)
+    assert drafter == model.parent / DRAFTER_NAME and drafter.read_bytes() == drafter_bytes
+    # a pair chosen by path finds the drafter of the catalogue entry it came from
+    user = {"models": [{"name": "tiny", "repo": hub.repo, "model_file": MODEL_NAME,
+                        "mmproj_file": MMPROJ_NAME, "drafter_file": DRAFTER_NAME}]}
+    (models_dir() / "catalogue.json").write_text(json.dumps(user))
+    assert resolve_model(model, mmproj).drafter == drafter
+    drafter.unlink()
+    assert resolve_model(model, mmproj).drafter is None  # optional: the pair works without it
+
+
+def test_drafter_can_be_left_out(hub, entry, pair, caplog):
+    entry = _with_drafter(entry)  # the hub does not have it
+    model, _ = download(entry, endpoint=hub.url, with_drafter=False)
+    assert not (model.parent / DRAFTER_NAME).exists()
+    assert is_downloaded(entry)
+    shutil.rmtree(model.parent)
+    with caplog.at_level(logging.WARNING, logger="minutely.download"):
+        model, _ = download(entry, endpoint=hub.url)  # optional: a drafter the hub lacks is skipped
+    assert is_downloaded(entry) and not (model.parent / DRAFTER_NAME).exists()
+    assert "without it" in caplog.text
+
+
+def test_a_wrong_drafter_is_not_installed(hub, entry, pair):
+    hub.files[DRAFTER_NAME] = pair[MODEL_NAME]  # the model where its drafter should be
+    entry = _with_drafter(entry)
+    with pytest.raises(DownloadError, match="is not usable: .*not a Gemma 4 drafter"):
+        download(entry, endpoint=hub.url)
+    assert not (models_dir() / "tiny" / DRAFTER_NAME).exists()
+    assert is_downloaded(entry)  # the pair itself is fine
+
+
+def test_catalogue_drafter_file_is_checked():
+    from app.engine.catalogue import parse_catalogue
+
+    base = {"name": "x", "repo": "o/r", "model_file": "m.gguf", "mmproj_file": "p.gguf"}
+    assert parse_catalogue(json.dumps({"models": [base]}))[0].drafter_file == ""
+    e = parse_catalogue(json.dumps({"models": [{**base, "drafter_file": "d.gguf", "drafter_size": 5}]}))[0]
+    assert (e.drafter_file, e.drafter_size) == ("d.gguf", 5)
+    with pytest.raises(ValueError, match="different file names"):
+        parse_catalogue(json.dumps({"models": [{**base, "drafter_file": "m.gguf"}]}))
+    assert get_entry().drafter_file  # the default model comes with its drafter

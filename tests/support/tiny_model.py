@@ -143,9 +143,13 @@ def build_vocab() -> tuple[list[str], list[int], list[float], list[str]]:
 def write_model(path: Path, *, seed: int = 0, n_embd: int = N_EMBD,
                 arch: str = "gemma4", chat_template: str | None = CHAT_TEMPLATE,
                 n_layer: int = N_LAYER, n_head: int = N_HEAD, n_head_kv: int = N_HEAD_KV,
-                head_dim: int = HEAD_DIM, n_ff: int = N_FF) -> Path:
+                head_dim: int = HEAD_DIM, n_ff: int = N_FF, tied: bool = False,
+                scale: float = 0.05) -> Path:
     """The text model. The size knobs make bigger random models for benchmarks, where
-    the cost of reading the weights, not Python, should dominate a decode step."""
+    the cost of reading the weights, not Python, should dominate a decode step. ``tied``: no
+    separate output head (the token embeddings are the head): greedy text repeats tokens, the
+    more so the smaller ``scale`` (the random weights' size) leaves the layers against the
+    embedding in the residual stream."""
     import gguf
 
     rng = np.random.default_rng(seed)
@@ -153,7 +157,7 @@ def write_model(path: Path, *, seed: int = 0, n_embd: int = N_EMBD,
     n_vocab = len(tokens)
 
     def rand(*shape: int) -> np.ndarray:
-        return (rng.standard_normal(shape) * 0.05).astype(np.float16)
+        return (rng.standard_normal(shape) * scale).astype(np.float16)
 
     def ones(*shape: int) -> np.ndarray:
         return np.ones(shape, dtype=np.float32)
@@ -196,9 +200,10 @@ def write_model(path: Path, *, seed: int = 0, n_embd: int = N_EMBD,
         w.add_string("tokenizer.chat_template", chat_template)
 
     E, H, Hkv, hd, F = n_embd, n_head, n_head_kv, head_dim, n_ff
-    w.add_tensor("token_embd.weight", rand(n_vocab, E))
+    w.add_tensor("token_embd.weight", (rng.standard_normal((n_vocab, E)) * 0.05).astype(np.float16))
     w.add_tensor("output_norm.weight", ones(E))
-    w.add_tensor("output.weight", rand(n_vocab, E))
+    if not tied:
+        w.add_tensor("output.weight", rand(n_vocab, E))
     w.add_tensor("rope_freqs.weight", ones(hd // 2))
     for i in range(n_layer):
         b = f"blk.{i}."
@@ -210,6 +215,101 @@ def write_model(path: Path, *, seed: int = 0, n_embd: int = N_EMBD,
         w.add_tensor(b + "attn_q_norm.weight", ones(hd))
         w.add_tensor(b + "attn_k_norm.weight", ones(hd))
         w.add_tensor(b + "post_attention_norm.weight", ones(E))
+        w.add_tensor(b + "ffn_norm.weight", ones(E))
+        w.add_tensor(b + "ffn_gate.weight", rand(F, E))
+        w.add_tensor(b + "ffn_up.weight", rand(F, E))
+        w.add_tensor(b + "ffn_down.weight", rand(E, F))
+        w.add_tensor(b + "post_ffw_norm.weight", ones(E))
+    _finish(w)
+    return path
+
+
+DRAFTER_NAME = "tiny-gemma4-drafter.gguf"
+N_EMBD_DRAFTER = 64
+
+
+def write_drafter(path: Path, *, seed: int = 2, target_embd: int = N_EMBD, n_embd: int = N_EMBD_DRAFTER,
+                  n_layer: int = 2, n_head: int = N_HEAD, n_head_kv: int = N_HEAD_KV,
+                  head_dim: int = HEAD_DIM, n_ff: int = N_FF, arch: str = "gemma4-assistant",
+                  echo_of: Path | None = None) -> Path:
+    """A Multi-Token-Prediction drafter for the tiny model (arch ``gemma4-assistant``, as
+    llama.cpp's converter writes Google's ``*-it-assistant`` checkpoints): a narrower model with
+    no K/V weights (it reads the target's cache: its sliding-window layer the target's second-to-last
+    layer, its full layer the last), ``embedding_length_out`` = the target's width, the pre/post
+    projections between the two widths, and the same vocabulary. Random weights: it proposes noise,
+    which the target rejects, so it exercises the machinery, not the speed-up.
+
+    ``echo_of`` (the target's GGUF): a drafter that proposes the token it is given again. Its
+    layers are zero (the residual stream passes through), the pre-projection keeps the target's
+    token embedding (times a random projection P) and drops the hidden state, and its head holds
+    P times every token's embedding: the best match is the token itself. Against a target that
+    repeats itself (``write_model(tied=True)``) every proposal is right: the speed-up path."""
+    import gguf
+
+    rng = np.random.default_rng(seed)
+    tokens, types, scores, merges = build_vocab()
+    n_vocab = len(tokens)
+
+    def rand(*shape: int) -> np.ndarray:
+        a = rng.standard_normal(shape) * 0.05
+        return (a * 0 if echo_of is not None else a).astype(np.float16)
+
+    def ones(*shape: int) -> np.ndarray:
+        return np.ones(shape, dtype=np.float32)
+
+    w = gguf.GGUFWriter(str(path), arch)
+    p = arch + "."
+    w.add_string("general.name", "tiny-gemma4-drafter-test")
+    w.add_uint32(p + "context_length", N_CTX_TRAIN)
+    w.add_uint32(p + "embedding_length", n_embd)
+    w.add_uint32(p + "embedding_length_out", target_embd)
+    w.add_uint32(p + "block_count", n_layer)
+    w.add_uint32(p + "nextn_predict_layers", n_layer)
+    w.add_uint32(p + "feed_forward_length", n_ff)
+    w.add_uint32(p + "attention.head_count", n_head)
+    w.add_uint32(p + "attention.head_count_kv", n_head_kv)
+    for key in ("key_length", "value_length", "key_length_swa", "value_length_swa"):
+        w.add_uint32(p + "attention." + key, head_dim)
+    w.add_float32(p + "attention.layer_norm_rms_epsilon", 1e-6)
+    w.add_uint32(p + "attention.sliding_window", SLIDING_WINDOW)
+    w.add_array(p + "attention.sliding_window_pattern", [i != n_layer - 1 for i in range(n_layer)])
+    w.add_uint32(p + "rope.dimension_count", head_dim)
+    w.add_uint32(p + "rope.dimension_count_swa", head_dim)
+    w.add_float32(p + "rope.freq_base", 1_000_000.0)
+    w.add_float32(p + "rope.freq_base_swa", 10_000.0)
+    w.add_string("tokenizer.ggml.model", "gemma4")
+    w.add_array("tokenizer.ggml.tokens", tokens)
+    w.add_array("tokenizer.ggml.token_type", types)
+    w.add_array("tokenizer.ggml.scores", scores)
+    w.add_array("tokenizer.ggml.merges", merges)
+    w.add_uint32("tokenizer.ggml.bos_token_id", tokens.index("<bos>"))
+    w.add_uint32("tokenizer.ggml.eos_token_id", tokens.index("<eos>"))
+    w.add_uint32("tokenizer.ggml.unknown_token_id", tokens.index("<unk>"))
+    w.add_uint32("tokenizer.ggml.padding_token_id", tokens.index("<pad>"))
+
+    E, Eb, H, hd, F = n_embd, target_embd, n_head, head_dim, n_ff
+    if echo_of is None:
+        w.add_tensor("token_embd.weight", (rng.standard_normal((n_vocab, E)) * 0.05).astype(np.float16))
+        w.add_tensor("nextn.pre_projection.weight", rand(E, 2 * Eb))
+    else:
+        target = gguf.GGUFReader(str(echo_of)).get_tensor(0)
+        assert target.name == "token_embd.weight"
+        t_embd = np.asarray(target.data, dtype=np.float32).reshape(n_vocab, Eb)
+        proj = (rng.standard_normal((E, Eb)) / np.sqrt(Eb)).astype(np.float32)
+        w.add_tensor("token_embd.weight", (t_embd @ proj.T).astype(np.float16))
+        w.add_tensor("nextn.pre_projection.weight",
+                     np.concatenate([proj, np.zeros((E, Eb), np.float32)], axis=1).astype(np.float16))
+    w.add_tensor("output_norm.weight", ones(E))
+    w.add_tensor("nextn.post_projection.weight", rand(Eb, E))
+    w.add_tensor("rope_freqs.weight", ones(hd // 2))
+    for i in range(n_layer):
+        b = f"blk.{i}."
+        w.add_tensor(b + "attn_norm.weight", ones(E))
+        w.add_tensor(b + "attn_q.weight", rand(hd * H, E))
+        w.add_tensor(b + "attn_output.weight", rand(E, hd * H))
+        w.add_tensor(b + "attn_q_norm.weight", ones(hd))
+        w.add_tensor(b + "post_attention_norm.weight", ones(E))
+        w.add_tensor(b + "layer_output_scale.weight", ones(1))
         w.add_tensor(b + "ffn_norm.weight", ones(E))
         w.add_tensor(b + "ffn_gate.weight", rand(F, E))
         w.add_tensor(b + "ffn_up.weight", rand(F, E))

@@ -77,6 +77,8 @@ def test_settings_persist_across_restarts(qtbot, home, services, changed):
     assert d.gpu_spin.text() == "All layers"
     d.ctx_spin.setValue(8192)
     d.image_spin.setValue(560)
+    assert d.drafter_check.isChecked()
+    d.drafter_check.setChecked(False)
     d.language_box.setEditText("German")
     d.translate_box.setEditText("English")
     d.screen_check.setChecked(True)
@@ -85,7 +87,8 @@ def test_settings_persist_across_restarts(qtbot, home, services, changed):
     d.settings_saved.connect(got.append)
     d.ok_button.click()
     assert not d.isVisible() and d.result() == d.DialogCode.Accepted
-    want = {"n_threads": 2, "n_gpu_layers": -1, "n_ctx": 8192, "image_tokens": 560, "language": "German",
+    want = {"n_threads": 2, "n_gpu_layers": -1, "n_ctx": 8192, "image_tokens": 560, "use_drafter": False,
+            "language": "German",
             "translate_to": "English", "screen_capture": True, "capture_interval": 5.0}
     assert {k: saved(home)[k] for k in want} == want
     assert got == [set(want)]
