@@ -77,8 +77,6 @@ def run(args) -> int:
     system = args.system_audio
     if args.auto and system is None and settings.system_device != "off":
         system = settings.system_device or "auto"  # a meeting: what the others say, too
-    if args.continue_session is not None and args.live:
-        raise UsageError("--continue cannot transcribe live: transcribe the session afterwards")
     if args.release_grace < 0 or (args.stop_after_silence or 0) < 0:
         raise UsageError("--release-grace and --stop-after-silence cannot be negative")
     if mic is None and system is None:
@@ -214,11 +212,11 @@ def _wait_for_meeting(args, settings, stop: threading.Event):
     """Poll until a meeting app captures the microphone and is to be recorded: (the watcher, the
     app), or None if stopped first. Which apps are recorded, asked about or skipped: see the
     module's docstring."""
-    from ..capture.meetings_detect import MeetingWatcher, default_detector
+    from ..capture.meetings_detect import MeetingWatcher, default_detector, why_no_detector
 
     detector = default_detector()
     if detector is None:
-        raise UsageError("meeting detection needs PulseAudio or PipeWire (pactl); not available here")
+        raise UsageError(why_no_detector())
     apps = _named_apps(args.app) if args.app else None
     watcher = MeetingWatcher(detector, any_app=args.any_app, interval=_POLL_S,
                              **({"apps": apps} if apps is not None else {}))
