@@ -453,8 +453,8 @@ class LiveTranscriber:
             if text:
                 assert p.audio is not None
                 kept.append(p)
-                rows.append({"start": p.start + self.offset, "end": p.end + self.offset, "text": text, "embedding": embed(p.audio, SAMPLE_RATE),
-                             "language": self.opts.text_language})
+                rows.append({"start": p.start + self.offset, "end": p.end + self.offset, "text": text,
+                             "embedding": embed(p.audio, SAMPLE_RATE), "language": self.opts.text_language})
         others = [(r, p) for r, p in zip(rows, kept, strict=True) if p.track != MIC]
         if others:  # the local user (mic track of a two-track recording) is never clustered
             labels = self.speakers.assign([r["embedding"] for r, _ in others], [p.end - p.start for _, p in others])
