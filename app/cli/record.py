@@ -212,14 +212,13 @@ def _wait_for_meeting(args, settings, stop: threading.Event):
     """Poll until a meeting app captures the microphone and is to be recorded: (the watcher, the
     app), or None if stopped first. Which apps are recorded, asked about or skipped: see the
     module's docstring."""
-    from ..capture.meetings_detect import MeetingWatcher, default_detector, why_no_detector
+    from ..capture.meetings_detect import MEETING_APPS, MeetingWatcher, default_detector, why_no_detector
 
     detector = default_detector()
     if detector is None:
         raise UsageError(why_no_detector())
-    apps = _named_apps(args.app) if args.app else None
     watcher = MeetingWatcher(detector, any_app=args.any_app, interval=_POLL_S,
-                             **({"apps": apps} if apps is not None else {}))
+                             apps=_named_apps(args.app) if args.app else MEETING_APPS)
     explicit = bool(args.app or args.any_app)
     allowed = {a.lower() for a in settings.auto_record_apps}
     if explicit:

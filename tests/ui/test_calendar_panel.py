@@ -51,8 +51,10 @@ def test_an_imported_calendar_is_listed_and_record_this_starts_a_recording(qtbot
             w.calendar.import_file(path)
         assert [e.title for e in w.calendar.events] == ["Design sync"]  # the next 7 days only
         assert w.calendar.isVisibleTo(w)
-        label = w.calendar.findChildren(type(w.calendar.heading))[1]
-        assert "Design sync" in label.text() and "3 attendees" in label.text()
+        from app.ui.calendar_panel import ElidedLabel
+
+        (label,) = w.calendar.findChildren(ElidedLabel)
+        assert label.full == "Design sync" and "3 attendees" in label.accessibleName()
         calls = []
         monkeypatch.setattr(w.recording, "start", lambda **kw: calls.append(kw))
         w.calendar.record_buttons[0].click()
@@ -62,6 +64,36 @@ def test_an_imported_calendar_is_listed_and_record_this_starts_a_recording(qtbot
         with qtbot.waitSignal(w.calendar.message, timeout=WAIT):
             w.calendar.import_file(tmp_path / "missing.ics")
         assert len(got) == 1 and "\n" not in got[0] and "not found" in got[0]
+    finally:
+        w.close()
+        services.close()
+
+
+def test_a_busy_week_scrolls_grouped_by_day_and_leaves_the_session_list_its_room(qtbot, home, tmp_path):
+    from app.ui.calendar_panel import MAX_LIST_PX, ElidedLabel
+
+    long = "Customer call — Acme Corporation quarterly business review and renewal planning"
+    evs = [event(f"e{i}@x", long if i == 3 else f"Meeting {i}", soon(0.5 + 4 * i), i % 4) for i in range(40)]
+    path = ics.write(tmp_path / "busy.ics", *evs, tz=False)
+    w, services = open_window(qtbot, home)
+    try:
+        w.resize(1100, 720)
+        with qtbot.waitSignal(w.calendar.imported, timeout=WAIT):
+            w.calendar.import_file(path)
+        cal = w.calendar
+        n = len(cal.events)
+        assert n == len(cal.record_buttons) == 40  # every 4 h from now: all within the 7 days
+        assert "(" + str(n) + ")" in cal.heading.text()
+        days = [h.accessibleName() for h in cal.day_headings]
+        assert days[:2] == ["Today", "Tomorrow"] or days[:1] == ["Tomorrow"]
+        assert len(days) == len(set(days)) >= 6  # one heading per day, in order
+        qtbot.waitUntil(lambda: cal.list.height() <= MAX_LIST_PX and cal.list.verticalScrollBar().maximum() > 0)
+        assert w.session_list.height() >= 200, "the calendar must not squeeze the session list (5 rows)"
+        assert w.height() <= 720
+        (label,) = [x for x in cal.findChildren(ElidedLabel) if x.full == long]
+        assert label.text().endswith("…") and label.toolTip() == long and long in label.accessibleName()
+        cal.list.ensureWidgetVisible(cal.record_buttons[-1])
+        qtbot.waitUntil(lambda: cal.list.verticalScrollBar().value() == cal.list.verticalScrollBar().maximum())
     finally:
         w.close()
         services.close()
