@@ -18,7 +18,8 @@ they are recorded without asking. It then records the microphone and
 system audio, and stops by itself when that app releases the microphone (after ``--release-grace``
 seconds) or after ``--stop-after-silence`` minutes of silence on every track (setting
 auto_stop_silence_minutes), saying so with a countdown first (app/pipeline/autostop.py). A false
-stop is undone with ``--continue SESSION``: a further part recorded into the same session.
+stop is undone with ``--continue SESSION``: a further part recorded into the same session (with
+``--live`` transcribed live, its segments after the earlier parts').
 """
 
 from __future__ import annotations
