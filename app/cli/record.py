@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import signal
+import subprocess
 import threading
 
 from ..fmt import clock
@@ -241,13 +242,27 @@ def _wait_for_meeting(args, settings, stop: threading.Event):
                 say(f"{app} stopped using the microphone")
             elif ev != "started":
                 continue
-            elif explicit or app.lower() in allowed or _ask(app, settings.detect_meetings, stop):
+            elif explicit or app.lower() in allowed:
                 say(f"{app} started using the microphone: recording")
                 return watcher, app
+            elif _ask(app, settings.detect_meetings, stop):
+                if _still_capturing(watcher, app):  # the answer may come long after the question
+                    say(f"{app} started using the microphone: recording")
+                    return watcher, app
+                say(f"{app} no longer uses the microphone; still waiting")
+                skipped.add(app)
             else:
                 skipped.add(app)
         stop.wait(watcher.interval)
     return None
+
+
+def _still_capturing(watcher, app: str) -> bool:
+    """Whether `app` captures the microphone now (a failed poll: assume it does)."""
+    try:
+        return any(watcher.name(c) == app for c in watcher.detector.poll())
+    except (OSError, subprocess.SubprocessError):
+        return True
 
 
 def _named_apps(names: list[str]) -> dict[str, tuple[str, ...]]:
@@ -283,7 +298,7 @@ def _ask(app: str, offer: bool, stop: threading.Event) -> bool:
         say(f"{app} started using the microphone: not recorded (not in auto_record_apps, and no terminal "
             "to ask); still waiting")
         return False
-    print(f"minutely: Record this meeting ({app})? [y/N] ", end="", file=sys.stderr, flush=True)
+    say(f"Record this meeting ({app})? [y/N]")  # a whole line: the answer is typed below it
     while not stop.is_set():
         ready, _, _ = select.select([sys.stdin], [], [], 0.2)
         if ready:
@@ -292,7 +307,6 @@ def _ask(app: str, offer: bool, stop: threading.Event) -> bool:
                 return True
             say(f"not recording {app}; still waiting")
             return False
-    print(file=sys.stderr, flush=True)
     return False
 
 

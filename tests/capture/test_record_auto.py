@@ -9,7 +9,7 @@ import pytest
 
 from app.library import Library
 from tests.support.chirp import find_chirp, write_chirp
-from tests.support.cli_proc import CliProc
+from tests.support.cli_proc import CliProc, wait_for
 from tests.support.meetings import read_wav
 
 RATE = 16_000
@@ -181,9 +181,17 @@ def test_record_auto_asks_at_a_terminal_and_follows_the_answer(pulse, _private_h
         zoom.terminate()
         zoom.wait(10)
         rec.wait_line("Zoom stopped using the microphone", 30)
+        zoom = pulse.meeting_app()  # asked again; answered yes only after the call has ended
+        wait_for(lambda: sum("Record this meeting (Zoom)? [y/N]" in x for x in rec.lines) == 2, 30, "the question")
+        zoom.terminate()
+        zoom.wait(10)
+        wait_for(lambda: "ZOOM" not in pulse.pactl("list", "source-outputs"), 30, "Zoom's stream to go")
         os.write(master, b"y\n")
+        rec.wait_line("Zoom no longer uses the microphone; still waiting", 30)
+        wait_for(lambda: sum("Zoom stopped using the microphone" in x for x in rec.lines) == 2, 30, "the stop")
+        os.write(master, b"y\n")  # read when asked again
         zoom = pulse.meeting_app()
-        started = rec.wait_line("Zoom started using the microphone: recording", 30)
+        rec.wait_line("Zoom started using the microphone: recording", 30)
         rec.wait_line("recording session", 30)
         zoom.terminate()
         zoom.wait(10)
@@ -196,8 +204,9 @@ def test_record_auto_asks_at_a_terminal_and_follows_the_answer(pulse, _private_h
             zoom.wait(10)
     print(rec.stderr)
     assert code == 0 and out.strip().isdigit(), rec.stderr
-    asked = [x for x in rec.lines if "Record this meeting (Zoom)? [y/N]" in x]
-    assert len(asked) == 2 and "Record this meeting (Zoom)? [y/N]" in started, rec.stderr
+    asked = [x for x in rec.lines if x == "minutely: Record this meeting (Zoom)? [y/N]"]
+    assert len(asked) == 3, rec.stderr
+    assert sum("Zoom stopped using the microphone" in x for x in rec.lines) == 2, rec.stderr
     with Library.open(_private_home) as lib:
         assert [s.id for s in lib.sessions()] == [int(out)]
 
