@@ -63,6 +63,10 @@ class Capture:
 
 
 class MeetingDetector(Protocol):
+    """Who captures a microphone now. Implemented for Linux only (`PulseDetector`); macOS (Core
+    Audio process objects) and Windows (WASAPI capture sessions) are described in the module's
+    docstring, not written."""
+
     def poll(self) -> list[Capture]:
         """The streams capturing a microphone right now (raises OSError if it cannot tell)."""
         ...
