@@ -5,7 +5,8 @@
 (OUTDIR defaults to build/screenshots.) Views: first run, library + session
 transcript, search, summary, chat, screenshots, recording (from the private
 PulseAudio virtual mic when pulseaudio is installed), dictation pad, settings,
-the player bar while playing, a correction being typed, find and replace.
+the player bar while playing, a correction being typed, find and replace, and
+the "Today and upcoming" calendar with 40 events over a week.
 Everything happens in a temporary data folder; nothing of the user's is read.
 The sample meeting is text written here (no model needed); the recording view
 records real audio from the virtual mic.
@@ -109,6 +110,43 @@ def sample_library(home: Path) -> int:
         return s.id
 
 
+CAL_TITLES = ["Standup", "Design critique", "1:1 with Chloe", "Customer call — Acme Corporation quarterly "
+              "business review and renewal planning", "Hiring sync", "Budget review, Q3", "Lunch & learn: "
+              "observability", "Sprint planning", "Vendor contract renewal with legal", "Offsite prep"]
+
+
+def sample_calendar(home: Path, n: int = 40) -> None:
+    """`n` events over today and the next six days (a long title, all-day ones, attendees), imported
+    from an .ics the way File ▸ Import calendar… does."""
+    from datetime import UTC, datetime, timedelta
+
+    from app.library import Library
+    from app.pipeline.calendar import import_path
+
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Minutely screenshots//EN"]
+    for i in range(n):
+        day, slot = divmod(i, 6)
+        uid = f"shot-{i}@minutely"
+        title = CAL_TITLES[i % len(CAL_TITLES)]
+        if slot == 5:  # one all-day event a day
+            d = (now + timedelta(days=day)).date()
+            when = [f"DTSTART;VALUE=DATE:{d:%Y%m%d}", f"DTEND;VALUE=DATE:{d + timedelta(days=1):%Y%m%d}"]
+            title = "Company holiday" if day % 3 == 2 else "Release week"
+        else:
+            start = now + timedelta(days=day, minutes=20 + 75 * slot)
+            when = [f"DTSTART:{start:%Y%m%dT%H%M%SZ}", f"DTEND:{start + timedelta(minutes=45):%Y%m%dT%H%M%SZ}"]
+        lines += ["BEGIN:VEVENT", f"UID:{uid}", f"SUMMARY:{title}", *when]
+        lines += [f"ATTENDEE;CN=Person {k}:mailto:p{k}@example.com" for k in range(i % 7)]
+        lines.append("END:VEVENT")
+    lines.append("END:VCALENDAR")
+    ics = home / "week.ics"
+    home.mkdir(parents=True, exist_ok=True)
+    ics.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    with Library.open(home) as lib:
+        import_path(lib, ics)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     out = Path(argv[0]) if argv else ROOT / "build" / "screenshots"
@@ -161,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
 
     home = tmp / "sample"
     sid = sample_library(home)
+    sample_calendar(home)
     services = build_services(home)
     if rig is not None:
         services.settings.mic_device, services.settings.system_device = rig.mic, "off"
@@ -169,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     w.show()
     w.open_session(sid)
     shot(w, "2-library-and-session")
+    cal = w.calendar  # a busy week: grouped by day, scrolled to its third day
+    settle()
+    cal.list.verticalScrollBar().setValue(cal.day_headings[min(2, len(cal.day_headings) - 1)].y())
+    shot(cal.parentWidget(), "13-calendar")
+    cal.list.verticalScrollBar().setValue(0)
     w.search.setText("budget")
     settle(500)
     shot(w, "3-search")

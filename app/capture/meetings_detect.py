@@ -16,6 +16,9 @@ The interface is one method, `MeetingDetector.poll()`. Implementations:
   application.process.id, and the source the stream records from. A monitor source (someone
   recording what the computer plays) is not the microphone and is left out. Minutely's own
   streams (its PortAudio/ALSA plug-in stream carries our pid) are left out.
+- macOS and Windows: described here only, not written. `default_detector()` returns None there
+  (`why_no_detector()` says so in one line): `record --auto` exits with that line and the window
+  never polls. An implementation is one class with `poll()`, returned by `default_detector()`:
 - macOS (not written): Core Audio (14.2+) lists the processes using audio with
   kAudioHardwarePropertyProcessObjectList; for each process object kAudioProcessPropertyPID,
   kAudioProcessPropertyBundleID and kAudioProcessPropertyIsRunningInput say who is capturing
@@ -60,6 +63,10 @@ class Capture:
 
 
 class MeetingDetector(Protocol):
+    """Who captures a microphone now. Implemented for Linux only (`PulseDetector`); macOS (Core
+    Audio process objects) and Windows (WASAPI capture sessions) are described in the module's
+    docstring, not written."""
+
     def poll(self) -> list[Capture]:
         """The streams capturing a microphone right now (raises OSError if it cannot tell)."""
         ...
@@ -189,6 +196,14 @@ def default_detector(own_pids: Iterable[int] = ()) -> MeetingDetector | None:
     if sys.platform.startswith("linux") and shutil.which("pactl"):
         return PulseDetector(own_pids)
     return None
+
+
+def why_no_detector() -> str:
+    """One line: why `default_detector()` gave None here."""
+    if sys.platform == "darwin" or sys.platform.startswith("win"):
+        system = "macOS" if sys.platform == "darwin" else "Windows"
+        return f"meeting detection is not implemented on {system} yet (Linux only: PulseAudio or PipeWire)"
+    return "meeting detection needs PulseAudio or PipeWire (pactl); not available here"
 
 
 # --- the watcher -----------------------------------------------------------------------------

@@ -8,18 +8,25 @@ transcribes utterances while the meeting runs (segments are printed to stderr as
 without it the session keeps the audio for a later transcription. With ``--screen-interval`` the
 main thread runs the screen grab's Qt event loop (app/capture/screen.py; this module imports no Qt).
 
-With ``--auto`` it first waits for a meeting app (Zoom, Teams, a browser, ...; with ``--any-app`` any
-app) to start capturing the microphone (app/capture/meetings_detect.py), records the microphone and
+With ``--auto`` it first waits for a meeting app (Zoom, Teams, a browser, ...) to start capturing the
+microphone (app/capture/meetings_detect.py). It follows the settings as the window does: an app in
+``auto_record_apps`` is recorded at once; another meeting app is offered (``detect_meetings``): a
+"Record this meeting (Teams)? [y/N]" question when stdin is a terminal, else one line saying it was
+skipped. With ``detect_meetings`` off and no ``auto_record_apps`` it says so and exits (2). ``--app
+NAME`` (repeatable) or ``--any-app`` override the settings: only those apps (or any app) count, and
+they are recorded without asking. It then records the microphone and
 system audio, and stops by itself when that app releases the microphone (after ``--release-grace``
 seconds) or after ``--stop-after-silence`` minutes of silence on every track (setting
 auto_stop_silence_minutes), saying so with a countdown first (app/pipeline/autostop.py). A false
-stop is undone with ``--continue SESSION``: a further part recorded into the same session.
+stop is undone with ``--continue SESSION``: a further part recorded into the same session (with
+``--live`` transcribed live, its segments after the earlier parts').
 """
 
 from __future__ import annotations
 
 import math
 import signal
+import subprocess
 import threading
 
 from ..fmt import clock
@@ -43,7 +50,11 @@ def register(sub) -> None:
     p.add_argument("--parallel", type=int, default=2, help="utterances the model answers together (default 2)")
     p.add_argument("--auto", action="store_true",
                    help="wait for a meeting app to use the microphone, record, stop when it ends")
-    p.add_argument("--any-app", action="store_true", help="with --auto: any app that uses the microphone")
+    p.add_argument("--any-app", action="store_true",
+                   help="with --auto: record any app that uses the microphone, without asking")
+    p.add_argument("--app", action="append", metavar="NAME",
+                   help="with --auto: record only this app (Zoom, Teams, ...), without asking; repeatable "
+                        "(overrides the settings detect_meetings and auto_record_apps)")
     p.add_argument("--stop-after-silence", type=float, metavar="MIN",
                    help="with --auto: stop after this many minutes of silence (default: from settings; 0: never)")
     p.add_argument("--release-grace", type=float, default=10.0, metavar="S",
@@ -68,12 +79,15 @@ def run(args) -> int:
     system = args.system_audio
     if args.auto and system is None and settings.system_device != "off":
         system = settings.system_device or "auto"  # a meeting: what the others say, too
-    if args.continue_session is not None and args.live:
-        raise UsageError("--continue cannot transcribe live: transcribe the session afterwards")
     if args.release_grace < 0 or (args.stop_after_silence or 0) < 0:
         raise UsageError("--release-grace and --stop-after-silence cannot be negative")
     if mic is None and system is None:
         raise UsageError("nothing to record: --no-mic needs --system-audio")
+    if (args.app or args.any_app) and not args.auto:
+        raise UsageError("--app and --any-app go with --auto")
+    if args.auto and not (args.app or args.any_app or settings.detect_meetings or settings.auto_record_apps):
+        raise UsageError("meeting detection is off in the settings (detect_meetings, and no auto_record_apps): "
+                         "turn it on, or name the app with --app NAME (or --any-app)")
     engine, opts = None, None
     if args.live:
         engine, opts = _live_engine(args, settings)
@@ -89,7 +103,7 @@ def run(args) -> int:
         _stop_signals(stop.set)
         watcher, app = None, ""
         if args.auto:
-            found = _wait_for_meeting(args, stop)
+            found = _wait_for_meeting(args, settings, stop)
             if found is None:  # Ctrl-C while waiting
                 say("no meeting recorded")
                 return EXIT_OK
@@ -200,28 +214,104 @@ def _wait(meeting, stop: threading.Event) -> None:
         pass
 
 
-def _wait_for_meeting(args, stop: threading.Event):
-    """Poll until a meeting app captures the microphone: (the watcher, the app), or None if
-    stopped first."""
-    from ..capture.meetings_detect import MeetingWatcher, default_detector
+def _wait_for_meeting(args, settings, stop: threading.Event):
+    """Poll until a meeting app captures the microphone and is to be recorded: (the watcher, the
+    app), or None if stopped first. Which apps are recorded, asked about or skipped: see the
+    module's docstring."""
+    from ..capture.meetings_detect import MEETING_APPS, MeetingWatcher, default_detector, why_no_detector
 
     detector = default_detector()
     if detector is None:
-        raise UsageError("meeting detection needs PulseAudio or PipeWire (pactl); not available here")
-    watcher = MeetingWatcher(detector, any_app=args.any_app, interval=_POLL_S)
-    say("waiting for a meeting" + (" (any app using the microphone)" if args.any_app else "")
-        + "…; Ctrl-C quits")
-    told = None
+        raise UsageError(why_no_detector())
+    watcher = MeetingWatcher(detector, any_app=args.any_app, interval=_POLL_S,
+                             apps=_named_apps(args.app) if args.app else MEETING_APPS)
+    explicit = bool(args.app or args.any_app)
+    allowed = {a.lower() for a in settings.auto_record_apps}
+    if explicit:
+        what = " (any app using the microphone)" if args.any_app else f" ({', '.join(watcher.apps)})"
+    elif settings.detect_meetings:
+        what = f" ({', '.join(settings.auto_record_apps)} recorded without asking)" if allowed else ""
+    else:
+        what = f" (only {', '.join(settings.auto_record_apps)}: detect_meetings is off)"
+    say(f"waiting for a meeting{what}…; Ctrl-C quits")
+    told, skipped = None, set()
     while not stop.is_set():
-        started = [app for ev, app in watcher.step() if ev == "started"]
+        events = watcher.step()
         if watcher.error and watcher.error != told:  # no server (yet): say so once, keep trying
             told = watcher.error
             say(f"meeting detection: {told}; still trying")
-        if started:
-            say(f"{started[0]} started using the microphone: recording")
-            return watcher, started[0]
+        for ev, app in events:
+            if ev == "stopped" and app in skipped:  # its next start is a new meeting: offered again
+                skipped.discard(app)
+                say(f"{app} stopped using the microphone")
+            elif ev != "started":
+                continue
+            elif explicit or app.lower() in allowed:
+                say(f"{app} started using the microphone: recording")
+                return watcher, app
+            elif _ask(app, settings.detect_meetings, stop):
+                if _still_capturing(watcher, app):  # the answer may come long after the question
+                    say(f"{app} started using the microphone: recording")
+                    return watcher, app
+                say(f"{app} no longer uses the microphone; still waiting")
+                skipped.add(app)
+            else:
+                skipped.add(app)
         stop.wait(watcher.interval)
     return None
+
+
+def _still_capturing(watcher, app: str) -> bool:
+    """Whether `app` captures the microphone now (a failed poll: assume it does)."""
+    try:
+        return any(watcher.name(c) == app for c in watcher.detector.poll())
+    except (OSError, subprocess.SubprocessError):
+        return True
+
+
+def _named_apps(names: list[str]) -> dict[str, tuple[str, ...]]:
+    """`--app` names -> the watcher's app table: a known meeting app by its name (any case), any
+    other name matched as written against the application's name and binary."""
+    from ..capture.meetings_detect import MEETING_APPS
+
+    known = {k.lower(): k for k in MEETING_APPS}
+    out: dict[str, tuple[str, ...]] = {}
+    for raw in names:
+        name = raw.strip()
+        if not name:
+            raise UsageError("--app needs a name (Zoom, Teams, ...)")
+        key = known.get(name.lower())
+        if key is not None:
+            out[key] = MEETING_APPS[key]
+        else:
+            out[name] = (name.lower(),)
+    return out
+
+
+def _ask(app: str, offer: bool, stop: threading.Event) -> bool:
+    """The window's offer at the terminal: "Record this meeting (Zoom)? [y/N]" when `offer`
+    (detect_meetings) and stdin is a terminal (Ctrl-C while asking: no); else one line saying it
+    was skipped."""
+    import select
+    import sys
+
+    if not offer:
+        say(f"{app} started using the microphone: not recorded (detect_meetings is off); still waiting")
+        return False
+    if not sys.stdin.isatty():
+        say(f"{app} started using the microphone: not recorded (not in auto_record_apps, and no terminal "
+            "to ask); still waiting")
+        return False
+    say(f"Record this meeting ({app})? [y/N]")  # a whole line: the answer is typed below it
+    while not stop.is_set():
+        ready, _, _ = select.select([sys.stdin], [], [], 0.2)
+        if ready:
+            answer = sys.stdin.readline().strip().lower()
+            if answer in ("y", "yes"):
+                return True
+            say(f"not recording {app}; still waiting")
+            return False
+    return False
 
 
 _POLL_S = 1.0  # how often --auto asks PulseAudio who captures the microphone

@@ -278,6 +278,9 @@ class LiveStats:
 class LiveTranscriber:
     """Feed it the recorder's blocks; it stores segments into `session_id` as utterances end.
 
+    Times inside are the recording's own (its mix.wav); a segment is stored at `offset` + its time,
+    so a part continued into a session lands after the parts before it.
+
     `engine` is an Engine / EngineHost (anything with `chat_batch`) or a callable returning one,
     called in the model thread when the first utterance arrives (a model that fails to load is a
     notice, the recording goes on)."""
@@ -285,8 +288,9 @@ class LiveTranscriber:
     def __init__(self, lib, session_id: int, engine: Any, opts: TranscribeOptions | None = None, *,
                  on_segment: Callable[[Any], None] | None = None,
                  on_notice: Callable[[str], None] | None = None,
-                 queue_size: int = 16, vad_options: dict | None = None):
+                 queue_size: int = 16, vad_options: dict | None = None, offset: float = 0.0):
         self.lib, self.session_id, self.opts = lib, session_id, opts or TranscribeOptions()
+        self.offset = offset  # where this recording starts in the session (a continued part: after the first)
         self._engine_src = engine
         self._engine = engine if hasattr(engine, "chat_batch") else None
         self.on_segment, self.on_notice = on_segment, on_notice
@@ -449,8 +453,8 @@ class LiveTranscriber:
             if text:
                 assert p.audio is not None
                 kept.append(p)
-                rows.append({"start": p.start, "end": p.end, "text": text, "embedding": embed(p.audio, SAMPLE_RATE),
-                             "language": self.opts.text_language})
+                rows.append({"start": p.start + self.offset, "end": p.end + self.offset, "text": text,
+                             "embedding": embed(p.audio, SAMPLE_RATE), "language": self.opts.text_language})
         others = [(r, p) for r, p in zip(rows, kept, strict=True) if p.track != MIC]
         if others:  # the local user (mic track of a two-track recording) is never clustered
             labels = self.speakers.assign([r["embedding"] for r, _ in others], [p.end - p.start for _, p in others])

@@ -184,19 +184,22 @@ class Meeting:
         return self.session_id
 
     def _start_continued(self, sid: int) -> int:
-        """Record a further part into session `sid` (no live transcription: its times would start
-        at 0). On failure the session is left as it was."""
-        if self.engine is not None:
-            raise RecordingError("a continued recording cannot be transcribed live (transcribe it afterwards)")
+        """Record a further part into session `sid`, transcribed live like a fresh recording when
+        there is an engine (its segments stored at the part's offset, after the first part's;
+        speakers then clustered over the whole session). On failure the session is left as it was."""
         s = self.lib.get_session(sid)  # KeyError-like errors from the library if it is gone
         media = self.lib.media_dir(sid, create=True)
         n = 2
         while (media / f"{RECORDING_DIR}-{n}").exists():
             n += 1
         self.session_id, self._part, self.offset = sid, f"{RECORDING_DIR}-{n}", float(s.duration or 0.0)
+        if self.engine is not None:
+            self.options = session_options(self.lib, sid, self.options)  # its event's attendees, as before
+            self.live = LiveTranscriber(self.lib, sid, self.engine, self.options, on_segment=self.on_segment,
+                                        on_notice=self._notice, queue_size=self.queue_size, offset=self.offset)
         self.recorder = Recorder(self.folder, mic=self.mic, system=self.system, on_level=self.on_level,
-                                 sd=self._sd, on_stop=self._recorder_stopped, on_ready=self._audio_flows,
-                                 **self._rec_opts)
+                                 sd=self._sd, on_audio=self.live.feed if self.live else None,
+                                 on_stop=self._recorder_stopped, on_ready=self._audio_flows, **self._rec_opts)
         try:
             self.recorder.start()
         except BaseException:

@@ -3,6 +3,10 @@
 
 ``CalendarPanel(services)`` reads ``lib.events_between(now, now + 7 days)`` on the main thread (a
 small indexed query) and asks for a recording titled after an event with ``record_requested(title)``.
+The events are grouped under a heading per day ("Today", "Tomorrow", "Thu 3 Dec"); each row is the
+title on one line (elided, the whole title in its tooltip and accessible name) and the time and
+attendees below. The list scrolls inside at most ``MAX_LIST_PX`` (about five events), so a busy week
+never pushes the session list out of the window.
 Importing goes through the runner's pool: ``import_file(path)`` (File ▸ Import calendar…) and
 ``reimport_folder()`` (the settings' calendar folder, at start-up and every few minutes); errors are
 one line on ``message``.
@@ -14,8 +18,9 @@ import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from PySide6.QtCore import QTimer, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from app.library.events import parse_iso
 
@@ -25,16 +30,49 @@ log = logging.getLogger("minutely.ui.calendar")
 
 DAYS = 7
 REIMPORT_MS = 5 * 60_000  # the calendar folder is read again every five minutes
+MAX_LIST_PX = 230  # the event list scrolls beyond this height (about five events)
+
+
+def day_name(event, now: datetime) -> str:
+    """"Today", "Tomorrow", "Thu 3 Dec" (local time); an event that began before today (a
+    several-day one still running) is under today."""
+    day = parse_iso(event.start).astimezone().date()
+    today = now.astimezone().date()
+    if day <= today:
+        return "Today"
+    return "Tomorrow" if day == today + timedelta(days=1) else day.strftime("%a %-d %b")
 
 
 def when(event, now: datetime) -> str:
     """"Today 14:00", "Tomorrow 09:30", "Thu 3 Dec 10:00" (local time); all-day events without a time."""
-    start = parse_iso(event.start).astimezone()
-    today = now.astimezone().date()
-    day = start.date()
-    name = ("Today" if day == today else "Tomorrow" if day == today + timedelta(days=1)
-            else start.strftime("%a %-d %b"))
-    return name if event.all_day else f"{name} {start:%H:%M}"
+    name = day_name(event, now)
+    return name if event.all_day else f"{name} {parse_iso(event.start).astimezone():%H:%M}"
+
+
+class ElidedLabel(QLabel):
+    """One line of plain text that ends in "…" when it does not fit; the whole text is its tooltip."""
+
+    def __init__(self, text: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.full = text
+        self.setToolTip(text)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(40)
+        self.setText(text)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.setText(self.fontMetrics().elidedText(self.full, Qt.TextElideMode.ElideRight, self.width()))
+        super().resizeEvent(event)
+
+
+class _EventList(QScrollArea):
+    """The rows, scrolling inside a height that follows them up to MAX_LIST_PX."""
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        w = self.widget()
+        inner = w.sizeHint() if w is not None else QSize(0, 0)
+        return QSize(inner.width(), min(inner.height() + 2 * self.frameWidth(), MAX_LIST_PX))
 
 
 class CalendarPanel(QWidget):
@@ -51,9 +89,17 @@ class CalendarPanel(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         self.heading = QLabel("<b>Today and upcoming</b>")
         lay.addWidget(self.heading)
-        self.rows = QVBoxLayout()
-        self.rows.setContentsMargins(0, 0, 0, 0)
-        lay.addLayout(self.rows)
+        inner = QWidget()
+        self.rows = QVBoxLayout(inner)
+        self.rows.setContentsMargins(0, 0, 4, 0)
+        self.rows.setSpacing(2)
+        self.list = _EventList()
+        self.list.setWidget(inner)
+        self.list.setWidgetResizable(True)
+        self.list.setFrameShape(QFrame.Shape.NoFrame)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        lay.addWidget(self.list)
         self.events: list = []
         self.record_buttons: list = []
         self._importing = False
@@ -86,21 +132,49 @@ class CalendarPanel(QWidget):
             if w is not None:
                 w.deleteLater()
         self.events, self.record_buttons = events, []
+        self.day_headings: list[QLabel] = []
+        day = None
         for ev in events:
+            if day_name(ev, now) != day:
+                day = day_name(ev, now)
+                head = QLabel(f"<small><b>{day}</b></small>")
+                head.setAccessibleName(day)
+                head.setContentsMargins(0, 4 if self.day_headings else 0, 0, 0)
+                self.day_headings.append(head)
+                self.rows.addWidget(head)
             self.rows.addWidget(self._row(ev, now))
+        self.rows.addStretch(1)
+        self.heading.setText(f"<b>Today and upcoming</b> ({len(events)})" if len(events) > 1
+                             else "<b>Today and upcoming</b>")
+        self.list.updateGeometry()
         self.setVisible(bool(events))
 
     def _row(self, ev, now: datetime) -> QWidget:
         w = QWidget()
         row = QHBoxLayout(w)
-        row.setContentsMargins(0, 0, 0, 0)
+        row.setContentsMargins(8, 0, 0, 0)
         people = len({a.email or a.name for a in ev.attendees})
         title = ev.title or "(no title)"
-        detail = when(ev, now) + (f" · {people} attendee{'s' if people != 1 else ''}" if people else "")
-        label = QLabel(f"{title}<br><small>{detail}</small>")
-        label.setAccessibleName(f"{title}, {detail}")
-        label.setWordWrap(True)
-        row.addWidget(label, 1)
+        count = f" · {people} attendee{'s' if people != 1 else ''}" if people else ""
+        start = "All day" if ev.all_day else f"{parse_iso(ev.start).astimezone():%H:%M}"
+        text = QVBoxLayout()
+        text.setContentsMargins(0, 0, 0, 0)
+        text.setSpacing(0)
+        name = ElidedLabel(title)
+        name.setAccessibleName(f"{title}, {when(ev, now)}{count}")
+        small = name.font()
+        small.setPointSizeF(small.pointSizeF() * 0.85)
+        detail = QLabel(start + count)
+        detail.setFont(small)
+        pal = detail.palette()  # secondary: between the text and the background, still readable
+        fg, bg = pal.color(QPalette.ColorRole.WindowText), pal.color(QPalette.ColorRole.Window)
+        pal.setColor(QPalette.ColorRole.WindowText, QColor((fg.red() * 2 + bg.red()) // 3,
+                                                           (fg.green() * 2 + bg.green()) // 3,
+                                                           (fg.blue() * 2 + bg.blue()) // 3))
+        detail.setPalette(pal)
+        text.addWidget(name)
+        text.addWidget(detail)
+        row.addLayout(text, 1)
         rec = button("Record this", f"Record {title}", lambda: self.record_requested.emit(title))
         row.addWidget(rec)
         self.record_buttons.append(rec)

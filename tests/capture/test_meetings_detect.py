@@ -165,3 +165,13 @@ def test_pulse_detector_sees_a_zoom_client_start_and_stop(pulse):
         zoom.wait(10)
     wait_for(lambda: w.step() or len(events) > 1, 20, "Zoom to be seen releasing it")
     assert events == [("started", "Zoom"), ("stopped", "Zoom")]
+
+
+@pytest.mark.parametrize("platform, system", [("darwin", "macOS"), ("win32", "Windows")])
+def test_macos_and_windows_have_no_detector_and_say_so(monkeypatch, platform, system):
+    from app.capture import meetings_detect
+
+    monkeypatch.setattr(meetings_detect.sys, "platform", platform)
+    assert meetings_detect.default_detector() is None
+    why = meetings_detect.why_no_detector()
+    assert "\n" not in why and f"not implemented on {system}" in why

@@ -239,6 +239,50 @@ def test_record_live_segments_land_during_the_recording(tmp_path, pulse, tiny_mo
     assert all(span[0] - 0.5 <= g.start and g.end <= span[1] + 0.5 for g in segs)  # on the recording's timeline
 
 
+def _live_part(pulse, tiny, wav, seconds: float, *extra: str) -> tuple[int, list[str]]:
+    """One `record --live` run of `seconds` of audio with `wav` played into the virtual mic as soon
+    as it says it records: (the session id, its stderr lines)."""
+    rec = CliProc("record", "--device", pulse.mic, "--live", "--seconds", f"{seconds:.1f}", *model_args(tiny),
+                  *extra, env=pulse.env)
+    try:
+        rec.wait_line("recording session", 60)
+        assert pulse.play(wav, "micfeed").wait(60) == 0
+        code, out = rec.finish(180)
+    finally:
+        rec.kill()
+    assert code == 0 and out.strip().isdigit(), rec.stderr
+    return int(out), rec.lines
+
+
+@pytest.mark.slow
+def test_record_continue_live_lands_after_the_first_part(pulse, tiny_model, meeting, _private_home):
+    """`record --continue SID --live`: the second part is transcribed live into the same session,
+    its segments after the first part's (at the part's offset), the first part's unchanged."""
+    seconds = meeting.duration + 2.0
+    sid, _ = _live_part(pulse, tiny_model, meeting.wav, seconds, "--title", "Two parts")
+    with Library.open(_private_home) as lib:
+        first = [(g.id, g.start, g.end, g.text) for g in lib.segments(sid)]
+        offset = lib.get_session(sid).duration
+    assert len(first) >= 2 and offset == pytest.approx(seconds, abs=0.2)
+    again, lines = _live_part(pulse, tiny_model, meeting.wav, seconds, "--continue", str(sid))
+    assert again == sid
+    printed = [x.split("[", 1)[1].split("]", 1)[0] for x in lines if x.startswith("minutely: [")]
+    at = [sum(int(v) * 60 ** k for k, v in enumerate(reversed(t.split(":")))) for t in printed]
+    assert at and min(at) >= int(offset), printed  # printed as they landed, on the session's timeline
+    with Library.open(_private_home) as lib:
+        segs = lib.segments(sid)
+        s = lib.get_session(sid)
+        assert (s.status, s.title) == ("ready", "Two parts") and len(lib.sessions()) == 1
+        assert s.duration == pytest.approx(2 * seconds, abs=0.4)
+    assert [(g.id, g.start, g.end, g.text) for g in segs[:len(first)]] == first
+    added = segs[len(first):]
+    print(f"first part: {len(first)} segments; continued part: {len(added)} segments from {offset:.2f} s")
+    assert len(added) >= 2 and min(g.start for g in added) >= offset
+    # the same speech, so the same utterances, each shifted by the offset (PulseAudio's start differs a little)
+    shift = [b.start - a.start for a, b in zip(segs[:len(first)], added, strict=False)]
+    assert all(abs(d - shift[0]) < 0.3 for d in shift) and offset - 1.0 < shift[0] < offset + 1.0
+
+
 @pytest.mark.slow
 def test_record_kill_9_then_the_next_start_recovers_the_session(pulse, _private_home):
     home = _private_home

@@ -10,7 +10,6 @@ import wave
 import numpy as np
 import pytest
 
-from app.capture.recorder import RecordingError
 from app.capture.tracks import RecordingResult
 from app.library import Library, SessionState
 from app.pipeline import meeting as meeting_mod
@@ -75,11 +74,72 @@ def test_continue_appends_parts_and_joins_them(tmp_path, monkeypatch):
         assert len(lib.sessions()) == 1
 
 
-def test_continue_refuses_live_transcription(tmp_path, monkeypatch):
+class SpeakingRecorder(FakeRecorder):
+    """Hands `samples` to the live transcriber in the writer's 50 ms blocks, then stores them as
+    its mix.wav (what the real Recorder does, without the devices)."""
+
+    def __init__(self, folder, *, samples, on_audio=None, **kw):
+        super().__init__(folder, duration=len(samples) / RATE, value=0, **kw)
+        self.samples, self.on_audio = samples, on_audio
+
+    def start(self):
+        super().start()
+        if self.on_audio is not None:
+            for i in range(0, len(self.samples), 800):
+                self.on_audio("mic", i, self.samples[i:i + 800])
+
+    def stop(self):
+        mix = self.folder / "mix.wav"
+        with wave.open(str(mix), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(RATE)
+            w.writeframes((np.clip(self.samples, -1, 1) * 32767).astype("<i2").tobytes())
+        return RecordingResult(self.folder, self.seconds, {}, mix)
+
+
+def live_part(lib, monkeypatch, engine, samples, **kw):
+    from app.pipeline.utterances import TranscribeOptions
+
+    monkeypatch.setattr(meeting_mod, "Recorder", lambda folder, **k: SpeakingRecorder(folder, samples=samples, **k))
+    seen: list = []
+    m = meeting_mod.Meeting(lib, mic="default", title="Standup", engine=engine,
+                            options=TranscribeOptions(parallel=2), on_segment=seen.append, **kw)
+    sid = m.start()
+    return sid, m.stop(timeout=120), seen
+
+
+def test_a_continued_part_is_transcribed_live_after_the_first(tmp_path, monkeypatch, engine):
+    """The tiny model transcribes both parts live; the second part's segments land in the same
+    session at its offset, after the first part's, whose words and times stay as they were."""
+    from app.media.vad import segment
+    from tests.support.meetings import have_tools, make_meeting
+
+    if not have_tools():
+        pytest.skip("espeak-ng and sox are needed for speech")
+    talk = make_meeting(tmp_path / "talk", 2, 4, seed=5, gap=(0.6, 0.9))
+    x = talk.samples()
+    starts = sorted(round(u.start, 2) for u in segment(x) if u.duration >= 0.05)
     with Library.open(tmp_path / "data") as lib:
-        sid = record(lib, monkeypatch, 0.1)
-        with pytest.raises(RecordingError):
-            meeting_mod.Meeting(lib, continue_session=sid, engine=object()).start()
+        sid, first, _ = live_part(lib, monkeypatch, engine, x)
+        before = [(g.id, g.start, g.end, g.text) for g in lib.segments(sid)]
+        assert first.live is not None and first.live.segments == len(before) >= 2
+        offset = lib.get_session(sid).duration
+        assert offset == pytest.approx(talk.duration, abs=0.01)
+
+        again, second, seen = live_part(lib, monkeypatch, engine, x, continue_session=sid)
+        assert again == sid and len(lib.sessions()) == 1
+        assert second.live is not None and second.live.segments == len(seen) >= 2
+        segs = lib.segments(sid)
+        assert [(g.id, g.start, g.end, g.text) for g in segs[:len(before)]] == before  # the first part intact
+        added = segs[len(before):]
+        assert [g.id for g in added] == [g.id for g in seen] and all(g.session_id == sid for g in seen)
+        assert min(g.start for g in added) >= offset - 0.01
+        assert all(round(g.start - offset, 2) in starts for g in added)  # each at its utterance, shifted
+        assert [round(g.start - offset, 2) for g in added] == [round(g.start, 2) for g in segs[:len(before)]]
+        assert all(g.speaker for g in segs)  # speakers clustered over the whole session
+        s = lib.get_session(sid)
+        assert s.status == SessionState.READY and s.duration == pytest.approx(2 * talk.duration, abs=0.02)
 
 
 def test_a_crashed_continued_part_is_recovered_after_the_first_and_joined(tmp_path, monkeypatch):

@@ -15,11 +15,12 @@ from tests.support import ROOT
 
 
 class CliProc:
-    def __init__(self, *args: str, env: dict[str, str] | None = None, unset: tuple[str, ...] = ()):
+    def __init__(self, *args: str, env: dict[str, str] | None = None, unset: tuple[str, ...] = (),
+                 stdin: int | None = subprocess.DEVNULL):
         full = {**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)}
         for k in unset:
             full.pop(k, None)
-        self.p = subprocess.Popen([sys.executable, "main.py", *args], cwd=ROOT, env=full,
+        self.p = subprocess.Popen([sys.executable, "main.py", *args], cwd=ROOT, env=full, stdin=stdin,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
         self._t = threading.Thread(target=self._read, daemon=True)

@@ -128,3 +128,54 @@ def test_the_bar_says_recording_only_once_audio_flows(qtbot, tmp_path, pulse):
     finally:
         w.close()
         services.close()
+
+
+@pytest.mark.slow  # ~60 s: the meeting played twice, live both times
+def test_continue_recording_into_a_session_is_transcribed_live(qtbot, tmp_path, pulse, tiny_model, meeting):
+    """With a model set up, File ▸ Continue recording into this session records a second part and
+    transcribes it live: its segments show in the open transcript as they land, after the first
+    part's, which stay as they were."""
+    services = build_services(tmp_path / "home")
+    s = services.settings
+    s.model_path, s.mmproj_path, s.n_threads, s.n_ctx = str(tiny_model.model), str(tiny_model.mmproj), 1, 4096
+    s.mic_device, s.system_device = pulse.mic, "off"
+    w = MainWindow(services)
+    qtbot.addWidget(w)
+    w.show()
+    bar, lib = w.recording, services.library
+
+    def part(start) -> tuple[int, list, int]:
+        with qtbot.waitSignal(bar.session_started, timeout=30_000) as started:
+            start()
+        qtbot.waitUntil(lambda: "Recording" in bar.elapsed.text(), timeout=30_000)
+        player = pulse.play(meeting.wav, "micfeed")
+        qtbot.waitUntil(lambda: player.poll() is not None, timeout=120_000)
+        m = bar.runner.meeting
+        at = m.position
+        qtbot.waitUntil(lambda: m.position >= at + 1.0, timeout=10_000)
+        shown = w.session_view.segments.rowCount()  # live: landed while recording
+        with qtbot.waitSignal(bar.session_finished, timeout=120_000) as finished:
+            bar.record.trigger()
+        return started.args[0], finished.args, shown
+
+    try:
+        sid, done, _ = part(bar.record.trigger)
+        assert done == [sid, True]
+        first = [(g.id, g.start, g.end, g.text) for g in lib.segments(sid)]
+        offset = lib.get_session(sid).duration
+        assert len(first) >= 2
+        w.open_session(sid)
+        again, done, shown = part(w.continue_action.trigger)
+        assert (again, done) == (sid, [sid, True])
+        assert w.session_view.session_id == sid and shown > len(first), "the part's segments show as they land"
+        segs = lib.segments(sid)
+        assert [(g.id, g.start, g.end, g.text) for g in segs[:len(first)]] == first
+        added = segs[len(first):]
+        print(f"window: first part {len(first)} segments, continued part {len(added)} from {offset:.2f} s")
+        assert len(added) >= 2 and min(g.start for g in added) >= offset
+        sess = lib.get_session(sid)
+        assert sess.status == "ready" and len(lib.sessions()) == 1
+        qtbot.waitUntil(lambda: w.session_view.segments.rowCount() == len(segs), timeout=10_000)
+    finally:
+        w.close()
+        services.close()
