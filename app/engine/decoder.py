@@ -353,11 +353,12 @@ def _speculate(dec: Decoder, s: Seq, o: GenerateOptions, cancel: Cancellable, t_
     piece = _take(dec, s, tok, o, t_start)
     if piece and stream:
         yield piece
+    length = DraftLength(drafter.n_draft)
     while not s.done:
         if cancel.is_set():
             return
         # proposals that could all be taken: the reply's and the context's room after ``tok``
-        room = min(o.max_tokens - s.reply.generated_tokens - 1, dec.n_ctx - 2 - s.pos, drafter.n_draft)
+        room = min(o.max_tokens - s.reply.generated_tokens - 1, dec.n_ctx - 2 - s.pos, length.next())
         drafts = drafter.draft(tok, s.pos, s.sid, h, room) if room > 0 else []
         toks = [tok, *drafts]
         pos0 = s.pos
@@ -378,9 +379,43 @@ def _speculate(dec: Decoder, s: Seq, o: GenerateOptions, cancel: Cancellable, t_
                 continue
             h = drafter.hidden(i)
             break
+        length.taken(len(drafts), s.pos - pos0 - 1)
         if s.pos < pos0 + len(toks):
             dec.seq_rm(s.sid, s.pos, -1)  # the proposals the target did not confirm
     yield from _finish(s, t_start, stream)
+
+
+class DraftLength:
+    """How many proposals to ask the drafter for next. It grows by one while all are taken (up to
+    the drafter's ``n_draft``) and falls to one more than were taken when some are refused; at zero
+    the drafter rests, and is tried again with one proposal every ``REST`` steps. On a CPU a refused
+    proposal costs a row of the target's decode and a drafter step, so a drafter that guesses badly
+    on some text (or a random one) costs a few steps, then next to nothing; which tokens come out
+    never depends on it."""
+
+    REST = 16
+
+    def __init__(self, n_max: int):
+        self.n_max = max(0, n_max)
+        self.n = self.n_max
+        self._rested = 0
+
+    def next(self) -> int:
+        if self.n > 0:
+            return self.n
+        self._rested += 1
+        if self._rested >= self.REST:
+            self._rested = 0
+            return 1
+        return 0
+
+    def taken(self, drafted: int, accepted: int) -> None:
+        if drafted <= 0:
+            return
+        if accepted >= drafted:
+            self.n = min(self.n_max, drafted + 1)
+        else:
+            self.n = min(self.n_max, accepted + 1) if accepted > 0 else max(0, min(self.n, drafted) - 1)
 
 
 def _finish(s: Seq, t_start: float, stream: bool) -> Iterator[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.engine.decoder import DraftLength
 from app.engine.engine import Engine
 from app.engine.errors import ModelError
 from app.engine.generation import GenerateOptions
@@ -213,3 +214,29 @@ def test_a_drafter_for_another_model_is_refused(tiny_model, tmp_path):
         Engine(tiny_model.model, None, engine_config(2048), drafter=wide)
     with pytest.raises(ModelError, match="not a Gemma 4 drafter"):
         Engine(tiny_model.model, None, engine_config(2048), drafter=tiny_model.model)
+
+
+def test_a_drafter_that_guesses_wrong_rests(spec):
+    """A random drafter's proposals are refused: after a few steps it rests and is only tried now and
+    then, so a bad drafter costs next to nothing (bench/speculative.py: 0.99x of plain, was 0.6-0.7x)."""
+    spec.reset()
+    r = _ask(spec, QUESTIONS[2], max_tokens=128, ignore_eos=True)
+    assert r.generated_tokens == 128 and r.acceptance < 0.2  # random: refused (as good as always)
+    assert 0 < r.draft_tokens <= 6 + 128 // DraftLength.REST + 4
+    assert r.steps_per_token > 0.9
+
+
+def test_the_draft_length_follows_what_is_taken():
+    n = DraftLength(3)
+    assert n.next() == 3
+    n.taken(3, 3)
+    assert n.next() == 3           # all taken: stays at the most
+    n.taken(3, 1)
+    assert n.next() == 2           # one taken: one more than that
+    n.taken(2, 0)
+    n.taken(1, 0)
+    assert n.next() == 0           # refused twice: rests
+    tries = [n.next() for _ in range(DraftLength.REST * 2)]
+    assert tries.count(1) == 2 and set(tries) == {0, 1}  # tried again with one, now and then
+    n.taken(1, 1)
+    assert n.next() == 2           # that one was taken: grows again
