@@ -17,6 +17,7 @@ def register(sub) -> None:
     p.add_argument("--token", help="bearer token clients must send; 'generate' makes one (required when "
                                     "--host is not a loopback address)")
     p.add_argument("--max-body-mb", type=float, default=32.0, help="largest request body in MB (default 32)")
+    p.add_argument("--quiet", action="store_true", help="no line per request on stderr")
     add_model_args(p)
     p.set_defaults(run=run)
 
@@ -33,6 +34,10 @@ def run(args) -> int:
         raise UsageError("--port must be between 0 and 65535")
     if args.max_body_mb <= 0:
         raise UsageError("--max-body-mb must be above 0")
+    if not args.quiet:
+        import logging
+
+        logging.getLogger("minutely.serve").setLevel(logging.INFO)  # a line per answered request
     token = new_token() if args.token == "generate" else args.token
     settings = load_settings()
     choice = resolve_model(args.model, args.mmproj, settings)

@@ -212,7 +212,12 @@ class _Run:
             for piece in stream:
                 if piece:
                     self._put(("piece", piece))
-            self._put(("done", stream.reply))
+            r = stream.reply
+            assert r is not None
+            log.info("%s: %d prompt tokens (%d from the cache, %d evaluated), %d generated, %s",
+                     self.id, r.prompt_tokens, r.reused_tokens, r.evaluated_tokens, r.generated_tokens,
+                     r.finish_reason)
+            self._put(("done", r))
         except BaseException as e:  # noqa: BLE001 - every failure goes back to the client
             self._put(("error", engine_api_error(e)))
 

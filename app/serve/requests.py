@@ -5,7 +5,8 @@ is a 400 before the model is asked anything. Images come as ``data:`` URLs (PNG,
 Pillow reads); a remote ``http(s)`` URL is refused: the server never opens a connection. Audio
 comes as ``input_audio`` ({data: base64, format}) and is decoded by app.media (PyAV) to 16 kHz
 mono. Fields this server does not use (``user``, ``logprobs``, ``tools`` with no tool call ...)
-are ignored, as OpenAI-compatible servers do; ``n`` > 1 is refused.
+are ignored, as OpenAI-compatible servers do; ``n`` > 1 is refused. ``ignore_eos`` (an extension
+vLLM and llama-server share) generates exactly ``max_tokens``, for benchmarks.
 """
 
 from __future__ import annotations
@@ -101,8 +102,9 @@ def _options(body: dict) -> GenerateOptions:
         stops = tuple(stop)
     else:
         raise ApiError(422, "'stop' must be a string or an array of strings", param="stop", code="invalid_type")
+    ignore_eos = _want(body, "ignore_eos", bool, "true or false", False)  # vLLM's and llama-server's extension
     return GenerateOptions(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
-                           stop=stops, json_schema=_schema(body.get("response_format")))
+                           stop=stops, json_schema=_schema(body.get("response_format")), ignore_eos=ignore_eos)
 
 
 def _schema(rf: Any) -> dict | None:
