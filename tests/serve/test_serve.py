@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.cli import assert_one_line_error, model_args, run
 from tests.support.serve import ServeProc, png_data_url, wav_base64
-from tests.support.tiny_model import write_model, write_mmproj
+from tests.support.tiny_model import write_mmproj, write_model
 
 MODEL = "tiny-gemma4"
 
