@@ -39,7 +39,6 @@ log = logging.getLogger("minutely.serve")
 
 MAX_BODY = 32 * 1024 * 1024  # a few minutes of WAV or a handful of screenshots, base64
 _DRAIN_LIMIT = 256 * 1024 * 1024  # an oversized body is read (and dropped) up to this, so the client sees the 413
-_POLL = 0.25  # seconds between checks that a waiting client is still there
 
 
 def build_app(gate: ModelGate, *, token: str | None = None, max_body: int = MAX_BODY) -> Starlette:
@@ -156,25 +155,30 @@ class _Api:
             raise self._unknown(body["model"])  # before any media is decoded
         req = await run_in_threadpool(parse_chat, body)
         if req.audio_parts and not self.gate.supports_audio():
-            raise ApiError(400, "this model cannot hear: its projector (mmproj) has no audio encoder",
+            raise ApiError(400, "this model cannot hear: it was loaded without an audio projector (mmproj)",
                            code="audio_not_supported")
         if req.image_parts and not self.gate.supports_vision():
-            raise ApiError(400, "this model cannot see: its projector (mmproj) has no vision encoder",
+            raise ApiError(400, "this model cannot see: it was loaded without a vision projector (mmproj)",
                            code="vision_not_supported")
         run = _Run(self.gate, req)
-        first = await run.next(request)  # an engine error before the first piece is a plain HTTP error
-        if first is None:
-            return Response(status_code=499)  # the client went away; nobody reads this
-        if req.stream:
-            return StreamingResponse(run.sse(first), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache"})
-        text = []
-        item: tuple[str, Any] | None = first
-        while item is not None and item[0] == "piece":
-            text.append(item[1])
-            item = await run.next(request)
-        if item is None:
-            return Response(status_code=499)
+        watch = asyncio.create_task(run.watch(request))  # the client leaving cancels the request
+        try:
+            first = await run.next()  # an engine error before the first piece is a plain HTTP error
+            if first is None:
+                return Response(status_code=499)  # the client went away; nobody reads this
+            if req.stream:
+                watch.cancel()  # from here Starlette's StreamingResponse listens for the disconnect
+                return StreamingResponse(run.sse(first), media_type="text/event-stream",
+                                         headers={"Cache-Control": "no-cache"})
+            text = []
+            item: tuple[str, Any] | None = first
+            while item is not None and item[0] == "piece":
+                text.append(item[1])
+                item = await run.next()
+            if item is None:
+                return Response(status_code=499)
+        finally:
+            watch.cancel()
         reply: Reply = item[1]
         return JSONResponse({
             "id": run.id, "object": "chat.completion", "created": run.created, "model": req.model,
@@ -221,19 +225,19 @@ class _Run:
         except BaseException as e:  # noqa: BLE001 - every failure goes back to the client
             self._put(("error", engine_api_error(e)))
 
-    async def next(self, request: Request | None) -> tuple[str, Any] | None:
+    async def watch(self, request: Request) -> None:
+        """Wait for the client to disconnect (the body is read: nothing else can come), then cancel."""
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        self.cancel.set()
+        self._q.put_nowait(("gone", None))
+
+    async def next(self) -> tuple[str, Any] | None:
         """The next piece or the end; an error is raised; None when the client went away (cancelled)."""
-        while True:
-            try:
-                item = await asyncio.wait_for(self._q.get(), _POLL)
-            except TimeoutError:
-                if request is not None and await request.is_disconnected():
-                    self.cancel.set()
-                    return None
-                continue
-            if item[0] == "error":
-                raise item[1]
-            return item
+        item = await self._q.get()
+        if item[0] == "error":
+            raise item[1]
+        return None if item[0] == "gone" else item
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         body = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.req.model,
@@ -258,11 +262,12 @@ class _Run:
                     yield "data: [DONE]\n\n"
                     return
                 try:
-                    got = await self.next(None)  # a disconnect cancels this generator (Starlette)
+                    got = await self.next()  # a disconnect cancels this generator (Starlette)
                 except ApiError as e:
                     yield f"data: {json.dumps(e.body())}\n\n"
                     return
-                assert got is not None
+                if got is None:  # the client left just as the stream began
+                    return
                 item = got
         finally:
             self.cancel.set()  # ended or abandoned: the model stops (a finished request is unaffected)

@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.cli import assert_one_line_error, model_args, run
 from tests.support.serve import ServeProc, png_data_url, wav_base64
-from tests.support.tiny_model import write_mmproj, write_model
+from tests.support.tiny_model import write_model
 
 MODEL = "tiny-gemma4"
 
@@ -173,25 +173,29 @@ def test_client_disconnect_cancels_its_request(client, server):
     assert r.usage.completion_tokens >= 1
 
 
-def test_audio_refused_without_an_audio_projector_and_token_checked(tiny_model, tmp_path):
-    model = write_model(tmp_path / "sees-only.gguf")
-    mmproj = write_mmproj(tmp_path / "sees-only-mmproj.gguf", audio=False)
-    s = ServeProc("--model", str(model), "--mmproj", str(mmproj), "--threads", "1", "--ctx", "2048",
-                  "--port", "0", "--token", "s3cret-token")
+def test_media_refused_without_a_projector_and_token_checked(tmp_path):
+    """A model served without its mmproj (Minutely refuses an mmproj lacking audio or vision, so a
+    model without any is how a server cannot hear): audio and images are refused in plain words."""
+    model = write_model(tmp_path / "text-only.gguf")
+    s = ServeProc("--model", str(model), "--threads", "1", "--ctx", "2048", "--port", "0",
+                  "--token", "s3cret-token")
     try:
         anonymous = openai.OpenAI(base_url=s.url, api_key="wrong", max_retries=0)
         with pytest.raises(openai.AuthenticationError):
             anonymous.models.list()
-        status, body = _post(s.url, json.dumps({"model": "sees-only", "messages": []}).encode())
+        status, body = _post(s.url, json.dumps({"model": "text-only", "messages": []}).encode())
         assert status == 401 and body["error"]["code"] == "invalid_api_key"
         c = openai.OpenAI(base_url=s.url, api_key="s3cret-token", max_retries=0)
-        assert [m.id for m in c.models.list()] == ["sees-only"]
+        assert [m.id for m in c.models.list()] == ["text-only"]
         with pytest.raises(openai.BadRequestError) as e:
-            c.chat.completions.create(model="sees-only", messages=[{"role": "user", "content": [
+            c.chat.completions.create(model="text-only", messages=[{"role": "user", "content": [
                 {"type": "input_audio", "input_audio": {"data": wav_base64(), "format": "wav"}}]}])
         assert e.value.body["code"] == "audio_not_supported" and "cannot hear" in e.value.body["message"]
-        r = c.chat.completions.create(model="sees-only", max_tokens=2, messages=[{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": png_data_url()}}, {"type": "text", "text": "and?"}]}])
+        with pytest.raises(openai.BadRequestError) as e:
+            c.chat.completions.create(model="text-only", messages=[{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": png_data_url()}}]}])
+        assert e.value.body["code"] == "vision_not_supported"
+        r = c.chat.completions.create(model="text-only", max_tokens=2, messages=[{"role": "user", "content": "and?"}])
         assert r.usage.completion_tokens >= 1
     finally:
         err = s.stop()
@@ -202,3 +206,24 @@ def test_beyond_loopback_needs_a_token(tiny_model):
     p = run("serve", "--host", "0.0.0.0", "--port", "0", *model_args(tiny_model), guard=True, timeout=60)
     assert_one_line_error(p, 2)
     assert "bearer token" in p.stderr and "0.0.0.0" in p.stderr
+
+
+def test_a_client_that_leaves_before_a_whole_answer_cancels_it_too(server):
+    import http.client
+    from urllib.parse import urlsplit
+
+    u = urlsplit(server.url)
+    seen = len(server.lines)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    body = json.dumps({"model": MODEL, "max_tokens": 3500, "ignore_eos": True,
+                       "messages": [{"role": "user", "content": "Talk on and on."}]})
+    conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+    conn.close()  # gone before the answer
+    line = server.wait_line(", cancelled", 60, after=seen)
+    assert int(line.split(" generated")[0].rsplit(", ", 1)[1]) < 3500
+    status, err = 0, {}
+    try:
+        urllib.request.urlopen(server.url + "/no/such/thing", timeout=10)
+    except urllib.error.HTTPError as e:
+        status, err = e.code, json.loads(e.read())
+    assert status == 404 and err["error"]["code"] == "not_found"
