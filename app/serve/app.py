@@ -162,12 +162,14 @@ class _Api:
                            code="vision_not_supported")
         run = _Run(self.gate, req)
         watch = asyncio.create_task(run.watch(request))  # the client leaving cancels the request
+        handed = False  # to the StreamingResponse, which then owns the request's end
         try:
             first = await run.next()  # an engine error before the first piece is a plain HTTP error
             if first is None:
                 return Response(status_code=499)  # the client went away; nobody reads this
             if req.stream:
                 watch.cancel()  # from here Starlette's StreamingResponse listens for the disconnect
+                handed = True
                 return StreamingResponse(run.sse(first), media_type="text/event-stream",
                                          headers={"Cache-Control": "no-cache"})
             text = []
@@ -179,6 +181,8 @@ class _Api:
                 return Response(status_code=499)
         finally:
             watch.cancel()
+            if not handed:
+                run.cancel.set()  # an error, the server stopping, or done (then it changes nothing)
         reply: Reply = item[1]
         return JSONResponse({
             "id": run.id, "object": "chat.completion", "created": run.created, "model": req.model,

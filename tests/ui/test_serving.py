@@ -86,7 +86,23 @@ def test_the_setting_serves_the_windows_model_behind_meeting_work(qtbot, service
         assert meeting.state == DONE and "error" not in out, out
         assert out["value"].usage.completion_tokens >= 1 and out["value"].usage.prompt_tokens > 70
         # the window's own model answered: the one EngineHost the model worker holds
-        assert services.model.shared_engine().alive
+        host = services.model.shared_engine()
+        assert host.alive and host.last.generated_tokens == out["value"].usage.completion_tokens
+
+        def leave_mid_stream():
+            stream = client.chat.completions.create(
+                model="tiny-gemma4", max_tokens=3000, stream=True, extra_body={"ignore_eos": True},
+                messages=[{"role": "user", "content": "Talk on."}])
+            for i, _chunk in enumerate(stream):
+                if i == 3:
+                    break
+            stream.close()
+
+        t, out = in_thread(leave_mid_stream)
+        qtbot.waitUntil(lambda: not t.is_alive(), timeout=60_000)
+        assert "error" not in out, out
+        qtbot.waitUntil(lambda: host.last.finish_reason == "cancelled", timeout=60_000)
+        assert host.last.generated_tokens < 3000
         services.settings.serve_model = False
         serving.apply()
         assert serving.url is None and "Stopped" in lines[-1]
