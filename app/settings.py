@@ -56,6 +56,9 @@ class Settings:
     detect_meetings: bool = True  # offer to record when a meeting app starts using the microphone
     auto_record_apps: list[str] = field(default_factory=list)  # apps ("Zoom", "Teams") recorded without asking
     auto_stop_silence_minutes: float = 5.0  # a detected meeting stops after this much silence (0 = never)
+    # the model for other apps on this computer (an OpenAI-compatible endpoint on 127.0.0.1)
+    serve_model: bool = False
+    serve_port: int = 8765
 
     @classmethod
     def load(cls, path: Path | None = None) -> Settings:

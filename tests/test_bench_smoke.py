@@ -39,6 +39,14 @@ def test_prefix_reuse_bench_runs(tiny_model):
 
 
 @pytest.mark.slow
+def test_serve_bench_runs(tiny_model):
+    r = _run("serve.py", "--model", str(tiny_model.model), "--long-tokens", "1200", "--rounds", "1",
+             "--short-requests", "3")
+    assert r["short_requests_per_s"] > 0 and r["long_prompt_tokens"] > 1000
+    assert r["long_evaluated_tokens"]["with_reuse"] <= 2 < r["long_evaluated_tokens"]["without_reuse"]
+
+
+@pytest.mark.slow
 def test_library_bench_runs(tmp_path):
     r = _run("library.py", "--sessions", "20", "--segments", "50", "--big", "500", "--rounds", "1",
              "--keep", str(tmp_path / "lib"))

@@ -19,11 +19,11 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import MinutelyError
-from . import ask, calendar, dictation, models, record, selftest, sessions, summarize, transcribe
+from . import ask, calendar, dictation, models, record, selftest, serve, sessions, summarize, transcribe
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OK, EXIT_USAGE, UsageError, fail
 
 # the order of `--help`
-COMMANDS = (models, sessions, transcribe, summarize, record, dictation, calendar, selftest, ask)
+COMMANDS = (models, sessions, transcribe, summarize, record, dictation, calendar, selftest, ask, serve)
 
 
 def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:

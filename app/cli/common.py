@@ -21,16 +21,17 @@ class UsageError(MinutelyError):
     """Bad arguments or input files (exit 2)."""
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    """``--model/--mmproj/--threads/--ctx/--gpu-layers/--no-drafter`` for a command that loads the model."""
+def add_model_args(p: argparse.ArgumentParser, *, server: bool = True) -> None:
+    """``--model/--mmproj/--threads/--ctx/--gpu-layers/--server/--no-drafter`` for a command that loads the model."""
     g = p.add_argument_group("model")
     g.add_argument("--model", help="language model GGUF (else $MINUTELY_MODEL, else settings)")
     g.add_argument("--mmproj", help="its projector GGUF (else $MINUTELY_MMPROJ, else settings)")
     g.add_argument("--threads", type=int, help="CPU threads (default: from settings, 0 = auto)")
     g.add_argument("--ctx", type=int, help="context size in tokens")
     g.add_argument("--gpu-layers", type=int, help="layers to offload to the GPU (-1 = all)")
-    g.add_argument("--server", metavar="URL",
-                   help="use the model on an OpenAI-compatible server (else settings; '' = this computer)")
+    if server:  # not for `serve` itself: it serves this computer's model
+        g.add_argument("--server", metavar="URL",
+                       help="use the model on an OpenAI-compatible server (else settings; '' = this computer)")
     g.add_argument("--no-drafter", action="store_true",
                    help="decode without the model's MTP drafter (else settings; $MINUTELY_DRAFTER names one)")
 

@@ -163,6 +163,11 @@ class MainWindow(QMainWindow):
 
         self.meeting_watch = MeetingWatch(services, self.recording)  # offers to record a meeting app's call
         self.meeting_watch.start()
+        from .serving import ModelServing
+
+        self.serving = ModelServing(services, self)  # the model for other apps, when the settings say so
+        self.serving.changed.connect(self.notify)
+        self.serving.apply()
 
         self.model_label = QLabel()
         self.model_label.setAccessibleName("Model state")
@@ -335,6 +340,8 @@ class MainWindow(QMainWindow):
             self.recording.fill_devices()
             self.recording.screen_action.setChecked(self.services.settings.screen_capture)
         self.notify("Settings saved")
+        if changed & {"serve_model", "serve_port"}:
+            self.serving.apply()  # says where it serves (or that it stopped), after "Settings saved"
 
     def _model_ready(self) -> None:
         self._update_welcome()
@@ -547,6 +554,7 @@ class MainWindow(QMainWindow):
         self._closed = True
         for timer in self.findChildren(QTimer):
             timer.stop()
+        self.serving.stop()
         self.model_setup.shutdown()
         self.downloader.shutdown()
         if self._global_key is not None:

@@ -192,6 +192,16 @@ class SettingsDialog(FittingDialog):
                                       "drafter when it is downloaded: the model checks several "
                                       "proposed words at once; the answers stay the model's own.")
         form.addRow("", self.drafter_check)
+        self.serve_check = QCheckBox("Serve the model to other apps on this &computer")
+        self.serve_check.setAccessibleName("Serve the model to other apps")
+        self.serve_check.setToolTip("An OpenAI-compatible endpoint on 127.0.0.1 (this computer only); other "
+                                    "apps' requests wait while meeting work runs.")
+        form.addRow("", self.serve_check)
+        self.serve_port_spin = QSpinBox()
+        self.serve_port_spin.setRange(1024, 65535)
+        self.serve_port_spin.setAccessibleName("Port for other apps")
+        form.addRow("&Port:", self.serve_port_spin)
+        self.serve_check.toggled.connect(self.serve_port_spin.setEnabled)
         return w
 
     def _recording_tab(self) -> QWidget:
@@ -248,6 +258,9 @@ class SettingsDialog(FittingDialog):
         self.ctx_spin.setValue(s.n_ctx)
         self.image_spin.setValue(s.image_tokens)
         self.drafter_check.setChecked(s.use_drafter)
+        self.serve_check.setChecked(s.serve_model)
+        self.serve_port_spin.setValue(s.serve_port)
+        self.serve_port_spin.setEnabled(s.serve_model)
         self.screen_check.setChecked(s.screen_capture)
         self.user_name_edit.setText(s.user_name)
         self.interval_spin.setValue(s.capture_interval)
@@ -267,6 +280,7 @@ class SettingsDialog(FittingDialog):
                 "n_threads": self.threads_spin.value(), "n_gpu_layers": self.gpu_spin.value(),
                 "n_ctx": self.ctx_spin.value(), "image_tokens": self.image_spin.value(),
                 "use_drafter": self.drafter_check.isChecked(),
+                "serve_model": self.serve_check.isChecked(), "serve_port": self.serve_port_spin.value(),
                 "mic_device": self.mic_box.currentData() or MIC_DEFAULT,
                 "system_device": self.system_box.currentData() or SYSTEM_AUTO,
                 "screen_capture": self.screen_check.isChecked(),

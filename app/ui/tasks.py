@@ -93,12 +93,13 @@ class Task(QObject):
 
     def __init__(self, title: str, fn: Callable[[TaskContext], Any], *, kind: str = "task",
                  needs_model: bool = True, session_id: int | None = None,
-                 retry: Callable[[], Task | None] | None = None):
+                 retry: Callable[[], Task | None] | None = None, background: bool = False):
         super().__init__()
         self.title = title
         self.fn = fn
         self.kind = kind
         self.needs_model = needs_model
+        self.background = background  # runs only when no other queued task can (another app's request)
         self.session_id = session_id
         self.retry_fn = retry      # builds a fresh Task doing the same work
         self._waiting = False      # said "waiting for a model" (the worker's queue)
@@ -432,10 +433,11 @@ class ModelService(QObject):
                     self._idle -= 1
 
     def _pick(self) -> bool:
-        """Move the first task that can run now from the queue to ``_current`` (under the lock).
+        """Move the first task that can run now from the queue to ``_current`` (under the lock):
+        the app's own work first, in order, then background work (requests from other apps).
         A function of its own so that no loop variable keeps a task referenced on the worker."""
         model_ok = None
-        for t in list(self._queue):
+        for t in sorted(self._queue, key=lambda q: q.background):  # stable: in order within each
             if t.cancel_event.is_set():
                 continue
             if t.needs_model:
