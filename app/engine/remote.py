@@ -233,6 +233,8 @@ class RemoteEngine:
         }
         if o.stop:
             req["stop"] = list(o.stop)[:4]
+        if o.ignore_eos:  # llama-server, vLLM and Minutely's serve take it (benchmarks, tests)
+            req["extra_body"] = {"ignore_eos": True}
         if o.json_schema is not None:
             req["response_format"] = {"type": "json_schema",
                                       "json_schema": {"name": "answer", "schema": o.json_schema,
