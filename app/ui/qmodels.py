@@ -146,12 +146,32 @@ class SegmentModel(QAbstractListModel):
         self._speakers: dict[int, Speaker] = {}
         self._order: dict[int, int] = {}
         self.playing_row = -1
+        self.loading = False   # rows being read on a worker (``begin_load``)
 
     def load(self, session_id: int | None) -> None:
+        """Show a session, read here (on the main thread's connection)."""
         self.beginResetModel()
         self.session_id = session_id
         self.playing_row = -1
+        self.loading = False
         self._read()
+        self.endResetModel()
+
+    def begin_load(self, session_id: int) -> None:
+        """Show a session whose rows are being read elsewhere (a worker): empty until ``set_rows``;
+        meanwhile ``refresh`` does nothing."""
+        self.beginResetModel()
+        self.session_id, self.playing_row, self.loading = session_id, -1, True
+        self._rows, self._starts = [], []
+        self._set_speakers([])
+        self.endResetModel()
+
+    def set_rows(self, rows: list[Segment], speakers: list[Speaker], starts: list[float]) -> None:
+        """The rows read for ``begin_load``, prepared off this thread (``starts``: their start
+        times), shown with one reset: no per-row work here."""
+        self.beginResetModel()
+        self._rows, self._starts, self.loading = rows, starts, False
+        self._set_speakers(speakers)
         self.endResetModel()
 
     def _read(self) -> None:
@@ -173,7 +193,7 @@ class SegmentModel(QAbstractListModel):
         """Re-read the session; returns True if anything changed. While a job appends segments
         only the tail is read (segments ending after the last one shown), so a refresh costs the
         same for a three-hour meeting as for a short one; anything else is applied as a diff."""
-        if self.session_id is None:
+        if self.session_id is None or self.loading:
             return False
         sp = self.library.speakers(self.session_id)
         same_speakers = {s.id: (s.name, s.label) for s in sp} == {
@@ -234,8 +254,8 @@ class SegmentModel(QAbstractListModel):
         return bool(changed) or speakers_changed or any(op[0] != "equal" for op in ops)
 
     def update_rows(self, rows: list[Segment], speakers: list[Speaker]) -> None:
-        """Show the stored state of some rows (same segments, same times): a one-row correction
-        repaints one row instead of comparing the whole session."""
+        """Show the stored state of some rows (same segments in the same order; a time may move
+        within it): a one-row correction repaints one row instead of comparing the session."""
         old_sp = {s.id: (s.name, s.label) for s in self._speakers.values()}
         self._set_speakers(speakers)
         ids = {x.id for x in rows}
@@ -244,6 +264,7 @@ class SegmentModel(QAbstractListModel):
             r = where.get(g.id)
             if r is not None and self._rows[r] != g:
                 self._rows[r] = g
+                self._starts[r] = g.start
                 self.dataChanged.emit(self.index(r), self.index(r))
         if old_sp != {s.id: (s.name, s.label) for s in speakers} and self._rows:
             self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1))

@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.fmt import clock, fine_clock, parse_clock
 from app.library.edits import find_pattern, word_cut
 
 from .qmodels import IdRole, SegmentDelegate, SegmentModel
@@ -193,6 +194,61 @@ class TranscriptEditing(QObject):
                      lambda lib: lib.edits.set_segment_speaker(seg_id, speaker, following=following),
                      rows=lambda lib, ids: [lib.segment(i) for i in ids])
 
+    def rename_speaker(self, label: str, name: str, remember: bool = False) -> None:
+        """Name a speaker (empty or its label: no name); ``remember``: also save the voice (a
+        speaker without voice data is only named). Undoable, as every correction."""
+        sid = self._session_id()
+        name = name.strip()
+        if sid is None:
+            return
+
+        def run(lib) -> None:
+            if remember and name and name != label:
+                from app.pipeline.speakers import save_voice
+
+                try:
+                    save_voice(lib, sid, label, name)
+                    return
+                except ValueError:  # no voice data yet: the name only
+                    pass
+            lib.edits.rename_speaker(sid, label, None if not name or name == label else name)
+
+        self._submit("Rename a speaker", run, rows=lambda lib, _: [])
+
+    def merge_speakers(self, label: str, into: str) -> None:
+        """Give every segment of speaker ``label`` to ``into``; undoable."""
+        sid = self._session_id()
+        if sid is None:
+            return
+        self._submit("Merge speakers", lambda lib: lib.edits.merge_speakers(sid, label, into))
+
+    def _split_pair(self, row: int) -> tuple[int, int] | None:
+        """The rows of the split this row is a half of: it and the next one when it ends as the
+        next one starts, else the previous one and it likewise; None when neither meets it."""
+        def meet(a: int, b: int) -> bool:
+            return 0 <= a and b < self.model.rowCount() and \
+                abs(self.model.segment(a).end - self.model.segment(b).start) < 1e-6
+        return (row, row + 1) if meet(row, row + 1) else (row - 1, row) if meet(row - 1, row) else None
+
+    def adjust_split(self, first: int, second: int) -> None:
+        """Ask for the time where rows ``first`` and ``second`` (two halves) meet, and move it
+        there (undoable); a time outside the two is refused in one line."""
+        a, b = self.model.segment(first), self.model.segment(second)
+        text, ok = QInputDialog.getText(
+            self.view, "Adjust split time",
+            f"Where {clock(a.start)}–{clock(b.end)} is split (between {fine_clock(a.start)} and {fine_clock(b.end)}):",
+            text=fine_clock(a.end))
+        if not ok:
+            return
+        try:
+            at = parse_clock(text)
+        except ValueError as e:
+            self.message.emit(str(e))
+            return
+        self._submit("Adjust a split time", lambda lib: lib.edits.move_split(a.id, at),
+                     on_done=lambda _: self.message.emit(f"Split moved to {fine_clock(at)} (Ctrl+Z undoes it)"),
+                     rows=lambda lib, pair: list(pair))
+
     def merge(self, seg_id: int) -> None:
         self._submit("Merge segments", lambda lib: lib.edits.merge_with_next(seg_id))
 
@@ -302,6 +358,7 @@ class TranscriptEditing(QObject):
             if not self.services.closed and sid == self._session_id():
                 self.model.refresh()  # take back what the row showed before it was stored
                 self.update_labels()
+                self.changed.emit()   # and what the speakers panel shows
             self._next()
 
         self._task = self.services.runner.run(title, work, on_done=done, on_failed=failed, session_id=sid)
@@ -335,6 +392,10 @@ class TranscriptEditing(QObject):
         split = menu.addAction("Split at the playback position" if inside else "Split in the middle",
                                lambda: self.split(g.id))
         split.setEnabled(word_cut(g.text, 0.5) is not None)
+        pair = self._split_pair(row)
+        adjust = menu.addAction("Adjust split time…", lambda: self.adjust_split(*pair) if pair else None)
+        adjust.setEnabled(pair is not None)
+        adjust.setToolTip("Move the time where this segment and its other half meet")
         merge = menu.addAction("Merge with the next segment", lambda: self.merge(g.id))
         nxt = self.model.segment(row + 1) if row + 1 < self.model.rowCount() else None
         merge.setEnabled(nxt is not None and (g.speaker_id is None or nxt.speaker_id is None
