@@ -331,21 +331,25 @@ class TranscriptEditing(QObject):
             self._queue.clear()
             return
 
+        shown = self.model.snapshot() if changed_rows is None else None
+
         def work(ctx):
             lib = ctx.library
             result = fn(lib)
             if changed_rows is not None:
-                return result, changed_rows(lib, result), lib.speakers(sid), True
-            return result, lib.segments(sid), lib.speakers(sid), False
+                return result, changed_rows(lib, result), lib.speakers(sid), None
+            rows = lib.segments(sid)  # and what changes, found here rather than on the UI thread
+            assert shown is not None
+            return result, rows, lib.speakers(sid), SegmentModel.diff(shown, rows)
 
         def done(payload) -> None:
             self._task = None
-            result, rows, speakers, only_rows = payload
+            result, rows, speakers, diff = payload
             if not self.services.closed and sid == self._session_id():
-                if only_rows:
+                if diff is None:
                     self.model.update_rows(rows, speakers)
                 else:
-                    self.model.apply(rows, speakers)
+                    self.model.apply(rows, speakers, diff)
                 self.update_labels()
                 self.changed.emit()
                 if on_done is not None:
