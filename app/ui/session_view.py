@@ -334,6 +334,7 @@ class SessionView(QWidget):
             self.segments.set_rows(*payload)
             self._load_spans()
             self._update_empty()
+            self.refresh_soon()   # anything a job stored after the read
             if at is not None:
                 self.jump_to(at)
             elif self.player_bar.playing:

@@ -458,6 +458,34 @@ def test_three_hour_session_stays_responsive_while_playing_scrolling_and_editing
                                                      for r in range(view.segments.rowCount())]
 
 
+def test_a_long_session_is_read_on_the_pool_and_the_latest_open_wins(window, qtbot):
+    """Over READ_ON_POOL segments the rows arrive from the pool: a search hit's time is shown once
+    they are in, and a session opened meanwhile is not replaced by the late rows."""
+    from app.ui.session_view import READ_ON_POOL
+
+    lib, view = window.services.library, window.session_view
+    big = lib.create_session("Long one", "recording", status="ready")
+    n = READ_ON_POOL + 200
+    lib.add_segments(big.id, [{"start": 2.0 * i, "end": 2.0 * i + 1.5, "speaker": f"S{i % 3 + 1}",
+                               "text": f"Point {i} of the long meeting."} for i in range(n)])
+    small = meeting(window, 3)
+    window.open_session(big.id, 1000.0)
+    assert view.loading and view.segments.rowCount() == 0
+    qtbot.waitUntil(lambda: not view.loading, timeout=10_000)
+    assert view.segments.rowCount() == n and view.speakers.list.count() == 3
+    assert view.segments.segment(view.transcript.currentIndex().row()).text == "Point 500 of the long meeting."
+    # opened, then another session at once: the long one's rows, when they come, are dropped
+    reads: list = []
+    window.services.runner.task_added.connect(lambda t: t.title == "Open a session" and reads.append(t))
+    window.open_session(big.id)
+    window.open_session(small)
+    assert not view.loading and view.segments.rowCount() == 3 and len(reads) == 1
+    qtbot.waitUntil(lambda: reads[0].finished, timeout=10_000)
+    assert reads[0].state == "done"
+    assert view.segments.rowCount() == 3 and view.session_id == small
+    assert view.segments.segment(0).text.startswith("Line 0")
+
+
 def test_real_playback_through_pulseaudio_moves_the_highlight(window, qtbot, pulse):
     """The bar's own Player (sounddevice, PortAudio, the private PulseAudio sink): the highlight
     follows what is really played."""
