@@ -30,6 +30,7 @@ import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from .db import LibraryError, NotFound
@@ -174,6 +175,15 @@ class _Change:
 
     def after(self) -> Rows:
         return {t: _read(self.conn, t, list(byid)) for t, byid in self.before.items()}
+
+
+@dataclass(frozen=True)
+class Step:
+    """An undo or redo done: its label, the segments it put back, and whether it kept the
+    session's segments and their order as they were (no segment came, went or moved in time)."""
+    label: str
+    segments: list[int]
+    in_place: bool
 
 
 class Edits:
@@ -387,10 +397,20 @@ class Edits:
     def undo(self, session_id: int) -> str | None:
         """Take back the session's newest change not yet undone; returns what it was (a label for
         the user), or None when there is nothing to undo."""
-        return self._step(session_id, undo=True)
+        step = self.undo_step(session_id)
+        return step.label if step else None
 
     def redo(self, session_id: int) -> str | None:
         """Make the last undone change again; returns its label, or None when there is none."""
+        step = self.redo_step(session_id)
+        return step.label if step else None
+
+    def undo_step(self, session_id: int) -> Step | None:
+        """``undo``, saying which segments it put back (a window re-reads only those)."""
+        return self._step(session_id, undo=True)
+
+    def redo_step(self, session_id: int) -> Step | None:
+        """``redo``, saying which segments it put back."""
         return self._step(session_id, undo=False)
 
     def undo_redo(self, session_id: int) -> tuple[str | None, str | None]:
@@ -401,7 +421,7 @@ class Edits:
                                 "ORDER BY id LIMIT 1", (session_id,)).fetchone()
         return (und[0] if und else None), (red[0] if red else None)
 
-    def _step(self, session_id: int, undo: bool) -> str | None:
+    def _step(self, session_id: int, undo: bool) -> Step | None:
         self._store.one("sessions", session_id, "session")
         with self._store.transaction():
             row = self.conn.execute(
@@ -416,7 +436,10 @@ class Edits:
                 _apply(self.conn, after, before)
             self.conn.execute("UPDATE segment_history SET undone = ? WHERE id = ?", (1 if undo else 0, row[0]))
             self.conn.execute("UPDATE sessions SET updated = ? WHERE id = ?", (now_iso(), session_id))
-        return str(row[1])
+        segs_before, segs_after = before.get("segments", {}), after.get("segments", {})
+        in_place = all(r is not None and (a := segs_after.get(i)) is not None and r["start"] == a["start"]
+                       for i, r in segs_before.items())
+        return Step(str(row[1]), list(segs_before), in_place)
 
     # -- helpers ----------------------------------------------------------------------------------
     @contextmanager

@@ -299,13 +299,20 @@ class SegmentModel(QAbstractListModel):
         self._set_speakers(speakers)
         ids = {x.id for x in rows}
         where = {g.id: r for r, g in enumerate(self._rows) if g.id in ids}
+        changed = []
         for g in rows:
             r = where.get(g.id)
             if r is not None and self._rows[r] != g:
-                self.version += 1
                 self._rows[r] = g
                 self._starts[r] = g.start
-                self.dataChanged.emit(self.index(r), self.index(r))
+                changed.append(r)
+        if changed:
+            self.version += 1
+            changed.sort()
+        if len(changed) > 50:  # an undone find-and-replace: one signal over the span, one relayout
+            self.dataChanged.emit(self.index(changed[0]), self.index(changed[-1]))
+        for r in changed if len(changed) <= 50 else ():
+            self.dataChanged.emit(self.index(r), self.index(r))
         if old_sp != {s.id: (s.name, s.label) for s in speakers} and self._rows:
             self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1))
 

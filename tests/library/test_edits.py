@@ -365,3 +365,22 @@ def test_history_written_as_one_json_object_still_undoes(lib, meeting):
     lib.conn.execute("UPDATE segment_history SET before = ?, after = ? WHERE id = ?", (*as_object, row[0]))
     lib.edits.undo(sid)
     assert lib.segment(ids[0]).text == "Let us look at the marketing budjet."
+
+
+def test_undo_step_says_which_segments_it_put_back_and_whether_they_kept_their_places(lib, meeting):
+    sid, ids, _ = meeting
+    lib.edits.replace_in_session(sid, "budjet", "budget")
+    step = lib.edits.undo_step(sid)
+    assert step is not None and step.in_place and sorted(step.segments) == ids[:2]
+    assert [g.id for g in lib.segments_by_id([ids[1], 999_999, ids[0]])] == [ids[1], ids[0]]
+    step = lib.edits.redo_step(sid)
+    assert step is not None and step.in_place and step.label.startswith("Replace")
+    a, b = lib.edits.split_segment(ids[1], 10)
+    step = lib.edits.undo_step(sid)   # a segment goes away: the window reads the session again
+    assert step is not None and not step.in_place and b.id not in [g.id for g in lib.segments(sid)]
+    lib.edits.redo_step(sid)
+    lib.edits.move_split(a.id, 6.0)
+    step = lib.edits.undo_step(sid)   # a start time moved
+    assert step is not None and not step.in_place
+    assert lib.edits.undo_step(sid) is not None and lib.edits.undo_step(sid) is not None   # split, replace
+    assert lib.edits.undo_step(sid) is None
