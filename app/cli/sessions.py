@@ -189,7 +189,7 @@ def _rename(lib, args) -> int:
             raise UsageError(str(e)) from None
         sp = lib.speaker(args.id, args.label)
     else:
-        sp = lib.rename_speaker(args.id, args.label, args.name)
+        sp = lib.edits.rename_speaker(args.id, args.label, args.name)
     print(f"{sp.label} is now {sp.display}" + (" (voice saved)" if args.save_voice else ""))
     return EXIT_OK
 

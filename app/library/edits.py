@@ -30,13 +30,21 @@ import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from .db import LibraryError
-from .models import Segment
+from .db import LibraryError, NotFound
+from .models import Segment, Speaker
 from .store import SEGMENT_SQL, Store, now_iso, read_segment, segment_of
 
 HISTORY_LIMIT = 200   # entries kept per session
+
+
+class _Keep:
+    """``rename_speaker``'s default: leave the voice profile link as it is."""
+
+
+KEEP = _Keep()
 
 _COLUMNS = {
     "segments": ("session_id", "start", "end", "speaker_id", "text", "language", "embedding",
@@ -68,50 +76,75 @@ def _names(cols: Sequence[str]) -> str:
     return ", ".join(f'"{c}"' for c in cols)
 
 
-def _read(conn: sqlite3.Connection, table: str, row_id: int) -> dict[str, Any] | None:
+def _read(conn: sqlite3.Connection, table: str, ids: Sequence[int]) -> dict[int, dict[str, Any] | None]:
+    """Rows of ``table`` by id, as JSON-ready columns (None: no such row), 500 to a query."""
     cols = _COLUMNS[table]
-    row = conn.execute(f'SELECT {_names(cols)} FROM {table} WHERE id = ?',
-                       (row_id,)).fetchone()
-    if row is None:
-        return None
-    out = dict(zip(cols, row, strict=True))
-    if out["embedding"] is not None:
-        out["embedding"] = base64.b64encode(out["embedding"]).decode("ascii")
+    out: dict[int, dict[str, Any] | None] = dict.fromkeys(ids)
+    for k in range(0, len(ids), 500):
+        chunk = list(ids[k:k + 500])
+        for row in conn.execute(f'SELECT id, {_names(cols)} FROM {table} WHERE id IN '
+                                f'({", ".join("?" * len(chunk))})', chunk):
+            r = dict(zip(cols, row[1:], strict=True))
+            if r["embedding"] is not None:
+                r["embedding"] = base64.b64encode(r["embedding"]).decode("ascii")
+            out[row[0]] = r
     return out
 
 
 def _dump(rows: Rows) -> str:
-    return json.dumps({t: [[i, r] for i, r in byid.items()] for t, byid in rows.items()})
+    """One JSON line per row (``[table, id, columns]``): each is encoded on its own, so a
+    1,700-row replace never holds the interpreter lock for one long encode (the window's thread
+    waits on it: a single ``json.dumps`` of the whole entry took 20-70 ms)."""
+    return "\n".join(json.dumps([t, i, r]) for t, byid in rows.items() for i, r in byid.items())
 
 
 def _load(text: str) -> Rows:
-    return {t: {int(i): r for i, r in pairs} for t, pairs in json.loads(text).items()}
+    out: Rows = {"segments": {}, "speakers": {}}
+    if text.startswith("{"):  # one JSON object (entries written before the lines)
+        for t, pairs in json.loads(text).items():
+            out.setdefault(t, {}).update((int(i), r) for i, r in pairs)
+        return out
+    for line in text.splitlines():
+        t, i, r = json.loads(line)
+        out.setdefault(t, {})[int(i)] = r
+    return out
 
 
-def _put(conn: sqlite3.Connection, table: str, row_id: int, row: dict[str, Any] | None,
-         other: dict[str, Any] | None) -> None:
-    """Make row ``row_id`` of ``table`` what ``row`` says (None: gone), changing only the columns
-    in which it differs from ``other`` (the state being left)."""
-    if row is None:
-        conn.execute(f"DELETE FROM {table} WHERE id = ?", (row_id,))
-        return
-    values = dict(row)
-    if values.get("embedding") is not None:
-        values["embedding"] = base64.b64decode(values["embedding"])
-    now = conn.execute(f"SELECT session_id FROM {table} WHERE id = ?", (row_id,)).fetchone()
-    if now is None and other is not None:
-        return  # changed by the entry, removed since (a re-transcription): nothing to put back
-    if now is None:
-        cols = ["id", *values]
-        conn.execute(f'INSERT INTO {table} ({_names(cols)}) '
-                     f'VALUES ({", ".join("?" for _ in cols)})', [row_id, *values.values()])
-        return
-    if other is None or now[0] != values["session_id"]:
-        raise LibraryError("the transcript changed since (a row it would bring back is taken)")
-    changed = {c: values[c] for c in values if row[c] != other.get(c)}
-    if changed:
-        sets = ", ".join(f'"{c}" = ?' for c in changed)
-        conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?", [*changed.values(), row_id])
+def _put(conn: sqlite3.Connection, table: str, rows: dict[int, dict[str, Any] | None],
+         leaving: dict[int, dict[str, Any] | None]) -> None:
+    """Make the rows of ``table`` what ``rows`` says (None: gone), changing only the columns in
+    which each differs from ``leaving`` (the state being left). The statements are batched
+    (``executemany``, one per set of changed columns): a 1,700-row undo runs inside SQLite, which
+    lets go of the interpreter lock, rather than in thousands of Python-side calls that take it
+    back between every row (the window's thread waits for it to lay out the transcript)."""
+    conn.executemany(f"DELETE FROM {table} WHERE id = ?", [(i,) for i, r in rows.items() if r is None])
+    ids = [i for i, r in rows.items() if r is not None]
+    now: dict[int, int] = {}
+    for k in range(0, len(ids), 500):
+        chunk = ids[k:k + 500]
+        now.update(conn.execute(f"SELECT id, session_id FROM {table} WHERE id IN ({', '.join('?' * len(chunk))})",
+                                chunk).fetchall())
+    updates: dict[tuple[str, ...], list[list[Any]]] = {}
+    for i in ids:
+        row, other = rows[i], leaving.get(i)
+        assert row is not None
+        values = dict(row)
+        if values.get("embedding") is not None:
+            values["embedding"] = base64.b64decode(values["embedding"])
+        if i not in now:
+            if other is None:
+                names = ["id", *values]
+                conn.execute(f'INSERT INTO {table} ({_names(names)}) '
+                             f'VALUES ({", ".join("?" for _ in names)})', [i, *values.values()])
+            continue  # else changed by the entry, removed since (a re-transcription): nothing to put back
+        if other is None or now[i] != values["session_id"]:
+            raise LibraryError("the transcript changed since (a row it would bring back is taken)")
+        changed = tuple(c for c in values if row[c] != other.get(c))
+        if changed:
+            updates.setdefault(changed, []).append([*(values[c] for c in changed), i])
+    for cols, params in updates.items():
+        sets = ", ".join(f'"{c}" = ?' for c in cols)
+        conn.executemany(f"UPDATE {table} SET {sets} WHERE id = ?", params)
 
 
 def _apply(conn: sqlite3.Connection, target: Rows, leaving: Rows) -> None:
@@ -119,9 +152,9 @@ def _apply(conn: sqlite3.Connection, target: Rows, leaving: Rows) -> None:
     them), speakers that do not last."""
     try:
         for table, keep in (("speakers", True), ("segments", True), ("segments", False), ("speakers", False)):
-            for row_id, row in target.get(table, {}).items():
-                if (row is not None) == keep:
-                    _put(conn, table, row_id, row, leaving.get(table, {}).get(row_id))
+            rows = {i: r for i, r in target.get(table, {}).items() if (r is not None) == keep}
+            if rows:
+                _put(conn, table, rows, leaving.get(table, {}))
     except sqlite3.IntegrityError as e:
         raise LibraryError(f"the transcript changed since ({e})") from None
 
@@ -134,15 +167,23 @@ class _Change:
         self.before: Rows = {"segments": {}, "speakers": {}}
 
     def touch(self, table: str, ids: Sequence[int | None]) -> None:
-        for i in ids:
-            if i is not None and i not in self.before[table]:
-                self.before[table][i] = _read(self.conn, table, i)
+        new = [i for i in dict.fromkeys(ids) if i is not None and i not in self.before[table]]
+        self.before[table].update(_read(self.conn, table, new))
 
     def created(self, table: str, row_id: int) -> None:
         self.before[table].setdefault(row_id, None)
 
     def after(self) -> Rows:
-        return {t: {i: _read(self.conn, t, i) for i in byid} for t, byid in self.before.items()}
+        return {t: _read(self.conn, t, list(byid)) for t, byid in self.before.items()}
+
+
+@dataclass(frozen=True)
+class Step:
+    """An undo or redo done: its label, the segments it put back, and whether it kept the
+    session's segments and their order as they were (no segment came, went or moved in time)."""
+    label: str
+    segments: list[int]
+    in_place: bool
 
 
 class Edits:
@@ -197,8 +238,8 @@ class Edits:
         if changes:
             with self._op(session_id, "replace", f"Replace “{find}” with “{replace}” ({count}×)") as ch:
                 ch.touch("segments", [seg.id for seg, _ in changes])
-                for seg, new in changes:
-                    self._set_text(seg, new)
+                self.conn.executemany("UPDATE segments SET text = ?, original_text = ?, edited = 1 WHERE id = ?",
+                                      [self._text_params(seg, new) for seg, new in changes])
         return count
 
     def set_segment_speaker(self, segment_id: int, speaker: str, *, following: bool = False) -> list[int]:
@@ -272,17 +313,39 @@ class Edits:
                               (at, left, orig_left if orig_left != left else None, seg.id))
         return read_segment(self.conn, seg.id), read_segment(self.conn, new_id)
 
+    def next_segment(self, segment_id: int) -> Segment | None:
+        """The segment after this one in its session (time order), or None for the last."""
+        a = read_segment(self.conn, segment_id)
+        row = self.conn.execute(SEGMENT_SQL + " WHERE g.session_id = ? AND (g.start > ? OR (g.start = ? AND g.id > ?)) "
+                                "ORDER BY g.start, g.id LIMIT 1", (a.session_id, a.start, a.start, a.id)).fetchone()
+        return segment_of(row) if row is not None else None
+
+    def move_split(self, segment_id: int, at_seconds: float) -> tuple[Segment, Segment]:
+        """Move the boundary between a segment and the next one, where the first ends as the
+        second starts (the two halves of a split), to ``at_seconds``: strictly inside the two
+        segments, else refused. Returns the two segments."""
+        a = read_segment(self.conn, segment_id)
+        b = self.next_segment(segment_id)
+        if b is None or abs(a.end - b.start) > 1e-6:
+            raise LibraryError(f"segment {a.id} and the next one do not meet: there is no split time to move")
+        at = float(at_seconds)
+        if not a.start < at < b.end:
+            raise LibraryError(f"{at:.2f}s is outside segments {a.id} and {b.id} ({a.start:.2f}s to {b.end:.2f}s)")
+        with self._op(a.session_id, "move-split", f"Move the split of segments {a.id} and {b.id}") as ch:
+            ch.touch("segments", [a.id, b.id])
+            self.conn.execute('UPDATE segments SET "end" = ?, edited = 1 WHERE id = ?', (at, a.id))
+            self.conn.execute("UPDATE segments SET start = ?, edited = 1 WHERE id = ?", (at, b.id))
+        return read_segment(self.conn, a.id), read_segment(self.conn, b.id)
+
     def merge_with_next(self, segment_id: int) -> Segment:
         """Join a segment and the next one of its session (in time order): the words with a space,
         the time spanning both; the voice of the longer one. Refused when the two have different
         speakers (the user fixes the speaker first, so no one's words are silently given to
         someone else). Returns the merged segment (the next one is gone)."""
         a = read_segment(self.conn, segment_id)
-        row = self.conn.execute(SEGMENT_SQL + " WHERE g.session_id = ? AND (g.start > ? OR (g.start = ? AND g.id > ?)) "
-                                "ORDER BY g.start, g.id LIMIT 1", (a.session_id, a.start, a.start, a.id)).fetchone()
-        if row is None:
+        b = self.next_segment(segment_id)
+        if b is None:
             raise LibraryError(f"segment {a.id} is the last of its session: nothing to merge it with")
-        b = segment_of(row)
         if a.speaker_id is not None and b.speaker_id is not None and a.speaker_id != b.speaker_id:
             raise LibraryError(f"segment {a.id} is {a.speaker}'s and segment {b.id} is {b.speaker}'s: "
                                "give them one speaker first")
@@ -301,14 +364,53 @@ class Edits:
             self.conn.execute("DELETE FROM segments WHERE id = ?", (b.id,))
         return read_segment(self.conn, a.id)
 
+    def rename_speaker(self, session_id: int, label: str, name: str | None,
+                       profile_id: int | None | _Keep = KEEP) -> Speaker:
+        """Name a speaker of the session (None or empty: back to its label); ``profile_id``: also
+        link it to a saved voice (None: unlink). Undo puts back the name and the link (a voice
+        saved meanwhile stays among the saved voices)."""
+        sp = self._speaker(session_id, label)
+        row: dict[str, Any] = {"name": (name or "").strip() or None}
+        if not isinstance(profile_id, _Keep):
+            row["profile_id"] = profile_id
+        new = row["name"] or sp.label
+        with self._op(session_id, "rename", f"Rename {sp.display} → {new}") as ch:
+            ch.touch("speakers", [sp.id])
+            self._store.update("speakers", sp.id, row)
+        return self._speaker(session_id, label)
+
+    def merge_speakers(self, session_id: int, label: str, into: str) -> Speaker:
+        """Give every segment of speaker ``label`` to speaker ``into`` and remove ``label``;
+        undo brings the speaker and its segments back."""
+        src, dst = self._speaker(session_id, label), self._speaker(session_id, into)
+        if src.id == dst.id:
+            raise LibraryError(f"{src.display} cannot be merged into itself")
+        with self._op(session_id, "merge-speakers", f"Merge {src.display} into {dst.display}") as ch:
+            ch.touch("segments", [r[0] for r in self.conn.execute(
+                "SELECT id FROM segments WHERE speaker_id = ?", (src.id,))])
+            ch.touch("speakers", [src.id, dst.id])
+            self.conn.execute("UPDATE segments SET speaker_id = ? WHERE speaker_id = ?", (dst.id, src.id))
+            self.conn.execute("DELETE FROM speakers WHERE id = ?", (src.id,))
+        return self._speaker(session_id, into)
+
     # -- undo and redo ----------------------------------------------------------------------------
     def undo(self, session_id: int) -> str | None:
         """Take back the session's newest change not yet undone; returns what it was (a label for
         the user), or None when there is nothing to undo."""
-        return self._step(session_id, undo=True)
+        step = self.undo_step(session_id)
+        return step.label if step else None
 
     def redo(self, session_id: int) -> str | None:
         """Make the last undone change again; returns its label, or None when there is none."""
+        step = self.redo_step(session_id)
+        return step.label if step else None
+
+    def undo_step(self, session_id: int) -> Step | None:
+        """``undo``, saying which segments it put back (a window re-reads only those)."""
+        return self._step(session_id, undo=True)
+
+    def redo_step(self, session_id: int) -> Step | None:
+        """``redo``, saying which segments it put back."""
         return self._step(session_id, undo=False)
 
     def undo_redo(self, session_id: int) -> tuple[str | None, str | None]:
@@ -319,7 +421,7 @@ class Edits:
                                 "ORDER BY id LIMIT 1", (session_id,)).fetchone()
         return (und[0] if und else None), (red[0] if red else None)
 
-    def _step(self, session_id: int, undo: bool) -> str | None:
+    def _step(self, session_id: int, undo: bool) -> Step | None:
         self._store.one("sessions", session_id, "session")
         with self._store.transaction():
             row = self.conn.execute(
@@ -334,7 +436,10 @@ class Edits:
                 _apply(self.conn, after, before)
             self.conn.execute("UPDATE segment_history SET undone = ? WHERE id = ?", (1 if undo else 0, row[0]))
             self.conn.execute("UPDATE sessions SET updated = ? WHERE id = ?", (now_iso(), session_id))
-        return str(row[1])
+        segs_before, segs_after = before.get("segments", {}), after.get("segments", {})
+        in_place = all(r is not None and (a := segs_after.get(i)) is not None and r["start"] == a["start"]
+                       for i, r in segs_before.items())
+        return Step(str(row[1]), list(segs_before), in_place)
 
     # -- helpers ----------------------------------------------------------------------------------
     @contextmanager
@@ -356,9 +461,19 @@ class Edits:
             self.conn.execute("UPDATE sessions SET updated = ? WHERE id = ?", (now_iso(), session_id))
 
     def _set_text(self, seg: Segment, text: str) -> None:
-        model = seg.original_text if seg.original_text is not None else seg.text
         self.conn.execute("UPDATE segments SET text = ?, original_text = ?, edited = 1 WHERE id = ?",
-                          (text, None if text == model else model, seg.id))
+                          self._text_params(seg, text))
+
+    @staticmethod
+    def _text_params(seg: Segment, text: str) -> tuple[str, str | None, int]:
+        model = seg.original_text if seg.original_text is not None else seg.text
+        return text, None if text == model else model, seg.id
+
+    def _speaker(self, session_id: int, label: str) -> Speaker:
+        rows = self._store.rows("SELECT * FROM speakers WHERE session_id = ? AND label = ?", (session_id, label))
+        if not rows:
+            raise NotFound(f"session {session_id} has no speaker '{label}'")
+        return Speaker(**rows[0])
 
     def _find_speaker(self, session_id: int, who: str) -> int | None:
         rows = self.conn.execute("SELECT id, label, name FROM speakers WHERE session_id = ? ORDER BY id",

@@ -35,8 +35,10 @@ def diarize_session(lib, session_id: int, n_speakers: int | None = None) -> int:
 
 
 def save_voice(lib, session_id: int, label: str, name: str) -> int:
-    """Name a speaker and keep their voice as a profile (new, or merged into one of that name)."""
-    sp = lib.rename_speaker(session_id, label, name)
+    """Name a speaker and keep their voice as a profile (new, or merged into one of that name).
+    The naming is a step of the session's undo history (``lib.edits``); the saved voice is not.
+    A speaker without voice data (ValueError) is left as it was."""
+    sp = lib.speaker(session_id, label)
     if not sp.embedding:
         raise ValueError(f"speaker {label} has no voice data (transcribe the session first)")
     emb = np.frombuffer(sp.embedding, "<f4")
@@ -48,5 +50,5 @@ def save_voice(lib, session_id: int, label: str, name: str) -> int:
                                         samples=existing.samples + n)
     else:
         prof = lib.add_voice_profile(name, emb.astype("<f4"), samples=n)
-    lib.link_speaker_profile(sp.id, prof.id)
+    lib.edits.rename_speaker(session_id, label, name, profile_id=prof.id)
     return prof.id

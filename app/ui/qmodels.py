@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 from typing import Any
 
@@ -64,6 +64,23 @@ def speaker_colour(label: str | None, index: int | None = None) -> QColor:
         digits = "".join(ch for ch in (label or "") if ch.isdigit())
         index = int(digits) - 1 if digits else sum(map(ord, label or "?"))
     return QColor(SPEAKER_COLOURS[index % len(SPEAKER_COLOURS)])
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The rows a SegmentModel showed at one ``version``."""
+    version: int
+    rows: list[Segment]
+
+
+@dataclass(frozen=True)
+class Diff:
+    """``SegmentModel.diff``: the difflib opcodes from a snapshot's rows to new ones, the new rows
+    whose data changed in place, and the new rows' start times."""
+    version: int
+    ops: list[tuple[str, int, int, int, int]]
+    changed: list[int]
+    starts: list[float]
 
 
 class SessionListModel(QAbstractListModel):
@@ -146,12 +163,36 @@ class SegmentModel(QAbstractListModel):
         self._speakers: dict[int, Speaker] = {}
         self._order: dict[int, int] = {}
         self.playing_row = -1
+        self.loading = False   # rows being read on a worker (``begin_load``)
+        self.version = 0       # counts changes of the rows (a worker's ``diff`` is for one version)
 
     def load(self, session_id: int | None) -> None:
+        """Show a session, read here (on the main thread's connection)."""
         self.beginResetModel()
         self.session_id = session_id
         self.playing_row = -1
+        self.loading = False
+        self.version += 1
         self._read()
+        self.endResetModel()
+
+    def begin_load(self, session_id: int) -> None:
+        """Show a session whose rows are being read elsewhere (a worker): empty until ``set_rows``;
+        meanwhile ``refresh`` does nothing."""
+        self.beginResetModel()
+        self.session_id, self.playing_row, self.loading = session_id, -1, True
+        self.version += 1
+        self._rows, self._starts = [], []
+        self._set_speakers([])
+        self.endResetModel()
+
+    def set_rows(self, rows: list[Segment], speakers: list[Speaker], starts: list[float]) -> None:
+        """The rows read for ``begin_load``, prepared off this thread (``starts``: their start
+        times), shown with one reset: no per-row work here."""
+        self.beginResetModel()
+        self._rows, self._starts, self.loading = rows, starts, False
+        self.version += 1
+        self._set_speakers(speakers)
         self.endResetModel()
 
     def _read(self) -> None:
@@ -173,7 +214,7 @@ class SegmentModel(QAbstractListModel):
         """Re-read the session; returns True if anything changed. While a job appends segments
         only the tail is read (segments ending after the last one shown), so a refresh costs the
         same for a three-hour meeting as for a short one; anything else is applied as a diff."""
-        if self.session_id is None:
+        if self.session_id is None or self.loading:
             return False
         sp = self.library.speakers(self.session_id)
         same_speakers = {s.id: (s.name, s.label) for s in sp} == {
@@ -187,6 +228,7 @@ class SegmentModel(QAbstractListModel):
             changed = any(known[g.id] != g for g in tail if g.id in known)
             if not changed and fresh and fresh[0].start >= last.start \
                     and len(old) + len(fresh) == self.library.segment_count(self.session_id):
+                self.version += 1
                 self.beginInsertRows(QModelIndex(), len(old), len(old) + len(fresh) - 1)
                 self._rows = old + fresh
                 self._starts += [g.start for g in fresh]
@@ -196,21 +238,39 @@ class SegmentModel(QAbstractListModel):
                 return False
         return self.apply(self.library.segments(self.session_id), sp)
 
-    def apply(self, rows: list[Segment], speakers: list[Speaker]) -> bool:
-        """Make the model show ``rows`` (the session's segments, in time order) with ``speakers``:
-        inserts, removals and changed rows only. Returns True if anything changed."""
-        old_sp = {s.id: (s.name, s.label) for s in self._speakers.values()}
-        self._set_speakers(speakers)
-        changed: set[int] = set()   # ids of rows kept in place whose data changed
-        old_ids, new_ids = [g.id for g in self._rows], [g.id for g in rows]
+    def snapshot(self) -> Snapshot:
+        """The rows shown now, for ``diff`` on a worker (a copy of the list: cheap)."""
+        return Snapshot(self.version, list(self._rows))
+
+    @staticmethod
+    def diff(old: Snapshot, rows: list[Segment]) -> Diff:
+        """How to go from ``old`` to ``rows``: no Qt, so a worker can find it (a 4,000-row
+        difflib run or comparison is 10-25 ms of Python the UI thread does not have)."""
+        old_ids, new_ids = [g.id for g in old.rows], [g.id for g in rows]
         ops: Sequence[tuple[str, int, int, int, int]]
         if old_ids == new_ids:  # the same rows (a find-and-replace, an undo of one): no diff to find
             ops = [("equal", 0, len(rows), 0, len(rows))] if rows else []
         else:
             ops = SequenceMatcher(None, old_ids, new_ids, autojunk=False).get_opcodes()
+        changed = []   # rows (in ``rows``) kept in place whose data changed
+        for tag, i1, i2, j1, j2 in ops:
+            if tag == "equal":
+                changed += [j1 + k for k, (g, new) in enumerate(zip(old.rows[i1:i2], rows[j1:j2], strict=True))
+                            if g != new]
+        return Diff(old.version, list(ops), changed, [g.start for g in rows])
+
+    def apply(self, rows: list[Segment], speakers: list[Speaker], diff: Diff | None = None) -> bool:
+        """Make the model show ``rows`` (the session's segments, in time order) with ``speakers``:
+        inserts, removals and changed rows only (``diff``: found already, from a ``snapshot`` of
+        what is still shown). Returns True if anything changed."""
+        if diff is None or diff.version != self.version:
+            diff = self.diff(self.snapshot(), rows)
+        self.version += 1
+        old_sp = {s.id: (s.name, s.label) for s in self._speakers.values()}
+        self._set_speakers(speakers)
+        ops = diff.ops
         for tag, i1, i2, j1, j2 in reversed(ops):  # from the end: earlier indices stay valid
             if tag == "equal":
-                changed.update(g.id for g, new in zip(self._rows[i1:i2], rows[j1:j2], strict=True) if g != new)
                 self._rows[i1:i2] = rows[j1:j2]
                 continue
             if i2 > i1:
@@ -221,30 +281,38 @@ class SegmentModel(QAbstractListModel):
                 self.beginInsertRows(QModelIndex(), i1, i1 + j2 - j1 - 1)
                 self._rows[i1:i1] = rows[j1:j2]
                 self.endInsertRows()
-        self._starts = [g.start for g in self._rows]
-        if changed:  # rows only move as a whole, so they are found by id once every change is in
-            where = [r for r, g in enumerate(self._rows) if g.id in changed]
-            if len(where) > 50:  # a find-and-replace: one signal over the span, one relayout
-                self.dataChanged.emit(self.index(where[0]), self.index(where[-1]))
-            for r in where if len(where) <= 50 else ():
-                self.dataChanged.emit(self.index(r), self.index(r))
+        self._starts = diff.starts
+        where = diff.changed   # the model shows ``rows`` now, so their rows are these
+        if len(where) > 50:  # a find-and-replace: one signal over the span, one relayout
+            self.dataChanged.emit(self.index(where[0]), self.index(where[-1]))
+        for r in where if len(where) <= 50 else ():
+            self.dataChanged.emit(self.index(r), self.index(r))
         speakers_changed = old_sp != {s.id: (s.name, s.label) for s in speakers}
         if speakers_changed and self._rows:
             self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1))
-        return bool(changed) or speakers_changed or any(op[0] != "equal" for op in ops)
+        return bool(where) or speakers_changed or any(op[0] != "equal" for op in ops)
 
     def update_rows(self, rows: list[Segment], speakers: list[Speaker]) -> None:
-        """Show the stored state of some rows (same segments, same times): a one-row correction
-        repaints one row instead of comparing the whole session."""
+        """Show the stored state of some rows (same segments in the same order; a time may move
+        within it): a one-row correction repaints one row instead of comparing the session."""
         old_sp = {s.id: (s.name, s.label) for s in self._speakers.values()}
         self._set_speakers(speakers)
         ids = {x.id for x in rows}
         where = {g.id: r for r, g in enumerate(self._rows) if g.id in ids}
+        changed = []
         for g in rows:
             r = where.get(g.id)
             if r is not None and self._rows[r] != g:
                 self._rows[r] = g
-                self.dataChanged.emit(self.index(r), self.index(r))
+                self._starts[r] = g.start
+                changed.append(r)
+        if changed:
+            self.version += 1
+            changed.sort()
+        if len(changed) > 50:  # an undone find-and-replace: one signal over the span, one relayout
+            self.dataChanged.emit(self.index(changed[0]), self.index(changed[-1]))
+        for r in changed if len(changed) <= 50 else ():
+            self.dataChanged.emit(self.index(r), self.index(r))
         if old_sp != {s.id: (s.name, s.label) for s in speakers} and self._rows:
             self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1))
 
@@ -304,6 +372,7 @@ class SegmentModel(QAbstractListModel):
         text = str(value or "").strip()
         if not text or text == g.text:
             return False
+        self.version += 1
         self._rows[index.row()] = replace(g, text=text, edited=True)  # shown now; the view stores it
         self.dataChanged.emit(index, index)
         self.text_edited.emit(g.id, text)

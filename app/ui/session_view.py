@@ -43,15 +43,19 @@ from .transcript_edit import TranscriptEditing
 
 log = logging.getLogger("minutely.ui.session")
 
+READ_ON_POOL = 1000   # sessions with more segments are read on the runner's pool
+
 EXPORT_FORMATS = [("Markdown (.md)", "md"), ("Plain text (.txt)", "txt"), ("Subtitles (.srt)", "srt"),
                   ("Web subtitles (.vtt)", "vtt"), ("JSON (.json)", "json")]
 
 
 class SpeakersPanel(QWidget):
-    """The session's speakers: double-click (or F2) to rename, right-click to merge."""
+    """The session's speakers: double-click (or F2) to rename, right-click to merge. Both are
+    asked of the session view (``rename_requested``, ``merge_requested``), which stores them as
+    undoable corrections."""
 
-    changed = Signal()
-    error = Signal(str)
+    rename_requested = Signal(str, str, bool)   # label, name ("": none), remember the voice
+    merge_requested = Signal(str, str)          # label, into label
 
     def __init__(self, services, parent=None):
         super().__init__(parent)
@@ -118,22 +122,8 @@ class SpeakersPanel(QWidget):
     def _renamed(self, item: QListWidgetItem) -> None:
         if self._loading or self.session_id is None:
             return
-        label = item.data(Qt.ItemDataRole.UserRole)
-        name = item.text().strip()
-        lib = self.services.library
-        try:
-            if name and name != label and self.remember.isChecked():
-                from app.pipeline.speakers import save_voice
-
-                try:
-                    save_voice(lib, self.session_id, label, name)
-                except ValueError:  # no voice data yet: keep the name only
-                    lib.rename_speaker(self.session_id, label, name)
-            else:
-                lib.rename_speaker(self.session_id, label, None if not name or name == label else name)
-        except Exception as e:  # noqa: BLE001 - one line for the user
-            self.error.emit(f"could not rename the speaker: {e}")
-        self.changed.emit()
+        self.rename_requested.emit(item.data(Qt.ItemDataRole.UserRole), item.text().strip(),
+                                   self.remember.isChecked())
 
     def rename(self, label: str, name: str) -> None:
         """Programmatic rename (as if typed in the list)."""
@@ -145,10 +135,8 @@ class SpeakersPanel(QWidget):
         raise KeyError(label)
 
     def merge(self, label: str, into: str) -> None:
-        if self.session_id is None:
-            return
-        self.services.library.merge_speakers(self.session_id, label, into)
-        self.changed.emit()
+        if self.session_id is not None:
+            self.merge_requested.emit(label, into)
 
     def _menu(self, pos) -> None:
         it = self.list.itemAt(pos)
@@ -182,6 +170,7 @@ class SessionView(QWidget):
         super().__init__(parent)
         self.services = services
         self.session_id: int | None = None
+        self._opening = 0   # counts show_session calls: a pool read applies only if still the latest
         lay = QVBoxLayout(self)
         head = QHBoxLayout()
         self.title = QLineEdit()
@@ -225,9 +214,12 @@ class SessionView(QWidget):
         self.transcript.setWordWrap(True)
         self.transcript.setResizeMode(QListView.ResizeMode.Adjust)
         self.transcript.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        # laid out in batches between events: a 4,000-segment session opens without freezing
+        # laid out in batches between events: a 4,000-segment session opens without freezing. Each
+        # row's height is a call into Python (the delegate's sizeHint) that may wait for the
+        # interpreter lock while a worker runs Python, so batches are small (50 rows: the 3-hour
+        # test's largest gaps while playing and scrolling went from 41-58 ms at 200 to 21-32 ms)
         self.transcript.setLayoutMode(QListView.LayoutMode.Batched)
-        self.transcript.setBatchSize(200)
+        self.transcript.setBatchSize(50)
         self.transcript.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.transcript.activated.connect(self._play_index)
         self.transcript.clicked.connect(self._play_index)
@@ -266,8 +258,8 @@ class SessionView(QWidget):
         ll.addWidget(self.transcript, 1)
         split.addWidget(left)
         self.speakers = SpeakersPanel(services)
-        self.speakers.changed.connect(self.refresh)
-        self.speakers.error.connect(self.status_message)
+        self.speakers.rename_requested.connect(self.editing.rename_speaker)
+        self.speakers.merge_requested.connect(self.editing.merge_speakers)
         split.addWidget(self.speakers)
         split.setStretchFactor(0, 4)
         split.setStretchFactor(1, 1)
@@ -309,7 +301,12 @@ class SessionView(QWidget):
     # -- loading ---------------------------------------------------------------
     def show_session(self, session_id: int | None, at: float | None = None) -> None:
         self.session_id = session_id
-        self.segments.load(session_id)
+        self._opening += 1
+        if session_id is not None and self.services.library.segment_count(session_id) > READ_ON_POOL:
+            self._read_on_pool(session_id, at)
+            at = None
+        else:
+            self.segments.load(session_id)
         self._load_spans()
         self.editing.update_labels()
         self.speakers.load(session_id)
@@ -320,6 +317,40 @@ class SessionView(QWidget):
         self.chat.load(session_id)
         if at is not None:
             self.jump_to(at)
+
+    def _read_on_pool(self, session_id: int, at: float | None) -> None:
+        """A long session's rows are read on the runner's pool (4,000 segments: ~20 ms of Python
+        that would stall the window) and shown with one model reset when they arrive."""
+        self.segments.begin_load(session_id)
+        token = self._opening
+
+        def work(ctx):
+            rows = ctx.library.segments(session_id)
+            return rows, ctx.library.speakers(session_id), [g.start for g in rows]
+
+        def done(payload) -> None:
+            if token != self._opening or self.session_id != session_id or self.services.closed:
+                return  # another session was opened meanwhile
+            self.segments.set_rows(*payload)
+            self._load_spans()
+            self._update_empty()
+            self.refresh_soon()   # anything a job stored after the read
+            if at is not None:
+                self.jump_to(at)
+            elif self.player_bar.playing:
+                self._playing_at(self.player_bar.position)
+
+        def failed(error: str) -> None:
+            if token == self._opening and not self.services.closed:
+                self.segments.loading = False
+                self.status_message.emit(f"Could not read the transcript: {error}")
+
+        self.services.runner.run("Open a session", work, on_done=done, on_failed=failed, session_id=session_id)
+
+    @property
+    def loading(self) -> bool:
+        """The open session's transcript is still being read (a long one is read on the pool)."""
+        return self.segments.loading
 
     def refresh_soon(self, session_id: int | None = None) -> None:
         """Coalesce bursts of changes (a job storing segments) into one refresh."""
@@ -374,7 +405,7 @@ class SessionView(QWidget):
             return
         n = self.segments.rowCount()
         s = self.services.library.get_session(self.session_id)
-        if n:
+        if n or self.segments.loading:
             self.empty_transcript.hide()
             return
         msg = {SessionState.TRANSCRIBING: "Transcribing… segments appear here as they are ready.",

@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.fmt import clock, fine_clock, parse_clock
 from app.library.edits import find_pattern, word_cut
 
 from .qmodels import IdRole, SegmentDelegate, SegmentModel
@@ -130,7 +131,7 @@ class TranscriptEditing(QObject):
         self.services, self.view, self.model = services, view, model
         self._session_id, self._position = session_id, position
         self._queue: deque[tuple[str, Callable[[Any], Any], Callable[[Any], None] | None,
-                                 Callable[[Any, Any], list] | None]] = deque()
+                                 Callable[[Any, Any], list | None] | None]] = deque()
         self._task = None
         self.delegate = EditingDelegate(view, self.split_text)
         view.setItemDelegate(self.delegate)
@@ -193,6 +194,61 @@ class TranscriptEditing(QObject):
                      lambda lib: lib.edits.set_segment_speaker(seg_id, speaker, following=following),
                      rows=lambda lib, ids: [lib.segment(i) for i in ids])
 
+    def rename_speaker(self, label: str, name: str, remember: bool = False) -> None:
+        """Name a speaker (empty or its label: no name); ``remember``: also save the voice (a
+        speaker without voice data is only named). Undoable, as every correction."""
+        sid = self._session_id()
+        name = name.strip()
+        if sid is None:
+            return
+
+        def run(lib) -> None:
+            if remember and name and name != label:
+                from app.pipeline.speakers import save_voice
+
+                try:
+                    save_voice(lib, sid, label, name)
+                    return
+                except ValueError:  # no voice data yet: the name only
+                    pass
+            lib.edits.rename_speaker(sid, label, None if not name or name == label else name)
+
+        self._submit("Rename a speaker", run, rows=lambda lib, _: [])
+
+    def merge_speakers(self, label: str, into: str) -> None:
+        """Give every segment of speaker ``label`` to ``into``; undoable."""
+        sid = self._session_id()
+        if sid is None:
+            return
+        self._submit("Merge speakers", lambda lib: lib.edits.merge_speakers(sid, label, into))
+
+    def _split_pair(self, row: int) -> tuple[int, int] | None:
+        """The rows of the split this row is a half of: it and the next one when it ends as the
+        next one starts, else the previous one and it likewise; None when neither meets it."""
+        def meet(a: int, b: int) -> bool:
+            return 0 <= a and b < self.model.rowCount() and \
+                abs(self.model.segment(a).end - self.model.segment(b).start) < 1e-6
+        return (row, row + 1) if meet(row, row + 1) else (row - 1, row) if meet(row - 1, row) else None
+
+    def adjust_split(self, first: int, second: int) -> None:
+        """Ask for the time where rows ``first`` and ``second`` (two halves) meet, and move it
+        there (undoable); a time outside the two is refused in one line."""
+        a, b = self.model.segment(first), self.model.segment(second)
+        text, ok = QInputDialog.getText(
+            self.view, "Adjust split time",
+            f"Where {clock(a.start)}–{clock(b.end)} is split (between {fine_clock(a.start)} and {fine_clock(b.end)}):",
+            text=fine_clock(a.end))
+        if not ok:
+            return
+        try:
+            at = parse_clock(text)
+        except ValueError as e:
+            self.message.emit(str(e))
+            return
+        self._submit("Adjust a split time", lambda lib: lib.edits.move_split(a.id, at),
+                     on_done=lambda _: self.message.emit(f"Split moved to {fine_clock(at)} (Ctrl+Z undoes it)"),
+                     rows=lambda lib, pair: list(pair))
+
     def merge(self, seg_id: int) -> None:
         self._submit("Merge segments", lambda lib: lib.edits.merge_with_next(seg_id))
 
@@ -230,15 +286,15 @@ class TranscriptEditing(QObject):
     def undo(self) -> None:
         sid = self._session_id()
         if sid is not None:
-            self._submit("Undo", lambda lib: lib.edits.undo(sid), self._said("Undid"))
+            self._submit("Undo", lambda lib: lib.edits.undo_step(sid), self._said("Undid"), rows=_put_back)
 
     def redo(self) -> None:
         sid = self._session_id()
         if sid is not None:
-            self._submit("Redo", lambda lib: lib.edits.redo(sid), self._said("Redid"))
+            self._submit("Redo", lambda lib: lib.edits.redo_step(sid), self._said("Redid"), rows=_put_back)
 
     def _said(self, verb: str) -> Callable[[Any], None]:
-        return lambda label: self.message.emit(f"{verb}: {label}" if label else f"Nothing to {verb[:-1].lower()}o")
+        return lambda step: self.message.emit(f"{verb}: {step.label}" if step else f"Nothing to {verb[:-1].lower()}o")
 
     def count(self, find: str, whole_word: bool = True, case: bool = False) -> tuple[int, int]:
         """Matches of ``find`` in the session as shown: (matches, segments)."""
@@ -260,9 +316,10 @@ class TranscriptEditing(QObject):
 
     # -- the queue ---------------------------------------------------------------------------------
     def _submit(self, title: str, fn: Callable[[Any], Any], on_done: Callable[[Any], None] | None = None,
-                rows: Callable[[Any, Any], list] | None = None) -> None:
+                rows: Callable[[Any, Any], list | None] | None = None) -> None:
         """Queue a write ``fn(lib)``; then the model shows the rows ``rows(lib, result)`` read back
-        (segments keeping their place: one row, a speaker's) or, by default, the whole session."""
+        (segments keeping their place: one row, a speaker's) or, by default or when that gives
+        None, the whole session."""
         self._queue.append((title, fn, on_done, rows))
         self._next()
 
@@ -275,21 +332,25 @@ class TranscriptEditing(QObject):
             self._queue.clear()
             return
 
+        shown = self.model.snapshot()
+
         def work(ctx):
             lib = ctx.library
             result = fn(lib)
-            if changed_rows is not None:
-                return result, changed_rows(lib, result), lib.speakers(sid), True
-            return result, lib.segments(sid), lib.speakers(sid), False
+            some = changed_rows(lib, result) if changed_rows is not None else None
+            if some is not None:
+                return result, some, lib.speakers(sid), None
+            rows = lib.segments(sid)  # and what changes, found here rather than on the UI thread
+            return result, rows, lib.speakers(sid), SegmentModel.diff(shown, rows)
 
         def done(payload) -> None:
             self._task = None
-            result, rows, speakers, only_rows = payload
+            result, rows, speakers, diff = payload
             if not self.services.closed and sid == self._session_id():
-                if only_rows:
+                if diff is None:
                     self.model.update_rows(rows, speakers)
                 else:
-                    self.model.apply(rows, speakers)
+                    self.model.apply(rows, speakers, diff)
                 self.update_labels()
                 self.changed.emit()
                 if on_done is not None:
@@ -302,6 +363,7 @@ class TranscriptEditing(QObject):
             if not self.services.closed and sid == self._session_id():
                 self.model.refresh()  # take back what the row showed before it was stored
                 self.update_labels()
+                self.changed.emit()   # and what the speakers panel shows
             self._next()
 
         self._task = self.services.runner.run(title, work, on_done=done, on_failed=failed, session_id=sid)
@@ -335,6 +397,10 @@ class TranscriptEditing(QObject):
         split = menu.addAction("Split at the playback position" if inside else "Split in the middle",
                                lambda: self.split(g.id))
         split.setEnabled(word_cut(g.text, 0.5) is not None)
+        pair = self._split_pair(row)
+        adjust = menu.addAction("Adjust split time…", lambda: self.adjust_split(*pair) if pair else None)
+        adjust.setEnabled(pair is not None)
+        adjust.setToolTip("Move the time where this segment and its other half meet")
         merge = menu.addAction("Merge with the next segment", lambda: self.merge(g.id))
         nxt = self.model.segment(row + 1) if row + 1 < self.model.rowCount() else None
         merge.setEnabled(nxt is not None and (g.speaker_id is None or nxt.speaker_id is None
@@ -397,6 +463,12 @@ class TranscriptEditing(QObject):
 
 def _same_one(lib, seg) -> list:
     return [lib.segment(seg.id)]
+
+
+def _put_back(lib, step) -> list | None:
+    """The segments an undo or redo put back, when they kept their places (a find-and-replace
+    taken back re-reads its 1,700 rows, not the 4,000 of the session); None: read the session."""
+    return lib.segments_by_id(step.segments) if step is not None and step.in_place else None
 
 
 class FindReplace(QDialog):

@@ -291,3 +291,96 @@ def test_a_version_4_library_gains_editing(tmp_path):
         assert lib.search("budget")[0].segment_id == g.id and lib.search("budjet") == []
         assert lib.edits.undo(1) and lib.search("budjet")[0].segment_id == g.id
     assert list(data.glob("library.sqlite3.bak-v4-*"))
+
+
+def test_speaker_rename_and_merge_are_undoable(lib, meeting):
+    sid, ids, other = meeting
+    before = [(g.id, g.speaker_id, g.speaker) for g in lib.segments(sid)]
+    sp = lib.edits.rename_speaker(sid, "S2", "Ben")
+    assert sp.name == "Ben" and lib.segments(sid)[1].speaker == "Ben"
+    assert lib.edits.undo_redo(sid)[0] == "Rename S2 → Ben"
+    # merging S2 (Ben) into S1: every segment is S1's, S2 is gone
+    s1 = lib.edits.merge_speakers(sid, "S2", "S1")
+    assert {g.speaker_id for g in lib.segments(sid)} == {s1.id}
+    assert [s.label for s in lib.speakers(sid)] == ["S1"]
+    with pytest.raises(LibraryError, match="into itself"):
+        lib.edits.merge_speakers(sid, "S1", "S1")
+    with pytest.raises(NotFound):
+        lib.edits.rename_speaker(sid, "S9", "Nobody")
+    # undo the merge: S2 comes back with its name and its segments
+    assert lib.edits.undo(sid) == "Merge Ben into S1"
+    assert [(g.id, g.speaker) for g in lib.segments(sid)][1] == (ids[1], "Ben")
+    assert [s.label for s in lib.speakers(sid)] == ["S1", "S2"]
+    assert lib.edits.undo(sid) == "Rename S2 → Ben"
+    assert [(g.id, g.speaker_id, g.speaker) for g in lib.segments(sid)] == before
+    assert lib.speaker(sid, "S2").name is None
+    assert lib.edits.redo(sid) == "Rename S2 → Ben" and lib.speaker(sid, "S2").name == "Ben"
+    # the other session is untouched, and a rename back to no name is one more step
+    assert lib.segments(other)[0].speaker == "S1"
+    lib.edits.rename_speaker(sid, "S2", "")
+    assert lib.speaker(sid, "S2").name is None and lib.edits.undo_redo(sid)[0] == "Rename Ben → S2"
+
+
+def test_saving_a_voice_names_the_speaker_undoably(lib, meeting):
+    from app.pipeline.speakers import save_voice
+
+    sid, _, _ = meeting
+    lib.set_speaker_voice(lib.speaker(sid, "S1").id, emb(9))
+    pid = save_voice(lib, sid, "S1", "Ana")
+    assert (lib.speaker(sid, "S1").name, lib.speaker(sid, "S1").profile_id) == ("Ana", pid)
+    lib.edits.undo(sid)
+    assert (lib.speaker(sid, "S1").name, lib.speaker(sid, "S1").profile_id) == (None, None)
+    assert [p.name for p in lib.voice_profiles()] == ["Ana"]   # the saved voice stays saved
+    with pytest.raises(ValueError, match="no voice data"):   # nothing changes then
+        save_voice(lib, sid, "S2", "Ben")
+    assert lib.speaker(sid, "S2").name is None
+
+
+def test_move_split_moves_the_boundary_inside_the_two_halves_only(lib, meeting):
+    sid, ids, _ = meeting
+    a, b = lib.edits.split_segment(ids[1], lib.segment(ids[1]).text.index("um"))
+    cut = a.end
+    a2, b2 = lib.edits.move_split(a.id, 5.0)
+    assert (a2.start, a2.end, b2.start, b2.end) == (4.0, 5.0, 5.0, 10.0) and a2.edited and b2.edited
+    assert (a2.text, b2.text) == (a.text, b.text)
+    for bad in (4.0, 10.0, 3.0, 11.5):   # on or outside the two segments' ends
+        with pytest.raises(LibraryError, match=r"outside segments .* \(4\.00s to 10\.00s\)"):
+            lib.edits.move_split(a.id, bad)
+    with pytest.raises(LibraryError, match="do not meet"):
+        lib.edits.move_split(ids[3], 13.0)   # the last segment
+    lib.edits.undo(sid)
+    assert (lib.segment(a.id).end, lib.segment(b.id).start) == (cut, cut)
+    lib.edits.redo(sid)
+    assert (lib.segment(a.id).end, lib.segment(b.id).start) == (5.0, 5.0)
+
+
+def test_history_written_as_one_json_object_still_undoes(lib, meeting):
+    """Entries stored before the history was written a row per line still undo."""
+    import json
+
+    sid, ids, _ = meeting
+    lib.edits.edit_segment(ids[0], "Older words.")
+    row = lib.conn.execute("SELECT id, before, after FROM segment_history WHERE session_id = ?", (sid,)).fetchone()
+    as_object = [json.dumps({t: [[i, r]] for t, i, r in map(json.loads, text.splitlines())}) for text in row[1:]]
+    lib.conn.execute("UPDATE segment_history SET before = ?, after = ? WHERE id = ?", (*as_object, row[0]))
+    lib.edits.undo(sid)
+    assert lib.segment(ids[0]).text == "Let us look at the marketing budjet."
+
+
+def test_undo_step_says_which_segments_it_put_back_and_whether_they_kept_their_places(lib, meeting):
+    sid, ids, _ = meeting
+    lib.edits.replace_in_session(sid, "budjet", "budget")
+    step = lib.edits.undo_step(sid)
+    assert step is not None and step.in_place and sorted(step.segments) == ids[:2]
+    assert [g.id for g in lib.segments_by_id([ids[1], 999_999, ids[0]])] == [ids[1], ids[0]]
+    step = lib.edits.redo_step(sid)
+    assert step is not None and step.in_place and step.label.startswith("Replace")
+    a, b = lib.edits.split_segment(ids[1], 10)
+    step = lib.edits.undo_step(sid)   # a segment goes away: the window reads the session again
+    assert step is not None and not step.in_place and b.id not in [g.id for g in lib.segments(sid)]
+    lib.edits.redo_step(sid)
+    lib.edits.move_split(a.id, 6.0)
+    step = lib.edits.undo_step(sid)   # a start time moved
+    assert step is not None and not step.in_place
+    assert lib.edits.undo_step(sid) is not None and lib.edits.undo_step(sid) is not None   # split, replace
+    assert lib.edits.undo_step(sid) is None

@@ -187,6 +187,83 @@ def test_split_at_the_cursor_keeps_text_and_time_merge_joins(window, qtbot):
     assert not action(view.editing.menu_for(view.segments.index(0)), "Merge with the next").isEnabled()
 
 
+def test_adjust_the_split_time_from_the_menu_refuses_times_outside_and_undoes(window, qtbot, monkeypatch):
+    from PySide6.QtWidgets import QInputDialog
+
+    view, lib = window.session_view, window.services.library
+    sid = meeting(window, 4)
+    messages: list[str] = []
+    view.editing.message.connect(messages.append)
+    g = view.segments.segment(1)   # 3.0-5.5 s
+    assert not action(view.editing.menu_for(view.segments.index(1)), "Adjust split time").isEnabled()
+    action(view.editing.menu_for(view.segments.index(1)), "Split in the middle").trigger()
+    settle(qtbot, view)
+    a, b = lib.segments(sid)[1:3]
+    assert a.end == b.start and view.segments.rowCount() == 5
+    answers = iter(["4.75", "0:07.00", "soon", "0:04.25"])
+    asked: list[str] = []
+
+    def get_text(_parent, _title, label, text=""):
+        asked.append(text)
+        return next(answers), True
+
+    monkeypatch.setattr(QInputDialog, "getText", staticmethod(get_text))
+    # from the second half: the same boundary; the dialog offers the current split time
+    action(view.editing.menu_for(view.segments.index(2)), "Adjust split time").trigger()
+    settle(qtbot, view)
+    assert asked == [f"0:0{a.end:.2f}"]
+    assert (lib.segment(a.id).end, lib.segment(b.id).start) == (4.75, 4.75)
+    assert (view.segments.segment(1).end, view.segments.segment(2).start) == (4.75, 4.75)
+    assert view.segments.row_playing_at(4.8) == 2 and view.segments.row_playing_at(4.7) == 1
+    # outside the two segments (3.0 to 5.5 s): refused in one line, nothing changes
+    action(view.editing.menu_for(view.segments.index(1)), "Adjust split time").trigger()
+    settle(qtbot, view)
+    assert "outside segments" in messages[-1] and "\n" not in messages[-1]
+    action(view.editing.menu_for(view.segments.index(1)), "Adjust split time").trigger()
+    assert messages[-1].startswith("“soon” is not a time")
+    assert lib.segment(a.id).end == 4.75
+    action(view.editing.menu_for(view.segments.index(1)), "Adjust split time").trigger()
+    settle(qtbot, view)
+    assert lib.segment(b.id).start == 4.25 and g.start < 4.25 < g.end
+    # Ctrl+Z takes the moves back, one at a time
+    assert view.editing.undo_action.text().startswith("&Undo Move the split")
+    view.transcript.setFocus()
+    qtbot.keyClick(view.transcript, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    settle(qtbot, view)
+    assert (lib.segment(a.id).end, view.segments.segment(2).start) == (4.75, 4.75)
+    view.editing.undo()
+    settle(qtbot, view)
+    assert lib.segment(a.id).end == a.end and view.segments.segment(1).end == a.end
+
+
+def test_speakers_panel_rename_and_merge_are_undone_by_ctrl_z(window, qtbot):
+    view, lib = window.session_view, window.services.library
+    sid = meeting(window, 6)
+    panel = view.speakers
+    panel.remember.setChecked(True)   # no voice data here: the name only
+    panel.rename("S2", "Ben")
+    qtbot.waitUntil(lambda: view.segments.index(1).data(SpeakerRole) == "Ben", timeout=5000)
+    settle(qtbot, view)
+    assert lib.speaker(sid, "S2").name == "Ben"
+    assert window.edit_menu.actions()[0].text() == "&Undo Rename S2 → Ben"
+    panel.merge("S2", "S1")
+    settle(qtbot, view)
+    qtbot.waitUntil(lambda: panel.list.count() == 1, timeout=5000)
+    assert {view.segments.index(i).data(SpeakerRole) for i in range(6)} == {"S1"}
+    # Ctrl+Z (focus in the speakers list): the merge, then the name, come back
+    panel.list.setFocus()
+    qtbot.keyClick(panel.list, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    settle(qtbot, view)
+    qtbot.waitUntil(lambda: panel.list.count() == 2, timeout=5000)
+    assert [view.segments.index(i).data(SpeakerRole) for i in range(6)] == ["S1", "Ben"] * 3
+    qtbot.keyClick(panel.list, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    settle(qtbot, view)
+    assert lib.speaker(sid, "S2").name is None
+    assert [view.segments.index(i).data(SpeakerRole) for i in range(6)] == ["S1", "S2"] * 3
+    qtbot.waitUntil(lambda: sorted(panel.list.item(i).text() for i in range(2)) == ["S1", "S2"], timeout=5000)
+    assert view.editing.redo_action.text() == "&Redo Rename S2 → Ben"
+
+
 def test_find_and_replace_counts_replaces_and_undoes_in_one_step(window, qtbot):
     view, lib = window.session_view, window.services.library
     sid = meeting(window, 8)
@@ -292,9 +369,10 @@ def silent_wav(path, seconds: float, rate: int = 8000):
 
 
 def test_three_hour_session_stays_responsive_while_playing_scrolling_and_editing(window, qtbot):
-    """4,000 segments over three hours: open, play, follow, scroll away and back, seek, correct a
-    segment, split one, replace a word everywhere, undo: a 10 ms heartbeat on the UI thread never
-    gaps more than 250 ms (the goal is 50: see the figures printed)."""
+    """4,000 segments over three hours: open (the rows are read on the runner's pool), play,
+    follow, scroll away and back, seek, correct a segment, split one, replace a word everywhere,
+    undo it while playing: a 10 ms heartbeat on the UI thread never gaps more than 250 ms (the
+    goal is 50: the figures of each step are printed)."""
     lib, view = window.services.library, window.session_view
     rng = np.random.default_rng(5)
     words = "budget research vendor contract legal cloud usage agenda team numbers review the a of to and".split()
@@ -305,7 +383,7 @@ def test_three_hour_session_stays_responsive_while_playing_scrolling_and_editing
     p = silent_wav(lib.media_dir(s.id) / "recording.wav", 3 * 3600 + 5)
     lib.add_media(s.id, p, "audio")
     gaps, last = [], [time.perf_counter()]
-    phase = ["open"]
+    phase = ["before"]
     where = []
 
     def beat():
@@ -319,18 +397,21 @@ def test_three_hour_session_stays_responsive_while_playing_scrolling_and_editing
     timer.timeout.connect(beat)
     timer.start()
     qtbot.wait(50)
+    phase[0] = "open"
     t0 = time.perf_counter()
     window.open_session(s.id)
     opened = time.perf_counter() - t0
+    assert view.loading   # read on the pool: the window goes on meanwhile
+    qtbot.waitUntil(lambda: not view.loading and view.segments.rowCount() == 4000, timeout=10_000)
     qtbot.wait(300)   # the batched layout goes on between events
     bar = view.player_bar
     bar.player = Player(sd=FakeOutput(16000, pace=1.0))
     try:
+        phase[0] = "play+scroll"
         bar.play_from(3600.0)
         sb = view.transcript.verticalScrollBar()
         for i in range(75):  # 3.75 s of the user scrolling, seeking and correcting, with playback on
             qtbot.wait(50)
-            phase[0] = i
             if i < 20:
                 sb.triggerAction(QAbstractSlider.SliderAction.SliderPageStepAdd)
             elif i == 20:
@@ -338,35 +419,72 @@ def test_three_hour_session_stays_responsive_while_playing_scrolling_and_editing
             elif i in (30, 40):
                 bar.seek(1800.0 if i == 30 else 7200.0)
             elif i == 45:  # a correction typed in place (what the editor's Enter does)
+                phase[0] = "edit"
                 row = view.segments.playing_row
                 view.segments.setData(view.segments.index(row), "Corrected while it plays.")
             elif i == 50:  # a split: the whole session is read back and diffed
+                phase[0] = "split+undo"
                 view.editing.split(view.segments.segment(view.segments.playing_row + 1).id)
             elif i == 55:
                 view.editing.undo()
             elif i == 60:  # a find-and-replace over the whole session (~1,700 segments change)
+                phase[0] = "replace"
                 view.editing.replace("budget", "Budget", True, True)
             elif i == 70:
+                phase[0] = "undo-replace"
                 view.editing.undo()
         assert bar.playing and view.segments.playing_row > 0
         settle(qtbot, view)
+        qtbot.wait(300)
     finally:
         timer.stop()
         bar.pause()
-    worst = max(gaps[1:])
-    print("largest gaps (ms, step):", [(round(1000 * g), w) for g, w in sorted(zip(gaps[1:], where[1:]),
-                                                                              reverse=True)[:5]])
-    print(f"3-hour, 4000-segment session: open_session returned in {1000 * opened:.0f} ms; heartbeat "
-          f"{len(gaps)} beats while opening, playing, scrolling, seeking, editing: largest gap {1000 * worst:.1f} ms")
+    figures = {}
+    for name in ("open", "play+scroll", "edit", "split+undo", "replace", "undo-replace"):
+        g = sorted(x for x, w in zip(gaps, where, strict=True) if w == name)
+        assert g, name
+        figures[name] = (1000 * g[-1], 1000 * g[min(len(g) - 1, int(0.99 * len(g)))], len(g))
+    print(f"\n3-hour, 4000-segment session: open_session returned in {1000 * opened:.0f} ms; "
+          "heartbeat gaps (ms) per step, max / p99 (beats):")
+    for name, (worst, p99, n) in figures.items():
+        print(f"  {name:13s} {worst:6.1f} / {p99:5.1f}  ({n})")
+    worst = max(f[0] for f in figures.values())
     assert len(gaps) > 100
-    playing = max(g for g, w in zip(gaps[1:], where[1:], strict=True) if w != "open")
-    print(f"largest gap once open: {1000 * playing:.1f} ms")
-    # issue 16's goal is 50 ms; today opening and applying a 1,700-segment replace or its undo
-    # take ~55-85 ms on a quiet 2-core machine (over 100 under load): the bound is generous, so it
-    # catches a regression (a blocking whole-session step is several hundred ms), not the load
-    assert worst <= 0.250, f"UI thread blocked for {1000 * worst:.0f} ms"
+    # issue 16's goal is 50 ms; on this 2-core machine at load ~0.9, three runs gave 10-52 ms per
+    # step (the largest in a replace); at load ~3 one undo took 95 ms (see the figures printed):
+    # the bound is generous, so it catches a regression (a blocking whole-session step is several
+    # hundred ms), not the load
+    assert worst <= 250, f"UI thread blocked for {worst:.0f} ms"
     assert [g.text for g in lib.segments(s.id)] == [view.segments.segment(r).text
                                                      for r in range(view.segments.rowCount())]
+
+
+def test_a_long_session_is_read_on_the_pool_and_the_latest_open_wins(window, qtbot):
+    """Over READ_ON_POOL segments the rows arrive from the pool: a search hit's time is shown once
+    they are in, and a session opened meanwhile is not replaced by the late rows."""
+    from app.ui.session_view import READ_ON_POOL
+
+    lib, view = window.services.library, window.session_view
+    big = lib.create_session("Long one", "recording", status="ready")
+    n = READ_ON_POOL + 200
+    lib.add_segments(big.id, [{"start": 2.0 * i, "end": 2.0 * i + 1.5, "speaker": f"S{i % 3 + 1}",
+                               "text": f"Point {i} of the long meeting."} for i in range(n)])
+    small = meeting(window, 3)
+    window.open_session(big.id, 1000.0)
+    assert view.loading and view.segments.rowCount() == 0
+    qtbot.waitUntil(lambda: not view.loading, timeout=10_000)
+    assert view.segments.rowCount() == n and view.speakers.list.count() == 3
+    assert view.segments.segment(view.transcript.currentIndex().row()).text == "Point 500 of the long meeting."
+    # opened, then another session at once: the long one's rows, when they come, are dropped
+    reads: list = []
+    window.services.runner.task_added.connect(lambda t: t.title == "Open a session" and reads.append(t))
+    window.open_session(big.id)
+    window.open_session(small)
+    assert not view.loading and view.segments.rowCount() == 3 and len(reads) == 1
+    qtbot.waitUntil(lambda: reads[0].finished, timeout=10_000)
+    assert reads[0].state == "done"
+    assert view.segments.rowCount() == 3 and view.session_id == small
+    assert view.segments.segment(0).text.startswith("Line 0")
 
 
 def test_real_playback_through_pulseaudio_moves_the_highlight(window, qtbot, pulse):
