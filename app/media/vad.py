@@ -115,6 +115,15 @@ def default_detector(kind: str | None = None):
     return det if kind == "silero" else Combined(det, earshot.Detector())
 
 
+def warm_up() -> None:
+    """Import what reading a file needs (PyAV, the speech detectors' libraries) and run a detector
+    on a moment of silence: a C extension's first import holds the interpreter lock for tens of ms
+    (onnxruntime's ~35), so this is done once, early, not while the first dropped file is read."""
+    import av  # noqa: F401
+
+    frame_scores(default_detector(), np.zeros((64, FRAME), np.float32))
+
+
 def frame_scores(detector, fr: np.ndarray) -> np.ndarray:
     """The detector's score of each 16-ms frame (rows of ``fr``); a windowed detector (Silero:
     ``window`` = 512 samples) scores them as a batch and needs an even number of them."""

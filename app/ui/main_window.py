@@ -43,6 +43,10 @@ MEDIA_FILTER = ("Audio and video (*.wav *.mp3 *.m4a *.aac *.flac *.ogg *.opus *.
                 "*.webm *.avi *.m4v);;All files (*)")
 
 
+
+WARM_UP_AFTER_MS = 1000  # after start-up, so loading the speech detectors never delays the window
+
+
 class MainWindow(QMainWindow):
     session_opened = Signal(int)
 
@@ -185,6 +189,8 @@ class MainWindow(QMainWindow):
         self.importer.add_interrupted_jobs()
         self.importer.recover_recordings()
         self.calendar.start()  # the settings' calendar folder, now and every few minutes
+        self.warmed_up = False
+        QTimer.singleShot(WARM_UP_AFTER_MS, self, self._warm_up)
         self._global_key = None
         if services.settings.global_push_to_talk:
             self.global_ptt.setChecked(True)
@@ -342,6 +348,18 @@ class MainWindow(QMainWindow):
         self.notify("Settings saved")
         if changed & {"serve_model", "serve_port"}:
             self.serving.apply()  # says where it serves (or that it stopped), after "Settings saved"
+
+    def _warm_up(self) -> None:
+        """Load the speech detectors on the pool once the window has settled: onnxruntime's first
+        import holds the interpreter lock for tens of milliseconds, which would otherwise stall the
+        window while the first dropped file is read."""
+        from app.media.vad import warm_up
+
+        self.services.runner.run("Getting speech detection ready", lambda ctx: warm_up(), kind="warm-up",
+                                 on_done=self._warmed_up, on_failed=self._warmed_up)
+
+    def _warmed_up(self, *_: object) -> None:
+        self.warmed_up = True
 
     def _model_ready(self) -> None:
         self._update_welcome()

@@ -130,3 +130,13 @@ def test_the_default_detector_keeps_real_speech_20_db_down():
     loud, quiet, earshot_quiet = covered("combined", 1.0), covered("combined", 0.1), covered("earshot", 0.1)
     assert quiet >= 0.7 * loud, (loud, quiet)
     assert quiet >= 1.3 * earshot_quiet, (quiet, earshot_quiet)
+
+
+def test_warm_up_loads_the_detectors_once():
+    from app.media import silero, vad
+
+    vad.warm_up()
+    assert silero._sessions  # the ONNX session is kept for every later detector
+    n = len(silero._sessions)
+    vad.warm_up()
+    assert len(silero._sessions) == n

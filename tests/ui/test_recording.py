@@ -16,8 +16,9 @@ def meeting(tmp_path_factory):
     return make_meeting(tmp_path_factory.mktemp("rec-meeting"), 2, 8, seed=11)
 
 
-@pytest.mark.slow  # ~35 s: a whole espeak-ng meeting played into the virtual mic, live
-def test_record_from_the_virtual_mic_with_live_segments(qtbot, tmp_path, pulse, tiny_model, meeting):
+
+def _live_window(qtbot, tmp_path, pulse, tiny_model):
+    """A window over a private folder with the tiny model set up, recording the rig's virtual mic."""
     services = build_services(tmp_path / "home")
     s = services.settings
     s.model_path, s.mmproj_path, s.n_threads, s.n_ctx = str(tiny_model.model), str(tiny_model.mmproj), 1, 4096
@@ -25,6 +26,11 @@ def test_record_from_the_virtual_mic_with_live_segments(qtbot, tmp_path, pulse, 
     w = MainWindow(services)
     qtbot.addWidget(w)
     w.show()
+    return services, w
+
+@pytest.mark.slow  # ~35 s: a whole espeak-ng meeting played into the virtual mic, live
+def test_record_from_the_virtual_mic_with_live_segments(qtbot, tmp_path, pulse, tiny_model, meeting):
+    services, w = _live_window(qtbot, tmp_path, pulse, tiny_model)
     bar = w.recording
     try:
         assert bar.mic.currentData() == pulse.mic and bar.system.currentData() == "off"
@@ -135,13 +141,7 @@ def test_continue_recording_into_a_session_is_transcribed_live(qtbot, tmp_path, 
     """With a model set up, File ▸ Continue recording into this session records a second part and
     transcribes it live: its segments show in the open transcript as they land, after the first
     part's, which stay as they were."""
-    services = build_services(tmp_path / "home")
-    s = services.settings
-    s.model_path, s.mmproj_path, s.n_threads, s.n_ctx = str(tiny_model.model), str(tiny_model.mmproj), 1, 4096
-    s.mic_device, s.system_device = pulse.mic, "off"
-    w = MainWindow(services)
-    qtbot.addWidget(w)
-    w.show()
+    services, w = _live_window(qtbot, tmp_path, pulse, tiny_model)
     bar, lib = w.recording, services.library
 
     def part(start) -> tuple[int, list, int]:
