@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import sqlite3
 from collections.abc import Callable
 
@@ -358,7 +359,12 @@ def step_7(conn: sqlite3.Connection) -> None:
     for sql in STEP_7:
         conn.execute(sql)
     for step, before_text, after_text in conn.execute("SELECT id, before, after FROM segment_history").fetchall():
-        before, after = _v6_rows(before_text), _v6_rows(after_text)
+        try:
+            before, after = _v6_rows(before_text), _v6_rows(after_text)
+        except (ValueError, TypeError, AttributeError):   # damaged: it could not be undone anyway
+            log.warning("undo history entry %d could not be read; it is dropped", step)
+            conn.execute("DELETE FROM segment_history WHERE id = ?", (step,))
+            continue
         for table, key, hist in (("segments", "segment_id", "history_segments"),
                                  ("speakers", "speaker_id", "history_speakers")):
             cols = _V6_COLUMNS[table]
@@ -373,6 +379,8 @@ def step_7(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE segment_history DROP COLUMN before")
     conn.execute("ALTER TABLE segment_history DROP COLUMN after")
 
+
+log = logging.getLogger("minutely.library")
 
 Step = str | Callable[[sqlite3.Connection], None]
 

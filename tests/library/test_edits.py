@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import numpy as np
@@ -358,7 +359,6 @@ def test_a_version_6_history_moves_into_rows_and_stays_undoable(tmp_path):
     """Entries written by step 5's history (JSON: one line per row, or earlier one object;
     embeddings in base64) are moved into the history's rows by step 7 and undo and redo as before."""
     import base64
-    import json
 
     data = tmp_path / "data"
     data.mkdir()
@@ -395,8 +395,8 @@ def test_a_version_6_history_moves_into_rows_and_stays_undoable(tmp_path):
     named = dict(sps[2], name="Ben")
     entries.append(("rename", "Rename S2 → Ben", lines({"speakers": {2: sps[2]}}), lines({"speakers": {2: named}})))
     for i, r in sps.items():
-        conn.execute("INSERT INTO speakers (id, session_id, label, name, profile_id, embedding) VALUES (?, ?, ?, ?, ?, ?)",
-                     (i, *named.values()) if i == 2 else (i, *r.values()))
+        conn.execute("INSERT INTO speakers (id, session_id, label, name, profile_id, embedding) "
+                     "VALUES (?, ?, ?, ?, ?, ?)", (i, *named.values()) if i == 2 else (i, *r.values()))
     for i, r in {1: edited, 2: left, 3: right}.items():
         conn.execute('INSERT INTO segments (id, session_id, start, "end", speaker_id, text, language, embedding, '
                      "edited, original_text, speaker_set) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (i, *r.values()))
@@ -411,7 +411,8 @@ def test_a_version_6_history_moves_into_rows_and_stays_undoable(tmp_path):
         assert lib.edits.undo_redo(1) == ("Rename S2 → Ben", None)
         assert lib.edits.undo(1) == "Rename S2 → Ben" and lib.speaker(1, "S2").name is None
         assert lib.edits.undo(1) == "Split segment 2"
-        assert [(g.id, g.end, g.text) for g in lib.segments(1)] == [(1, 3.25, edited["text"]), (2, 6.1, segs[2]["text"])]
+        assert [(g.id, g.end, g.text) for g in lib.segments(1)] == [(1, 3.25, edited["text"]),
+                                                                     (2, 6.1, segs[2]["text"])]
         assert lib.edits.undo(1) == "Edit segment 1" and lib.edits.undo(1) is None
         assert json.dumps([[g.start, g.text] for g in lib.segments(1)]) == start
         embs = "SELECT embedding FROM segments WHERE session_id = 1 ORDER BY start"
@@ -423,8 +424,29 @@ def test_a_version_6_history_moves_into_rows_and_stays_undoable(tmp_path):
         assert [(g.id, g.start, g.end, g.text, g.speaker) for g in got] == [
             (1, 0.0, 3.25, "the budget for next year", "S1"), (2, 3.25, 4.5, "budjet talk,", "Ben"),
             (3, 4.5, 6.1, "part two", "Ben")]
-        assert [r[0] for r in lib.conn.execute(embs)] == [e1, e2, e2] and got[0].original_text == "the budjet for next year"
+        assert [r[0] for r in lib.conn.execute(embs)] == [e1, e2, e2]
+        assert got[0].original_text == "the budjet for next year"
     assert list(data.glob("library.sqlite3.bak-v6-*"))
+
+
+def test_a_damaged_version_6_history_entry_is_dropped_and_the_rest_undo(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    conn = sqlite3.connect(str(data / "library.sqlite3"), isolation_level=None)
+    for version, sql in MIGRATIONS[:6]:
+        conn.executescript(f"BEGIN; {sql}; PRAGMA user_version = {version}; COMMIT;")
+    conn.execute("INSERT INTO sessions (id, title, created, kind) VALUES (1, 'Old', '2025-01-02T10:00:00Z', 'file')")
+    conn.execute("INSERT INTO speakers (id, session_id, label, name) VALUES (1, 1, 'S1', 'Ana')")
+    good = [json.dumps(["speakers", 1, dict(session_id=1, label="S1", name=n, profile_id=None, embedding=None)])
+            for n in (None, "Ana")]
+    for label, before, after in (("Rename S1 → Ana", *good), ("Damaged", "not json", "")):
+        conn.execute("INSERT INTO segment_history (session_id, op, label, before, after, created) "
+                     "VALUES (1, 'rename', ?, ?, ?, '2025-01-02T10:00:00Z')", (label, before, after))
+    conn.close()
+    with Library.open(data) as lib:
+        assert dbmod.user_version(lib.conn) == LATEST
+        assert lib.edits.undo(1) == "Rename S1 → Ana" and lib.speaker(1, "S1").name is None
+        assert lib.edits.undo(1) is None
 
 
 def test_undo_step_says_which_segments_it_put_back_and_whether_they_kept_their_places(lib, meeting):
