@@ -10,6 +10,7 @@ import wave
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QAbstractItemView, QAbstractSlider
 
 from app.media.audio import write_wav
@@ -288,6 +289,11 @@ def test_find_and_replace_counts_replaces_and_undoes_in_one_step(window, qtbot):
     assert all("budget" in g.text and "budjet" not in g.text for g in lib.segments(sid))
     assert all("budget" in view.segments.segment(i).text for i in range(8))
     assert len(lib.search("budget", session_id=sid)) == 8
+    # the new texts were measured on the worker: the rows are laid out as tall as measured here
+    d, lv = view.editing.delegate, view.transcript
+    fm, width = QFontMetrics(lv.font()), lv.viewport().width()
+    qtbot.waitUntil(lambda: all(lv.visualRect(view.segments.index(i)).height()
+                                == d._height(fm, width, view.segments.segment(i).text) for i in range(8)))
     view.editing.undo()
     settle(qtbot, view)
     assert all("budjet" in g.text for g in lib.segments(sid))
