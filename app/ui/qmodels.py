@@ -550,10 +550,12 @@ class SegmentDelegate(QStyledItemDelegate):
         font and the width): a find-and-replace's 2,900 new texts are measured there rather than
         in the window's relayout (~40 us each, ~120 ms in all, on the UI thread)."""
         font, width = QFont(self._view.font()), self._view.viewport().width() or 600
+        known, size = self._heights, font.pointSize()
 
         def measure(texts: Iterable[str]) -> dict[tuple[str, int, int], int]:
-            fm = QFontMetrics(font)
-            return {(t, width, font.pointSize()): self._height(fm, width, t) for t in {t or " " for t in texts}}
+            fm = QFontMetrics(font)   # texts measured before (an undo puts them back) are not again
+            todo = {t or " " for t in texts}
+            return {(t, width, size): self._height(fm, width, t) for t in todo if (t, width, size) not in known}
         return measure
 
     def prime(self, heights: dict[tuple[str, int, int], int]) -> None:
