@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QAbstractItemView, QAbstractSlider
 
 from app.media.audio import write_wav
 from app.media.player import Player
-from app.ui.qmodels import EditedRole, PlayingRole, SpeakerRole
+from app.ui.qmodels import ColorRole, EditedRole, PlayingRole, SpeakerRole
 from app.ui.transcript_edit import SegmentEditor
 from tests.support.sounddevice import FakeOutput
 
@@ -343,6 +343,27 @@ def test_player_bar_highlight_follows_playback_and_the_user_can_scroll_away(wind
     heard = (sd.frames - frames0) / sd.rate      # seconds of output
     covered = bar.position - (paused - 5.0)          # seconds of the recording
     assert covered / heard == pytest.approx(2.0, rel=0.25), (covered, heard)  # 2x: half the time
+
+
+def test_the_seek_bar_shows_each_segment_in_its_speakers_colour_and_follows_a_speaker_change(window, qtbot):
+    view = window.session_view
+    meeting(window, 6)
+    bar = view.player_bar.timeline
+    bar.resize(600, 20)
+
+    def colours() -> list[str]:   # the bar's pixel at each segment's middle
+        img = bar.grab().toImage()
+        return [img.pixelColor(int(bar._x(3.0 * i + 1.25)), bar.height() // 2).name() for i in range(6)]
+
+    def shown() -> list[str]:
+        return [view.segments.index(r).data(ColorRole).name() for r in range(6)]
+
+    qtbot.waitUntil(lambda: colours() == shown())
+    assert len(set(shown())) == 2   # S1, S2, S1, ...
+    view.editing.set_speaker(view.segments.segment(1).id, "S1")
+    settle(qtbot, view)
+    qtbot.waitUntil(lambda: colours()[1] == colours()[0], timeout=5_000)
+    assert colours() == shown()
 
 
 def test_missing_audio_is_a_one_line_notice(window, qtbot):
