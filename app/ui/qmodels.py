@@ -554,9 +554,6 @@ class SegmentDelegate(QStyledItemDelegate):
         known, size = self._heights, font.pointSize()
 
         def measure(texts: Iterable[str]) -> dict[tuple[str, int, int], int]:
-            import os
-            if os.environ.get("NOMEASURE"):
-                return {}
             fm = QFontMetrics(font)   # texts measured before (an undo puts them back) are not again
             todo = {t or " " for t in texts}
             return {(t, width, size): self._height(fm, width, t) for t in todo if (t, width, size) not in known}
