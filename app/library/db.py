@@ -20,7 +20,7 @@ from pathlib import Path
 
 from app.errors import MinutelyError
 
-from .schema import MIGRATIONS
+from .schema import MIGRATIONS, Step
 
 log = logging.getLogger("minutely.library")
 
@@ -103,7 +103,7 @@ def backup(conn: sqlite3.Connection, path: Path, version: int) -> Path:
 
 
 def migrate(conn: sqlite3.Connection, path: Path | None = None,
-            migrations: list[tuple[int, str]] = MIGRATIONS) -> list[int]:
+            migrations: list[tuple[int, Step]] = MIGRATIONS) -> list[int]:
     """Apply the steps above the file's version; return the versions applied."""
     current = user_version(conn)
     latest = migrations[-1][0]
@@ -117,10 +117,16 @@ def migrate(conn: sqlite3.Connection, path: Path | None = None,
         saved = backup(conn, path, current)
         log.info("library backed up to %s before migrating from v%d", saved.name, current)
     applied = []
-    for version, sql in todo:
+    for version, step in todo:
         try:
-            conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;")
-        except sqlite3.Error as e:
+            if isinstance(step, str):
+                conn.executescript(f"BEGIN IMMEDIATE;\n{step}\nPRAGMA user_version = {version};\nCOMMIT;")
+            else:  # a Python step: its statements, then the version, in one transaction
+                conn.execute("BEGIN IMMEDIATE")
+                step(conn)
+                conn.execute(f"PRAGMA user_version = {version}")
+                conn.execute("COMMIT")
+        except (sqlite3.Error, ValueError) as e:   # ValueError: an entry a Python step cannot read
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise LibraryError(f"upgrading the library to v{version} failed ({e}); "

@@ -2,7 +2,7 @@
 
 ``lib.edits`` shares the library's ``Store`` (and so its transactions). Each operation is one
 transaction that also appends an entry to ``segment_history``: the segment and speaker rows it
-touched as they were (``before``) and as they became (``after``), as JSON. ``undo(session_id)``
+touched as they were and as they became, a row each (``history``: stored and put back in SQL). ``undo(session_id)``
 puts back what the newest entry not undone changed, ``redo`` re-applies the oldest undone one; a
 new operation forgets the undone ones (one linear history per session). Only the columns an
 entry changed are put back, so an undo never reverts what something else (diarization, a speaker
@@ -24,8 +24,6 @@ Speakers the user names that the session does not have yet are created with the 
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -33,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from . import history
 from .db import LibraryError, NotFound
 from .models import Segment, Speaker
 from .store import SEGMENT_SQL, Store, now_iso, read_segment, segment_of
@@ -45,14 +44,6 @@ class _Keep:
 
 
 KEEP = _Keep()
-
-_COLUMNS = {
-    "segments": ("session_id", "start", "end", "speaker_id", "text", "language", "embedding",
-                 "edited", "original_text", "speaker_set"),
-    "speakers": ("session_id", "label", "name", "profile_id", "embedding"),
-}
-Rows = dict[str, dict[int, dict[str, Any] | None]]   # table -> row id -> columns (None: no such row)
-
 
 def word_cut(text: str, fraction: float) -> int | None:
     """The character position of the word start nearest to ``fraction`` of ``text`` (never the
@@ -72,109 +63,17 @@ def find_pattern(find: str, *, whole_word: bool = True, case: bool = False) -> r
     return re.compile(body, 0 if case else re.IGNORECASE)
 
 
-def _names(cols: Sequence[str]) -> str:
-    return ", ".join(f'"{c}"' for c in cols)
-
-
-def _read(conn: sqlite3.Connection, table: str, ids: Sequence[int]) -> dict[int, dict[str, Any] | None]:
-    """Rows of ``table`` by id, as JSON-ready columns (None: no such row), 500 to a query."""
-    cols = _COLUMNS[table]
-    out: dict[int, dict[str, Any] | None] = dict.fromkeys(ids)
-    for k in range(0, len(ids), 500):
-        chunk = list(ids[k:k + 500])
-        for row in conn.execute(f'SELECT id, {_names(cols)} FROM {table} WHERE id IN '
-                                f'({", ".join("?" * len(chunk))})', chunk):
-            r = dict(zip(cols, row[1:], strict=True))
-            if r["embedding"] is not None:
-                r["embedding"] = base64.b64encode(r["embedding"]).decode("ascii")
-            out[row[0]] = r
-    return out
-
-
-def _dump(rows: Rows) -> str:
-    """One JSON line per row (``[table, id, columns]``): each is encoded on its own, so a
-    1,700-row replace never holds the interpreter lock for one long encode (the window's thread
-    waits on it: a single ``json.dumps`` of the whole entry took 20-70 ms)."""
-    return "\n".join(json.dumps([t, i, r]) for t, byid in rows.items() for i, r in byid.items())
-
-
-def _load(text: str) -> Rows:
-    out: Rows = {"segments": {}, "speakers": {}}
-    if text.startswith("{"):  # one JSON object (entries written before the lines)
-        for t, pairs in json.loads(text).items():
-            out.setdefault(t, {}).update((int(i), r) for i, r in pairs)
-        return out
-    for line in text.splitlines():
-        t, i, r = json.loads(line)
-        out.setdefault(t, {})[int(i)] = r
-    return out
-
-
-def _put(conn: sqlite3.Connection, table: str, rows: dict[int, dict[str, Any] | None],
-         leaving: dict[int, dict[str, Any] | None]) -> None:
-    """Make the rows of ``table`` what ``rows`` says (None: gone), changing only the columns in
-    which each differs from ``leaving`` (the state being left). The statements are batched
-    (``executemany``, one per set of changed columns): a 1,700-row undo runs inside SQLite, which
-    lets go of the interpreter lock, rather than in thousands of Python-side calls that take it
-    back between every row (the window's thread waits for it to lay out the transcript)."""
-    conn.executemany(f"DELETE FROM {table} WHERE id = ?", [(i,) for i, r in rows.items() if r is None])
-    ids = [i for i, r in rows.items() if r is not None]
-    now: dict[int, int] = {}
-    for k in range(0, len(ids), 500):
-        chunk = ids[k:k + 500]
-        now.update(conn.execute(f"SELECT id, session_id FROM {table} WHERE id IN ({', '.join('?' * len(chunk))})",
-                                chunk).fetchall())
-    updates: dict[tuple[str, ...], list[list[Any]]] = {}
-    for i in ids:
-        row, other = rows[i], leaving.get(i)
-        assert row is not None
-        values = dict(row)
-        if values.get("embedding") is not None:
-            values["embedding"] = base64.b64decode(values["embedding"])
-        if i not in now:
-            if other is None:
-                names = ["id", *values]
-                conn.execute(f'INSERT INTO {table} ({_names(names)}) '
-                             f'VALUES ({", ".join("?" for _ in names)})', [i, *values.values()])
-            continue  # else changed by the entry, removed since (a re-transcription): nothing to put back
-        if other is None or now[i] != values["session_id"]:
-            raise LibraryError("the transcript changed since (a row it would bring back is taken)")
-        changed = tuple(c for c in values if row[c] != other.get(c))
-        if changed:
-            updates.setdefault(changed, []).append([*(values[c] for c in changed), i])
-    for cols, params in updates.items():
-        sets = ", ".join(f'"{c}" = ?' for c in cols)
-        conn.executemany(f"UPDATE {table} SET {sets} WHERE id = ?", params)
-
-
-def _apply(conn: sqlite3.Connection, target: Rows, leaving: Rows) -> None:
-    """Bring the rows of ``target`` back; speakers that exist there first (segments refer to
-    them), speakers that do not last."""
-    try:
-        for table, keep in (("speakers", True), ("segments", True), ("segments", False), ("speakers", False)):
-            rows = {i: r for i, r in target.get(table, {}).items() if (r is not None) == keep}
-            if rows:
-                _put(conn, table, rows, leaving.get(table, {}))
-    except sqlite3.IntegrityError as e:
-        raise LibraryError(f"the transcript changed since ({e})") from None
-
-
 class _Change:
-    """The rows an operation touches, as they were before it."""
+    """The rows an operation touches, recorded in its history entry (``step``) before it changes them."""
 
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
-        self.before: Rows = {"segments": {}, "speakers": {}}
+    def __init__(self, conn: sqlite3.Connection, step: int):
+        self.conn, self.step = conn, step
 
     def touch(self, table: str, ids: Sequence[int | None]) -> None:
-        new = [i for i in dict.fromkeys(ids) if i is not None and i not in self.before[table]]
-        self.before[table].update(_read(self.conn, table, new))
+        history.touch(self.conn, self.step, table, [i for i in dict.fromkeys(ids) if i is not None])
 
     def created(self, table: str, row_id: int) -> None:
-        self.before[table].setdefault(row_id, None)
-
-    def after(self) -> Rows:
-        return {t: _read(self.conn, t, list(byid)) for t, byid in self.before.items()}
+        history.created(self.conn, self.step, table, row_id)
 
 
 @dataclass(frozen=True)
@@ -425,36 +324,28 @@ class Edits:
         self._store.one("sessions", session_id, "session")
         with self._store.transaction():
             row = self.conn.execute(
-                "SELECT id, label, before, after FROM segment_history WHERE session_id = ? AND undone = ? "
+                "SELECT id, label FROM segment_history WHERE session_id = ? AND undone = ? "
                 f"ORDER BY id {'DESC' if undo else 'ASC'} LIMIT 1", (session_id, 0 if undo else 1)).fetchone()
             if row is None:
                 return None
-            before, after = _load(row[2]), _load(row[3])
-            if undo:
-                _apply(self.conn, before, after)
-            else:
-                _apply(self.conn, after, before)
+            segments, in_place = history.apply(self.conn, row[0], undo)
             self.conn.execute("UPDATE segment_history SET undone = ? WHERE id = ?", (1 if undo else 0, row[0]))
             self.conn.execute("UPDATE sessions SET updated = ? WHERE id = ?", (now_iso(), session_id))
-        segs_before, segs_after = before.get("segments", {}), after.get("segments", {})
-        in_place = all(r is not None and (a := segs_after.get(i)) is not None and r["start"] == a["start"]
-                       for i, r in segs_before.items())
-        return Step(str(row[1]), list(segs_before), in_place)
+        return Step(str(row[1]), segments, in_place)
 
     # -- helpers ----------------------------------------------------------------------------------
     @contextmanager
     def _op(self, session_id: int, op: str, label: str) -> Iterator[_Change]:
-        """One undoable operation: its writes and its history entry in one transaction."""
+        """One undoable operation: its writes and its history entry in one transaction. The entry
+        is written first (its rows refer to it) and dropped again if nothing changed."""
         with self._store.transaction():
-            ch = _Change(self.conn)
-            yield ch
-            after = ch.after()
-            if after == ch.before:
+            step = self._store.insert("segment_history", {"session_id": session_id, "op": op, "label": label,
+                                                          "created": now_iso()})
+            yield _Change(self.conn, step)
+            if not history.finish(self.conn, step):
+                self.conn.execute("DELETE FROM segment_history WHERE id = ?", (step,))
                 return
             self.conn.execute("DELETE FROM segment_history WHERE session_id = ? AND undone = 1", (session_id,))
-            self._store.insert("segment_history", {"session_id": session_id, "op": op, "label": label,
-                                                   "before": _dump(ch.before), "after": _dump(after),
-                                                   "created": now_iso()})
             self.conn.execute("DELETE FROM segment_history WHERE session_id = ? AND id NOT IN (SELECT id FROM "
                               "segment_history WHERE session_id = ? ORDER BY id DESC LIMIT ?)",
                               (session_id, session_id, HISTORY_LIMIT))

@@ -25,9 +25,23 @@ appended: a released step is never edited.
    recorded during (``session_events``) with its attendees
    (``session_attendees``, full-text searchable by name and email), kept when
    the calendar changes.
+7. The undo history as rows: each entry's touched segments and speakers, one
+   row each with their columns before and after (``history_segments``,
+   ``history_speakers``), so undo and redo are SQL rather than JSON decoded in
+   Python. Entries written as JSON before are moved into the rows (a Python
+   step: SQL cannot decode their base64 embeddings) and stay undoable.
+
+A step is SQL, or a Python function given the connection when SQL alone
+cannot do it; either runs inside the step's transaction.
 """
 
 from __future__ import annotations
+
+import base64
+import json
+import logging
+import sqlite3
+from collections.abc import Callable
 
 STEP_1 = """
 CREATE TABLE sessions (
@@ -267,13 +281,117 @@ CREATE TABLE session_attendees (
 CREATE INDEX session_attendees_session ON session_attendees (session_id, position);
 """ + _fts("session_attendees", "person")
 
-MIGRATIONS: list[tuple[int, str]] = [
+STEP_7 = [
+    """CREATE TABLE history_segments (
+    step_id               INTEGER NOT NULL REFERENCES segment_history (id) ON DELETE CASCADE,
+    segment_id            INTEGER NOT NULL,
+    had                   INTEGER NOT NULL DEFAULT 0 CHECK (had IN (0, 1)),
+    has                   INTEGER NOT NULL DEFAULT 0 CHECK (has IN (0, 1)),
+    before_session_id     INTEGER,
+    before_start          REAL,
+    "before_end"          REAL,
+    before_speaker_id     INTEGER,
+    before_text           TEXT,
+    before_language       TEXT,
+    before_embedding      BLOB,
+    before_edited         INTEGER,
+    before_original_text  TEXT,
+    before_speaker_set    INTEGER,
+    after_session_id      INTEGER,
+    after_start           REAL,
+    "after_end"           REAL,
+    after_speaker_id      INTEGER,
+    after_text            TEXT,
+    after_language        TEXT,
+    after_embedding       BLOB,
+    after_edited          INTEGER,
+    after_original_text   TEXT,
+    after_speaker_set     INTEGER,
+    PRIMARY KEY (step_id, segment_id)
+)""",
+    """CREATE TABLE history_speakers (
+    step_id               INTEGER NOT NULL REFERENCES segment_history (id) ON DELETE CASCADE,
+    speaker_id            INTEGER NOT NULL,
+    had                   INTEGER NOT NULL DEFAULT 0 CHECK (had IN (0, 1)),
+    has                   INTEGER NOT NULL DEFAULT 0 CHECK (has IN (0, 1)),
+    before_session_id     INTEGER,
+    before_label          TEXT,
+    before_name           TEXT,
+    before_profile_id     INTEGER,
+    before_embedding      BLOB,
+    after_session_id      INTEGER,
+    after_label           TEXT,
+    after_name            TEXT,
+    after_profile_id      INTEGER,
+    after_embedding       BLOB,
+    PRIMARY KEY (step_id, speaker_id)
+)""",
+]
+
+# the columns of the rows an entry of step 5 held (as it wrote them: released, never changed)
+_V6_COLUMNS = {
+    "segments": ("session_id", "start", "end", "speaker_id", "text", "language", "embedding",
+                 "edited", "original_text", "speaker_set"),
+    "speakers": ("session_id", "label", "name", "profile_id", "embedding"),
+}
+
+
+def _v6_rows(text: str) -> dict[str, dict[int, dict | None]]:
+    """An entry's ``before`` or ``after`` as step 5's history wrote it: one JSON line per row
+    (``[table, id, columns]``), or, earlier, one object (``{table: [[id, columns], ...]}``);
+    embeddings in base64."""
+    out: dict[str, dict[int, dict | None]] = {"segments": {}, "speakers": {}}
+    if text.startswith("{"):
+        for t, pairs in json.loads(text).items():
+            out.setdefault(t, {}).update((int(i), r) for i, r in pairs)
+    else:
+        for line in text.splitlines():
+            t, i, r = json.loads(line)
+            out.setdefault(t, {})[int(i)] = r
+    for rows in out.values():
+        for r in rows.values():
+            if r is not None and r.get("embedding") is not None:
+                r["embedding"] = base64.b64decode(r["embedding"])
+    return out
+
+
+def step_7(conn: sqlite3.Connection) -> None:
+    for sql in STEP_7:
+        conn.execute(sql)
+    for step, before_text, after_text in conn.execute("SELECT id, before, after FROM segment_history").fetchall():
+        try:
+            before, after = _v6_rows(before_text), _v6_rows(after_text)
+        except (ValueError, TypeError, AttributeError):   # damaged: it could not be undone anyway
+            log.warning("undo history entry %d could not be read; it is dropped", step)
+            conn.execute("DELETE FROM segment_history WHERE id = ?", (step,))
+            continue
+        for table, key, hist in (("segments", "segment_id", "history_segments"),
+                                 ("speakers", "speaker_id", "history_speakers")):
+            cols = _V6_COLUMNS[table]
+            names = ", ".join(f'"before_{c}", "after_{c}"' for c in cols)
+            rows = []
+            for i in dict.fromkeys([*before.get(table, {}), *after.get(table, {})]):
+                b, a = before.get(table, {}).get(i), after.get(table, {}).get(i)
+                rows.append([step, i, int(b is not None), int(a is not None),
+                             *(v for c in cols for v in ((b or {}).get(c), (a or {}).get(c)))])
+            conn.executemany(f"INSERT INTO {hist} (step_id, {key}, had, has, {names}) "
+                             f"VALUES ({', '.join('?' * (4 + 2 * len(cols)))})", rows)
+    conn.execute("ALTER TABLE segment_history DROP COLUMN before")
+    conn.execute("ALTER TABLE segment_history DROP COLUMN after")
+
+
+log = logging.getLogger("minutely.library")
+
+Step = str | Callable[[sqlite3.Connection], None]
+
+MIGRATIONS: list[tuple[int, Step]] = [
     (1, STEP_1),
     (2, STEP_2),
     (3, STEP_3),
     (4, STEP_4),
     (5, STEP_5),
     (6, STEP_6),
+    (7, step_7),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -333,20 +333,25 @@ class TranscriptEditing(QObject):
             return
 
         shown = self.model.snapshot()
+        measure = self.delegate.measurer()
 
         def work(ctx):
             lib = ctx.library
             result = fn(lib)
             some = changed_rows(lib, result) if changed_rows is not None else None
-            if some is not None:
-                return result, some, lib.speakers(sid), None
+            if some is not None:  # and the new rows' heights, for the layout that follows
+                return result, some, lib.speakers(sid), None, measure(g.text for g in some)
             rows = lib.segments(sid)  # and what changes, found here rather than on the UI thread
-            return result, rows, lib.speakers(sid), SegmentModel.diff(shown, rows)
+            diff = SegmentModel.diff(shown, rows)
+            new = [rows[r].text for r in diff.changed] + [g.text for tag, _, _, j1, j2 in diff.ops
+                                                          if tag != "equal" for g in rows[j1:j2]]
+            return result, rows, lib.speakers(sid), diff, measure(new)
 
         def done(payload) -> None:
             self._task = None
-            result, rows, speakers, diff = payload
+            result, rows, speakers, diff, heights = payload
             if not self.services.closed and sid == self._session_id():
+                self.delegate.prime(heights)
                 if diff is None:
                     self.model.update_rows(rows, speakers)
                 else:

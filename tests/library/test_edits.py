@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import numpy as np
@@ -354,17 +355,98 @@ def test_move_split_moves_the_boundary_inside_the_two_halves_only(lib, meeting):
     assert (lib.segment(a.id).end, lib.segment(b.id).start) == (5.0, 5.0)
 
 
-def test_history_written_as_one_json_object_still_undoes(lib, meeting):
-    """Entries stored before the history was written a row per line still undo."""
-    import json
+def test_a_version_6_history_moves_into_rows_and_stays_undoable(tmp_path):
+    """Entries written by step 5's history (JSON: one line per row, or earlier one object;
+    embeddings in base64) are moved into the history's rows by step 7 and undo and redo as before."""
+    import base64
 
-    sid, ids, _ = meeting
-    lib.edits.edit_segment(ids[0], "Older words.")
-    row = lib.conn.execute("SELECT id, before, after FROM segment_history WHERE session_id = ?", (sid,)).fetchone()
-    as_object = [json.dumps({t: [[i, r]] for t, i, r in map(json.loads, text.splitlines())}) for text in row[1:]]
-    lib.conn.execute("UPDATE segment_history SET before = ?, after = ? WHERE id = ?", (*as_object, row[0]))
-    lib.edits.undo(sid)
-    assert lib.segment(ids[0]).text == "Let us look at the marketing budjet."
+    data = tmp_path / "data"
+    data.mkdir()
+    conn = sqlite3.connect(str(data / "library.sqlite3"), isolation_level=None)
+    for version, sql in MIGRATIONS[:6]:
+        conn.executescript(f"BEGIN; {sql}; PRAGMA user_version = {version}; COMMIT;")
+    e1, e2, e3 = (emb(i).tobytes() for i in (1, 2, 3))
+    conn.execute("INSERT INTO sessions (id, title, created, kind) VALUES (1, 'Old', '2025-01-02T10:00:00Z', 'file')")
+    segs = {1: dict(session_id=1, start=0.0, end=3.25, speaker_id=1, text="the budjet for next year",
+                    language="en", embedding=e1, edited=0, original_text=None, speaker_set=0),
+            2: dict(session_id=1, start=3.25, end=6.1, speaker_id=2, text="budjet talk, part two",
+                    language="en", embedding=e2, edited=0, original_text=None, speaker_set=0)}
+    sps = {1: dict(session_id=1, label="S1", name=None, profile_id=None, embedding=None),
+           2: dict(session_id=1, label="S2", name=None, profile_id=None, embedding=e3)}
+    start = json.dumps([[r["start"], r["text"]] for r in segs.values()])
+
+    def js(r):
+        return None if r is None else {k: base64.b64encode(v).decode() if isinstance(v, bytes) else v
+                                       for k, v in r.items()}
+
+    def lines(rows):   # step 5's later format
+        return "\n".join(json.dumps([t, i, js(r)]) for t, byid in rows.items() for i, r in byid.items())
+
+    def whole(rows):   # its first format
+        return json.dumps({t: [[i, js(r)] for i, r in byid.items()] for t, byid in rows.items()})
+
+    entries = []
+    edited = dict(segs[1], text="the budget for next year", original_text=segs[1]["text"], edited=1)
+    entries.append(("edit", "Edit segment 1", whole({"segments": {1: segs[1]}}), whole({"segments": {1: edited}})))
+    left = dict(segs[2], end=4.5, text="budjet talk,", edited=1)
+    right = dict(segs[2], start=4.5, text="part two", edited=1)
+    entries.append(("split", "Split segment 2", lines({"segments": {2: segs[2], 3: None}}),
+                    lines({"segments": {2: left, 3: right}})))
+    named = dict(sps[2], name="Ben")
+    entries.append(("rename", "Rename S2 → Ben", lines({"speakers": {2: sps[2]}}), lines({"speakers": {2: named}})))
+    for i, r in sps.items():
+        conn.execute("INSERT INTO speakers (id, session_id, label, name, profile_id, embedding) "
+                     "VALUES (?, ?, ?, ?, ?, ?)", (i, *named.values()) if i == 2 else (i, *r.values()))
+    for i, r in {1: edited, 2: left, 3: right}.items():
+        conn.execute('INSERT INTO segments (id, session_id, start, "end", speaker_id, text, language, embedding, '
+                     "edited, original_text, speaker_set) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (i, *r.values()))
+    for op, label, before, after in entries:
+        conn.execute("INSERT INTO segment_history (session_id, op, label, before, after, created) "
+                     "VALUES (1, ?, ?, ?, ?, '2025-01-02T10:00:00Z')", (op, label, before, after))
+    conn.close()
+    with Library.open(data) as lib:
+        assert dbmod.user_version(lib.conn) == LATEST
+        cols = [r[1] for r in lib.conn.execute("PRAGMA table_info(segment_history)")]
+        assert "before" not in cols and "after" not in cols
+        assert lib.edits.undo_redo(1) == ("Rename S2 → Ben", None)
+        assert lib.edits.undo(1) == "Rename S2 → Ben" and lib.speaker(1, "S2").name is None
+        assert lib.edits.undo(1) == "Split segment 2"
+        assert [(g.id, g.end, g.text) for g in lib.segments(1)] == [(1, 3.25, edited["text"]),
+                                                                     (2, 6.1, segs[2]["text"])]
+        assert lib.edits.undo(1) == "Edit segment 1" and lib.edits.undo(1) is None
+        assert json.dumps([[g.start, g.text] for g in lib.segments(1)]) == start
+        embs = "SELECT embedding FROM segments WHERE session_id = 1 ORDER BY start"
+        assert [r[0] for r in lib.conn.execute(embs)] == [e1, e2]
+        assert {h.segment_id for h in lib.search("budjet")} == {1, 2} and not lib.segment(1).edited
+        for label in ("Edit segment 1", "Split segment 2", "Rename S2 → Ben"):
+            assert lib.edits.redo(1) == label
+        got = lib.segments(1)
+        assert [(g.id, g.start, g.end, g.text, g.speaker) for g in got] == [
+            (1, 0.0, 3.25, "the budget for next year", "S1"), (2, 3.25, 4.5, "budjet talk,", "Ben"),
+            (3, 4.5, 6.1, "part two", "Ben")]
+        assert [r[0] for r in lib.conn.execute(embs)] == [e1, e2, e2]
+        assert got[0].original_text == "the budjet for next year"
+    assert list(data.glob("library.sqlite3.bak-v6-*"))
+
+
+def test_a_damaged_version_6_history_entry_is_dropped_and_the_rest_undo(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    conn = sqlite3.connect(str(data / "library.sqlite3"), isolation_level=None)
+    for version, sql in MIGRATIONS[:6]:
+        conn.executescript(f"BEGIN; {sql}; PRAGMA user_version = {version}; COMMIT;")
+    conn.execute("INSERT INTO sessions (id, title, created, kind) VALUES (1, 'Old', '2025-01-02T10:00:00Z', 'file')")
+    conn.execute("INSERT INTO speakers (id, session_id, label, name) VALUES (1, 1, 'S1', 'Ana')")
+    good = [json.dumps(["speakers", 1, dict(session_id=1, label="S1", name=n, profile_id=None, embedding=None)])
+            for n in (None, "Ana")]
+    for label, before, after in (("Rename S1 → Ana", *good), ("Damaged", "not json", "")):
+        conn.execute("INSERT INTO segment_history (session_id, op, label, before, after, created) "
+                     "VALUES (1, 'rename', ?, ?, ?, '2025-01-02T10:00:00Z')", (label, before, after))
+    conn.close()
+    with Library.open(data) as lib:
+        assert dbmod.user_version(lib.conn) == LATEST
+        assert lib.edits.undo(1) == "Rename S1 → Ana" and lib.speaker(1, "S1").name is None
+        assert lib.edits.undo(1) is None
 
 
 def test_undo_step_says_which_segments_it_put_back_and_whether_they_kept_their_places(lib, meeting):
