@@ -326,6 +326,8 @@ class SettingsDialog(FittingDialog):
     def _refresh_model(self) -> None:
         s = self.services.settings
         name = s.model_name or (os.path.basename(s.model_path) if s.model_path else "")
+        if s.model_server:  # Settings ▸ Model server: the model answering is the server's
+            name = f"{s.model_server_model or 'the model'} on {s.model_server}"
         state = state_text(self.services, self.services.model.state)
         self.model_label.setText(f"{name or 'none yet'} — {state}" if name else state)
 

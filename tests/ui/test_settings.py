@@ -285,3 +285,6 @@ def test_a_model_server_is_chosen_checked_and_reloads_the_model(qtbot, home, ser
         {"model_server": f"http://127.0.0.1:{port}", "model_server_token": "s3cret", "model_server_audio": False}
     assert changed == [1]  # the next job uses the server
     assert services.model.has_model()  # a server counts as a model: jobs are not refused for want of one
+    again = dialog(qtbot, services, sd=NoPortAudio())
+    assert f"on http://127.0.0.1:{port}" in again.model_label.text()  # says where the model answers
+    again.reject()
