@@ -70,12 +70,21 @@ def engine_config(args: argparse.Namespace, settings: Settings):
 
 def remote_engine(args: argparse.Namespace, settings: Settings):
     """The model on a server (``--server``, else the settings' ``model_server``), or None: the model
-    on this computer. ``--model`` always means this computer."""
-    from ..engine.remote import server_engine
+    on this computer. ``--model`` (or ``$MINUTELY_MODEL``, which outranks the settings) means this
+    computer; ``--server`` with ``--model`` is refused. ``--ctx`` sizes prompts for the server too."""
+    import os
 
+    from ..engine.remote import server_engine
+    from ..engine.resolve import ENV_MODEL
+
+    server = getattr(args, "server", None)
     if getattr(args, "model", None):
+        if server:
+            raise UsageError("give --server or --model, not both (--server '' means this computer)")
         return None
-    return server_engine(settings, getattr(args, "server", None))
+    if server is None and os.environ.get(ENV_MODEL):
+        return None
+    return server_engine(settings, server, n_ctx=getattr(args, "ctx", None))
 
 
 def need_file(path: str, what: str) -> Path:

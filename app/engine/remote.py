@@ -21,11 +21,12 @@ import base64
 import io
 import json
 import math
+import queue
 import threading
 import time
 import wave
 from collections.abc import Generator, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -117,8 +118,8 @@ class RemoteEngine:
         self._client = OpenAI(base_url=self.url, api_key=api_key or "none", max_retries=0,
                               timeout=timeout)
         self._lock = threading.Lock()
-        self._inflight: set[Any] = set()   # streams being read
-        self._closed: set[int] = set()     # ids of those cancel() closed
+        self._inflight: set[_Reader] = set()  # the requests being read
+        self._generation = 0                  # cancel() moves it on: every request then in flight stops
 
     # -- what the server can do ------------------------------------------------------------
     @property
@@ -172,20 +173,29 @@ class RemoteEngine:
         o = resolve_options(options, kw)
         if not convs:
             return []
-        with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT, len(convs))) as pool:
-            futures = [pool.submit(self._consume, c, o, cancel) for c in convs]
+        stop = threading.Event()  # one request failed, or the caller was interrupted: stop the others
+        either = _Either(cancel, stop)
+        pool = ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT, len(convs)), thread_name_prefix="minutely-batch")
+        try:
+            futures = [pool.submit(self._consume, c, o, either) for c in convs]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)  # a failure stops the rest at once
+            failed = next((f.exception() for f in done if f.exception() is not None), None)
+            if failed is not None:
+                raise failed
             return [f.result() for f in futures]
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def cancel(self) -> None:
         """Stop every request in flight (their replies end "cancelled")."""
         with self._lock:
-            streams = list(self._inflight)
-            self._closed.update(id(s) for s in streams)
-        for s in streams:
-            try:
-                s.close()
-            except Exception:
-                pass
+            self._generation += 1
+            readers = list(self._inflight)
+        for r in readers:
+            r.close()
 
     def count_tokens(self, messages: Iterable[Message | dict], image_tokens: int | None = None) -> int:
         n = 0
@@ -243,24 +253,36 @@ class RemoteEngine:
 
     def _run(self, msgs: list[Message], o: GenerateOptions, reply: Reply,
              cancel: Cancellable | None) -> Generator[str, None, Reply]:
-        if cancel is not None and cancel.is_set():
+        """The request's stream is read on a thread of its own and handed over through a queue, so
+        a cancel is honoured within ~50 ms even while the server has not answered yet."""
+        gen = self._generation
+        stopped = lambda: (cancel is not None and cancel.is_set()) or self._generation != gen  # noqa: E731
+        if stopped():
             reply.finish_reason = "cancelled"
             self.last = reply
             return reply
         req = self._request(msgs, o)
         t0 = time.monotonic()
-        try:
-            stream = self._client.chat.completions.create(**req)
-        except Exception as e:
-            raise self._error(e) from None
+        pieces: queue.Queue = queue.Queue()
+        reader = _Reader(self._client, req, pieces)
         with self._lock:
-            self._inflight.add(stream)
+            self._inflight.add(reader)
+        threading.Thread(target=reader.run, name="minutely-remote", daemon=True).start()
         first = None
         try:
-            for chunk in stream:
-                if cancel is not None and cancel.is_set():
+            while True:
+                if stopped():
                     reply.finish_reason = "cancelled"
                     break
+                try:
+                    kind, item = pieces.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                if kind == "end":
+                    break
+                if kind == "error":
+                    raise self._error(item, midway=bool(reply.text))
+                chunk = item
                 if chunk.usage is not None:
                     reply.prompt_tokens = chunk.usage.prompt_tokens or 0
                     reply.evaluated_tokens = reply.prompt_tokens
@@ -277,24 +299,10 @@ class RemoteEngine:
                         reply.text += piece
                         reply.generated_tokens += 1  # replaced by the server's count when it comes
                         yield piece
-        except Exception as e:
-            if reply.finish_reason == "cancelled" or (cancel is not None and cancel.is_set()):
-                reply.finish_reason = "cancelled"
-            elif id(stream) in self._closed:
-                reply.finish_reason = "cancelled"
-            else:
-                raise self._error(e, midway=bool(reply.text)) from None
         finally:
             with self._lock:
-                self._inflight.discard(stream)
-                was_closed = id(stream) in self._closed
-                self._closed.discard(id(stream))
-            if was_closed:
-                reply.finish_reason = "cancelled"
-            try:
-                stream.close()
-            except Exception:
-                pass
+                self._inflight.discard(reader)
+            reader.close()  # a stream still open (cancelled, or left early) is closed, now or once it opens
         if not reply.finish_reason:
             # the stream ended without saying why: a server that went away mid-answer
             raise EngineError(f"the model server at {self.url} stopped answering mid-reply")
@@ -327,6 +335,62 @@ class RemoteEngine:
         return EngineError(f"{where}: {type(e).__name__}: {e}".splitlines()[0])
 
 
+class _Reader:
+    """One request's stream, read on its own thread into ``out`` as ("chunk", c), ("end", None) or
+    ("error", exception). ``close()`` from any thread ends it: at once if the stream is open, else as
+    soon as the server answers (a request cannot be taken back before its response begins)."""
+
+    def __init__(self, client: Any, req: dict, out: queue.Queue):
+        self._client, self._req, self._out = client, req, out
+        self._lock = threading.Lock()
+        self._stream: Any = None
+        self._closed = False
+
+    def run(self) -> None:
+        try:
+            stream = self._client.chat.completions.create(**self._req)
+        except Exception as e:
+            self._out.put(("error", e))
+            return
+        with self._lock:
+            self._stream = stream
+            closed = self._closed
+        if closed:
+            _close(stream)
+            return
+        try:
+            for chunk in stream:
+                self._out.put(("chunk", chunk))
+            self._out.put(("end", None))
+        except Exception as e:
+            if not self._closed:
+                self._out.put(("error", e))
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            stream = self._stream
+        if stream is not None:
+            _close(stream)
+
+
+class _Either:
+    """Set when either of two cancel flags is."""
+
+    def __init__(self, a: Cancellable | None, b: Cancellable):
+        self._a, self._b = a, b
+
+    def is_set(self) -> bool:
+        return self._b.is_set() or (self._a is not None and self._a.is_set())
+
+
+def _close(stream: Any) -> None:
+    try:
+        stream.close()
+    except Exception:
+        pass
+
+
 def _message(e: Any) -> str:
     body = getattr(e, "body", None)
     if isinstance(body, dict):
@@ -345,11 +409,16 @@ def _cause(e: BaseException) -> str:
     return (str(c) or type(c).__name__).splitlines()[0][:200] if c else str(e)[:200]
 
 
-def server_engine(settings, url: str | None = None) -> RemoteEngine | None:
-    """The engine on the server ``url`` (else the settings' ``model_server``); None: this computer."""
-    url = url if url is not None else getattr(settings, "model_server", "")
+def server_engine(settings, url: str | None = None, *, n_ctx: int | None = None) -> RemoteEngine | None:
+    """The engine on the server ``url`` (else the settings' ``model_server``); None: this computer.
+    The settings' model name, token and audio switch belong to the settings' server: another
+    address given here gets none of them (the token is never sent to a server it was not set for)."""
+    own = getattr(settings, "model_server", "")
+    url = url if url is not None else own
     if not url:
         return None
-    return RemoteEngine(url, settings.model_server_model, settings.model_server_token,
-                        n_ctx=settings.n_ctx, audio=settings.model_server_audio,
+    same = bool(own) and check_url(url) == check_url(own)
+    return RemoteEngine(url, settings.model_server_model if same else "",
+                        settings.model_server_token if same else "",
+                        n_ctx=n_ctx or settings.n_ctx, audio=settings.model_server_audio if same else True,
                         image_tokens=settings.image_tokens)

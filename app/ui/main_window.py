@@ -355,6 +355,9 @@ class MainWindow(QMainWindow):
         window while the first dropped file is read."""
         from app.media.vad import warm_up
 
+        if self._closed:
+            return
+
         self.services.runner.run("Getting speech detection ready", lambda ctx: warm_up(), kind="warm-up",
                                  on_done=self._warmed_up, on_failed=self._warmed_up)
 

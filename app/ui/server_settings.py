@@ -111,7 +111,13 @@ class ServerPage(QWidget):
         engine = RemoteEngine(v["model_server"], v["model_server_model"], v["model_server_token"], timeout=15)
         self.test_button.setEnabled(False)
         self._show("Asking the server…")
-        return self.services.runner.run("Testing the model server", lambda ctx: engine.check(),
+        def check(_ctx) -> list[str]:
+            try:
+                return engine.check()
+            finally:
+                engine.close()
+
+        return self.services.runner.run("Testing the model server", check,
                                         kind="server-test", on_done=self._tested, on_failed=self._failed)
 
     def _tested(self, models: list[str]) -> None:

@@ -118,6 +118,12 @@ class ModelServing(QObject):
         """Serve if the settings say so (on their port), else stop."""
         s = self.services.settings
         want = bool(s.serve_model) and not self.services.closed
+        if want and s.model_server:  # the model is not here: other apps should ask that server
+            if self.server is not None:
+                self.stop()
+            self.error = f"the model runs on {s.model_server}: point other apps there"
+            self.changed.emit(f"Not serving the model to other apps: {self.error}")
+            return
         if self.server is not None and (not want or self.server.port != s.serve_port):
             self.stop()
         if want and self.server is None:

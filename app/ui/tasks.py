@@ -360,6 +360,7 @@ class ModelService(QObject):
         settings = self._settings_fn()
         remote = server_engine(settings)
         if remote is not None:
+            remote.check()  # "ready" only once the server answers (else its one-line error)
             return remote
         choice = resolve_model(None, None, settings)
         host = EngineHost(choice.model, choice.mmproj, EngineConfig.from_settings(settings),

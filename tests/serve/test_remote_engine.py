@@ -72,10 +72,12 @@ def test_questions_audio_images_and_schema_reach_the_server(server):
 
 def test_a_batch_goes_as_concurrent_requests_and_keeps_its_order(server):
     e = RemoteEngine(server.url)
-    convs = [[Message.user(f"Count to {i}.")] for i in range(5)]
+    convs = [[Message.user("Count " + "and more " * (3 * i))] for i in range(5)]  # prompts of different sizes
     replies = e.chat_batch(convs, max_tokens=3, ignore_eos=True)
     singles = [e.chat(c, max_tokens=3, ignore_eos=True) for c in convs]
-    assert [r.text for r in replies] == [r.text for r in singles]  # greedy: the same answer, in order
+    assert [r.prompt_tokens for r in replies] == [r.prompt_tokens for r in singles]  # in order
+    assert len({r.prompt_tokens for r in replies}) == 5
+    assert [r.text for r in replies] == [r.text for r in singles]  # greedy: the same answers
 
 
 def test_a_file_is_transcribed_on_the_server_through_the_cli(server, meeting, _private_home):
@@ -124,14 +126,16 @@ def test_the_server_going_away_fails_the_job_in_one_line_and_it_resumes(tiny_mod
 
 def test_a_reply_cut_by_the_server_dying_is_one_line(tiny_model):
     s = ServeProc(*model_args(tiny_model), "--port", "0", "--quiet")
-    e = RemoteEngine(s.url)
-    stream = e.stream([Message.user("Talk for a long time.")], max_tokens=3000, ignore_eos=True)
-    with pytest.raises(EngineError, match="went away mid-reply|stopped answering") as err:
-        for n, _piece in enumerate(stream):
-            if n == 3:
-                os.kill(s.p.pid, signal.SIGKILL)
-    assert "\n" not in str(err.value)
-    s.stop()
+    try:
+        e = RemoteEngine(s.url)
+        stream = e.stream([Message.user("Talk for a long time.")], max_tokens=3000, ignore_eos=True)
+        with pytest.raises(EngineError, match="went away mid-reply|stopped answering") as err:
+            for n, _piece in enumerate(stream):
+                if n == 3:
+                    os.kill(s.p.pid, signal.SIGKILL)
+        assert "\n" not in str(err.value)
+    finally:
+        s.stop()
 
 
 def test_a_server_without_audio_is_said_plainly(tiny_model, meeting):

@@ -139,3 +139,21 @@ def test_the_settings_checkbox_starts_and_stops_it_in_the_window(qtbot, window):
     assert window.serving.url is None
     with pytest.raises(OSError):  # nothing listens there any more
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_with_a_model_server_set_the_window_neither_serves_nor_claims_ready(qtbot, services):
+    """The model is on a server the user named (here: nobody listens there): the window does not
+    relay other apps to it (it could be this very window), and the model shows the server's error
+    instead of "ready"."""
+    services.settings.model_server = f"http://127.0.0.1:{free_port()}"
+    services.settings.serve_model, services.settings.serve_port = True, free_port()
+    serving = ModelServing(services)
+    said: list[str] = []
+    serving.changed.connect(said.append)
+    serving.apply()
+    assert serving.server is None and said and "Not serving" in said[-1] and "point other apps there" in said[-1]
+    states: list[str] = []
+    services.model.model_state.connect(states.append)
+    services.model.preload()
+    qtbot.waitUntil(lambda: any(s.startswith("error:") for s in states), timeout=30_000)
+    assert "ready" not in states and "cannot reach" in states[-1]
