@@ -157,20 +157,26 @@ class Meeting:
         s = self.lib.create_session(self.title or default_title(), "recording", status=SessionState.RECORDING)
         self.session_id = s.id
         self._calendar(s.id)  # the event's title and attendees; their names become spelling hints
-        if self.engine is not None:
-            self.live = LiveTranscriber(self.lib, s.id, self.engine, self.options, on_segment=self.on_segment,
-                                        on_notice=self._notice, queue_size=self.queue_size)
-        self.recorder = Recorder(self.folder, mic=self.mic, system=self.system, on_level=self.on_level,
-                                 sd=self._sd, on_audio=self.live.feed if self.live else None,
-                                 on_stop=self._recorder_stopped, on_ready=self._audio_flows, **self._rec_opts)
+        recorder = self._prepare(s.id)
         try:
-            self.recorder.start()
+            recorder.start()
         except BaseException:
             self.lib.delete_session(s.id)  # removes the (empty) media folder too
             self.session_id = None
             self.state = "stopped"
             raise
         return self._started()
+
+    def _prepare(self, sid: int, offset: float = 0.0) -> Recorder:
+        """The recorder of this part, feeding live transcription (at ``offset`` in the session) when
+        there is an engine."""
+        if self.engine is not None:
+            self.live = LiveTranscriber(self.lib, sid, self.engine, self.options, on_segment=self.on_segment,
+                                        on_notice=self._notice, queue_size=self.queue_size, offset=offset)
+        self.recorder = Recorder(self.folder, mic=self.mic, system=self.system, on_level=self.on_level,
+                                 sd=self._sd, on_audio=self.live.feed if self.live else None,
+                                 on_stop=self._recorder_stopped, on_ready=self._audio_flows, **self._rec_opts)
+        return self.recorder
 
     def _started(self) -> int:
         assert self.recorder is not None and self.session_id is not None
@@ -195,13 +201,9 @@ class Meeting:
         self.session_id, self._part, self.offset = sid, f"{RECORDING_DIR}-{n}", float(s.duration or 0.0)
         if self.engine is not None:
             self.options = session_options(self.lib, sid, self.options)  # its event's attendees, as before
-            self.live = LiveTranscriber(self.lib, sid, self.engine, self.options, on_segment=self.on_segment,
-                                        on_notice=self._notice, queue_size=self.queue_size, offset=self.offset)
-        self.recorder = Recorder(self.folder, mic=self.mic, system=self.system, on_level=self.on_level,
-                                 sd=self._sd, on_audio=self.live.feed if self.live else None,
-                                 on_stop=self._recorder_stopped, on_ready=self._audio_flows, **self._rec_opts)
+        recorder = self._prepare(sid, self.offset)
         try:
-            self.recorder.start()
+            recorder.start()
         except BaseException:
             self.state = "stopped"
             raise
