@@ -216,8 +216,7 @@ def main() -> int:
         if syn:
             results["synthetic"] = compare(syn, methods, args.short)
     if args.json:
-        print(json.dumps({k: {"rows": r, "summary": s, "window_audio_s": a} for k, (r, s, a) in results.items()},
-                         indent=1))
+        print(json.dumps({k: {"rows": r, "summary": s, "window_audio_s": a} for k, (r, s, a) in results.items()}))
         return 0
     for k, (r, s, a) in results.items():
         report(f"{k} meetings, windows {WIN} s every {HOP} s" + (f" (+ single-speaker runs >= {args.short} s)"

