@@ -4,17 +4,18 @@ meetings, side by side, with the speech and turns taken from the reference.
     taskset -c 0 env OMP_NUM_THREADS=1 python bench/campp_real.py [--folder ../shared/data/real-meetings] [--json]
 
 Per meeting (WAV + RTTM): the reference's speech where exactly one speaker talks, in runs of one
-speaker; runs of 1.5 s or more are cut into 1.5 s windows every 0.75 s (the last one ends with
-the run). Each window is embedded both ways, the windows are clustered by average linkage on
-cosine distance with the speaker count given (the speakers that have
-windows), and every single-speaker 10 ms frame takes
-the label of the window whose centre is nearest. Scored with tests/support/der.py (0.25 s
-collar) against the whole reference: confusion is what the embedding decides; the DER's missed
-part is the overlapped speech (the same for both). Also per meeting: the equal error rate of
-"same speaker" over all window pairs by cosine (and pooled over meetings), and each
-embedding's time per second of window audio (one thread: run it under ``taskset -c 0``).
-The same on synthetic meetings (espeak-ng voices, what ``diarize.embed`` was fitted on) beside
-it, unless ``--no-synthetic``. Nothing here is fitted to these files.
+speaker; runs of 1.5 s or more are cut into 1.5 s windows every 0.75 s (the last one ends with the
+run; ``--short S`` adds runs of S to 1.5 s as one window each). Each window is embedded both ways,
+the windows are clustered by average linkage on cosine distance with the speaker count given (the
+speakers that have windows), and every single-speaker 10 ms frame takes the label of the window
+whose centre is nearest. Scored with tests/support/der.py (0.25 s collar) against the whole
+reference: confusion is what the embedding decides; the DER's missed part is the overlapped
+speech (the same for both). Also per meeting: the equal error rate of "same speaker" over all
+window pairs by cosine (and pooled over meetings), and each embedding's time per second of window
+audio (one thread: run it under ``taskset -c 0``). Then the app's own clustering
+(``diarize.diarize``, Ward, the count given) of the whole reference turns, one embedding each, by
+either embedding. The same on synthetic meetings (espeak-ng voices, what ``diarize.embed`` was
+fitted on) beside it, unless ``--no-synthetic``. Nothing here is fitted to these files.
 """
 
 from __future__ import annotations
@@ -155,6 +156,25 @@ def compare(meetings: list[Meeting], methods: dict, short: float) -> tuple[list[
     return rows, summary, audio_s
 
 
+def whole_turns(meetings: list[Meeting]) -> dict:
+    """The app's own clustering (``diarize.diarize``: Ward, the count given) of the reference turns
+    (of 0.3 s or more) as utterances, one embedding each, by either embedding: mean confusion, DER."""
+    from app.media import diarize
+    from tests.support.der import der_parts
+
+    out = {}
+    for kind in ("mfcc", "campp"):
+        conf, der = [], []
+        for _name, x, ref in meetings:
+            utts = [(a, b) for a, b, _ in ref if b - a >= 0.3]
+            lab = diarize.diarize(x, utts, n_speakers=len({s for *_, s in ref}), kind=kind)
+            parts = der_parts(ref, [(a, b, f"h{v}") for (a, b), v in zip(utts, lab, strict=True)], collar=0.25)
+            conf.append(parts.confusion)
+            der.append(parts.der)
+        out[kind] = {"confusion": float(np.mean(conf)), "der": float(np.mean(der))}
+    return out
+
+
 def report(title: str, rows: list[dict], summary: dict, audio_s: float) -> None:
     print(f"\n{title}")
     print(f"{'meeting':14} {'spk':>3} {'win':>4} | {'conf mfcc':>9} {'conf cam++':>10} | {'DER mfcc':>8} "
@@ -210,17 +230,24 @@ def main() -> int:
                "campp": model.embed_many}
     real = [(w.stem, read_wav(w), read_rttm(w.with_suffix(".rttm"))) for w in sorted(args.folder.glob("*.wav"))]
     results = {"real": compare(real, methods, args.short)}
+    turns = {"real": whole_turns(real)}
     if not args.no_synthetic:
         with tempfile.TemporaryDirectory() as tmp:
             syn = synthetic(Path(tmp))
         if syn:
             results["synthetic"] = compare(syn, methods, args.short)
+            turns["synthetic"] = whole_turns(syn)
     if args.json:
-        print(json.dumps({k: {"rows": r, "summary": s, "window_audio_s": a} for k, (r, s, a) in results.items()}))
+        print(json.dumps({k: {"rows": r, "summary": s, "window_audio_s": a, "whole_turns": turns[k]}
+                          for k, (r, s, a) in results.items()}))
         return 0
     for k, (r, s, a) in results.items():
         report(f"{k} meetings, windows {WIN} s every {HOP} s" + (f" (+ single-speaker runs >= {args.short} s)"
                                                                   if args.short else ""), r, s, a)
+        t = turns[k]
+        print(f"the app's clustering (diarize.diarize, Ward, count given) of whole reference turns: confusion "
+              f"mfcc {t['mfcc']['confusion']:.3f}, cam++ {t['campp']['confusion']:.3f}; "
+              f"DER mfcc {t['mfcc']['der']:.3f}, cam++ {t['campp']['der']:.3f}")
     return 0
 
 
