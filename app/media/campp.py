@@ -39,7 +39,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -57,7 +57,8 @@ BN_EPS = 1e-5
 SEG = 100                   # frames of a CAM layer's segment pooling
 DIMS = 192
 HEAD_CHANNELS = 32 * (N_MELS // 8)   # the front end's channels x frequency bins
-BATCH = 16                  # windows per onnxruntime call
+BATCH_FRAMES = 2_400        # fbank frames per onnxruntime call (16 windows of 1.5 s)
+LONG, PIECE = 60.0, 30.0    # seconds: longer clips are embedded in pieces, averaged
 CHECKPOINT = ("models", "speech_campplus_sv_zh_en_16k-common_advanced", "campplus_cn_en_common.pt")
 BLOCKS = ((12, 1), (24, 2), (16, 2))   # CAM dense TDNN layers and dilation per block
 
@@ -346,23 +347,31 @@ class Model:
             return self.session.run(["fmap"], {"feats": np.ascontiguousarray(feats, np.float32)})[0]
         return _forward(self.weights, _Numpy(), np.asarray(feats, np.float32))
 
-    def embed_many(self, clips: Sequence[np.ndarray], progress: Callable[[int], None] | None = None,
-                   ) -> np.ndarray:
-        """Unit-length embeddings (N, 192) of 16 kHz clips; clips of equal length are batched
-        (never padded: padding would change the statistics)."""
-        feats = [fbank(c) for c in clips]
-        out = np.zeros((len(feats), DIMS), np.float32)
+    def embed_many(self, clips: Sequence[np.ndarray]) -> np.ndarray:
+        """Unit-length embeddings (N, 192) of 16 kHz clips. Clips of equal length are batched
+        (never padded: padding would change the statistics), up to ``BATCH_FRAMES`` frames a
+        call. A clip over ``LONG`` seconds is cut into equal pieces of about ``PIECE`` seconds whose embeddings
+        are averaged (the network's memory grows with the length: ~10 kB a frame a layer)."""
+        pieces: list[np.ndarray] = []
+        owner: list[int] = []
+        for i, c in enumerate(clips):
+            c = np.asarray(c, np.float32).ravel()
+            cuts = [c] if len(c) <= LONG * RATE else np.array_split(c, round(len(c) / (PIECE * RATE)))
+            pieces += cuts
+            owner += [i] * len(cuts)
+        feats = [fbank(c) for c in pieces]
+        emb = np.zeros((len(feats), DIMS), np.float32)
         by_len: dict[int, list[int]] = {}
         for i, f in enumerate(feats):
             by_len.setdefault(len(f), []).append(i)
-        done = 0
-        for idx in by_len.values():
-            for s in range(0, len(idx), BATCH):
-                part = idx[s:s + BATCH]
-                out[part] = _pool(self.weights, self.feature_maps(np.stack([feats[i] for i in part])))
-                done += len(part)
-                if progress:
-                    progress(done)
+        for length, idx in by_len.items():
+            per = max(1, BATCH_FRAMES // length)
+            for s in range(0, len(idx), per):
+                part = idx[s:s + per]
+                emb[part] = _pool(self.weights, self.feature_maps(np.stack([feats[i] for i in part])))
+        emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        out = np.zeros((len(clips), DIMS), np.float32)
+        np.add.at(out, np.array(owner, int), emb)
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
     def embed(self, samples: np.ndarray) -> np.ndarray:

@@ -55,8 +55,14 @@ def test_two_voices_are_farther_apart_than_one_voice_twice(model, cache):
     same = float(e[0] @ e[1])
     assert same > float(e[0] @ e[2]) + 0.1 and same > float(e[1] @ e[2]) + 0.1
     assert same > float(e[0] @ e[3]) + 0.1
-    # one clip alone gives what it gives in a batch of unequal lengths
+    # a clip alone gives what it gives in a batch, of unequal or of equal lengths
     assert np.allclose(model.embed(a1), e[0], atol=1e-4)
+    n = min(len(a1), len(b1))
+    pair = model.embed_many([a1[:n], b1[:n]])
+    assert np.allclose(pair[1], model.embed(b1[:n]), atol=1e-4)
+    # a long clip (over LONG seconds) is embedded in pieces: still the voice
+    long = np.concatenate([a1, a2] * int(np.ceil(campp.LONG * RATE / (len(a1) + len(a2)) + 1)))
+    assert float(model.embed(long) @ e[0]) > float(e[0] @ e[2]) + 0.1
 
 
 @needs_weights
