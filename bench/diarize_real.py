@@ -1,6 +1,7 @@
 """Speaker attribution on real meetings: DER split into its parts, and speed.
 
     python bench/diarize_real.py [--folder ../shared/data/real-meetings] [--json] [--no-synthetic] [--pipeline]
+                                 [--vad earshot,combined] [--embed mfcc,campp]
 
 Per real meeting (WAV + RTTM reference turns): DER split into missed speech, false alarm and
 speaker confusion (tests/support/der.py, 0.25 s collar, overlapped speech counted), with the speaker
@@ -8,7 +9,10 @@ count given and found automatically, through ``app.media.speakers.speaker_segmen
 detection included); time per hour of audio. Then the same pipeline on synthetic meetings
 (tests/support/meetings.py: 2-4 espeak-ng voices, seeds 10-12, clean and with white noise 0.01) so a
 regression there shows beside it. ``--pipeline`` also scores what ``transcribe_file`` stores today
-(the VAD's whole utterances, one embedding each, clustered), with a stand-in model, side by side.
+(the VAD's whole utterances, one embedding each, clustered), with a stand-in model, side by side;
+``--embed mfcc,campp`` does that part once per speaker embedding (``MINUTELY_EMBED``), with the
+time the embedding and clustering of those utterances take per hour of audio (one thread: run it
+under ``taskset -c 0`` with ``OMP_NUM_THREADS=1``).
 """
 
 from __future__ import annotations
@@ -89,6 +93,26 @@ def stored_segments(wav: Path, k: int | None) -> list[tuple[float, float, str]]:
         return [(g.start, g.end, g.speaker) for g in lib.segments(sid)]
 
 
+def embed_speed(folder: Path) -> float:
+    """Seconds per hour of audio that embedding the VAD's utterances of the real meetings (with
+    ``MINUTELY_EMBED``'s embedder, loaded beforehand) and clustering them take."""
+    from app.media.diarize import cluster, embedder
+    from app.pipeline.transcribe import cut, scan
+
+    fn = embedder()
+    seconds = audio_s = 0.0
+    for wav in sorted(folder.glob("*.wav")):
+        utts, duration = scan(wav)
+        clips = [a for _, a in cut(wav, utts, 0)]
+        t = time.perf_counter()
+        emb = [fn(c, 16000) for c in clips]
+        if emb:
+            cluster(emb, None, [b - a for a, b in utts[:len(emb)]])
+        seconds += time.perf_counter() - t
+        audio_s += duration
+    return 3600 * seconds / audio_s
+
+
 def pipeline(folder: Path) -> list[dict]:
     """What a transcript stores: ``transcribe_file`` on each real meeting (a stand-in model that
     answers "words"), its segments' speakers scored like the above."""
@@ -107,9 +131,9 @@ def pipeline(folder: Path) -> list[dict]:
 
 
 def synthetic(outdir: Path, seeds=(10, 11, 12), speakers=(2, 3, 4), noises=(0.0, 0.01),
-              stored: bool = False) -> list[dict]:
+              stored: bool = False, segments: bool = True) -> list[dict]:
     """The same pipeline (speech detection included) on synthetic meetings (tests/support/meetings.py);
-    ``stored``: also what ``transcribe_file`` stores for them."""
+    ``stored``: also what ``transcribe_file`` stores for them; ``segments`` False: only that."""
     from app.media.speakers import speaker_segments
     from tests.support.der import der
     from tests.support.meetings import make_meeting
@@ -119,12 +143,13 @@ def synthetic(outdir: Path, seeds=(10, 11, 12), speakers=(2, 3, 4), noises=(0.0,
         for n in speakers:
             for seed in seeds:
                 m = make_meeting(outdir, n, 10 + 2 * n, seed=seed, noise=noise, name=f"syn-{n}-{seed}-{noise}.wav")
-                x = m.samples()
-                auto = speaker_segments(x)
-                rows.append({"speakers": n, "noise": noise, "seed": seed,
-                             "found": len({s.speaker for s in auto}),
-                             "der_auto": der(m.truth(), hypothesis(auto)),
-                             "der_given": der(m.truth(), hypothesis(speaker_segments(x, n)))})
+                rows.append({"speakers": n, "noise": noise, "seed": seed})
+                if segments:
+                    x = m.samples()
+                    auto = speaker_segments(x)
+                    rows[-1].update({"found": len({s.speaker for s in auto}),
+                                     "der_auto": der(m.truth(), hypothesis(auto)),
+                                     "der_given": der(m.truth(), hypothesis(speaker_segments(x, n)))})
                 if stored:
                     rows[-1]["stored_given"] = der(m.truth(), stored_segments(m.wav, n))
                     rows[-1]["stored_auto"] = der(m.truth(), stored_segments(m.wav, None))
@@ -187,6 +212,25 @@ def report(rows: list[dict], per_hour: float, stored: list[dict], syn: list[dict
               f"found {long['found']} voices, DER {long['der_auto']:.3f}")
 
 
+def side_by_side(results: dict) -> None:
+    """The stored segments' means per run, one line each: DER and its parts, count given and
+    automatic, the synthetic meetings' stored DER, the embedding's time."""
+    print("===== stored segments side by side (mean over the real meetings; synthetic: mean / max)")
+    print(f"{'run':<16} | {'given: miss    FA  conf   DER':>29} | {'auto: miss    FA  conf   DER':>28} | "
+          f"{'syn given':>11} | {'syn auto':>11} | s/h audio")
+    for kind, r in results.items():
+        m = {k: {p: statistics.mean(x[k][p] for x in r["stored"]) for p in ("missed", "fa", "confusion", "der")}
+             for k in ("given", "auto")}
+        syn = r["synthetic"]
+        sg = [x["stored_given"] for x in syn] or [float("nan")]
+        sa = [x["stored_auto"] for x in syn] or [float("nan")]
+        e = r["embed_seconds_per_hour"]
+        print(f"{kind:<16} | {m['given']['missed']:>11.3f} {m['given']['fa']:>5.3f} {m['given']['confusion']:>5.3f} "
+              f"{m['given']['der']:>5.3f} | {m['auto']['missed']:>10.3f} {m['auto']['fa']:>5.3f} "
+              f"{m['auto']['confusion']:.3f} {m['auto']['der']:.3f} | {statistics.mean(sg):.3f}/{max(sg):.3f} | "
+              f"{statistics.mean(sa):.3f}/{max(sa):.3f} | {'' if e is None else f'{e:.1f}'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     import os
 
@@ -199,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vad", default="",
                     help="speech detectors to compare side by side, e.g. earshot,combined "
                          "(MINUTELY_VAD for each run; default: the app's default)")
+    ap.add_argument("--embed", default="",
+                    help="speaker embeddings to compare side by side in the stored segments, e.g. mfcc,campp "
+                         "(MINUTELY_EMBED for each run; default: the app's default)")
     ap.add_argument("--keep", type=Path, help="build (or reuse) the synthetic meetings in this folder")
     args = ap.parse_args(argv)
     if not args.folder.is_dir():
@@ -209,31 +256,47 @@ def main(argv: list[str] | None = None) -> int:
         if not have_tools():
             raise SystemExit("the synthetic meetings need espeak-ng and sox (or --no-synthetic)")
     results = {}
-    before = os.environ.get("MINUTELY_VAD")
+    saved = {k: os.environ.get(k) for k in ("MINUTELY_VAD", "MINUTELY_EMBED")}
+    embeds = [k for k in args.embed.split(",") if k] or [""]
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in [k for k in args.vad.split(",") if k] or [""]:
-            if kind:
-                os.environ["MINUTELY_VAD"] = kind
-            rows, per_hour = real(args.folder)
-            stored = pipeline(args.folder) if args.pipeline else []
-            syn: list[dict] = []
+        for vad in [k for k in args.vad.split(",") if k] or [""]:
+            if vad:
+                os.environ["MINUTELY_VAD"] = vad
+            rows, per_hour = real(args.folder)  # speaker_segments: the same whatever the embedding
+            base: list[dict] = []
             long: dict = {}
             if not args.no_synthetic:
-                syn = synthetic(args.keep or Path(tmp), stored=args.pipeline)
+                base = synthetic(args.keep or Path(tmp))
                 long = speed(args.keep or Path(tmp))
-            results[kind or "default"] = {"files": rows, "seconds_per_hour": per_hour, "stored": stored,
-                                          "synthetic": syn, "long": long}
-    if before is None:
-        os.environ.pop("MINUTELY_VAD", None)
-    else:
-        os.environ["MINUTELY_VAD"] = before
+            for emb in embeds:
+                if emb:
+                    os.environ["MINUTELY_EMBED"] = emb
+                stored = pipeline(args.folder) if args.pipeline else []
+                syn = [dict(r) for r in base]
+                if args.pipeline and syn:
+                    for r, s in zip(syn, synthetic(args.keep or Path(tmp), stored=True, segments=False), strict=True):
+                        r.update({k: v for k, v in s.items() if k.startswith("stored_")})
+                key = "/".join(k for k in (vad, emb) if k) or "default"
+                results[key] = {"files": rows, "seconds_per_hour": per_hour, "stored": stored,
+                                "synthetic": syn, "long": long,
+                                "embed_seconds_per_hour": embed_speed(args.folder) if emb else None}
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
     if args.json:
         print(json.dumps(results if len(results) > 1 else next(iter(results.values()))))
         return 0
     for kind, r in results.items():
         if len(results) > 1:
-            print(f"===== speech detection: {kind}")
+            print(f"===== speech detection / speaker embedding: {kind}")
         report(r["files"], r["seconds_per_hour"], r["stored"], r["synthetic"], r["long"])
+        if r["embed_seconds_per_hour"] is not None:
+            e = r["embed_seconds_per_hour"]
+            print(f"embedding + clustering the stored utterances: {e:.1f} s per hour of audio ({e / 36:.2f} %)")
+    if len(results) > 1 and args.pipeline:
+        side_by_side(results)
     return 0
 
 

