@@ -270,7 +270,8 @@ Comment: /opt/minutely is a PyInstaller bundle. Besides Minutely's own code it
  holds third-party components under their own licenses: Python (PSF), Qt 6 and
  PySide6 (LGPL-3.0), FFmpeg and the codec libraries of PyAV (LGPL-2.1+ / GPL-2.0+),
  llama.cpp (MIT), PortAudio (MIT), NumPy and OpenBLAS (BSD), Pillow (MIT-CMU),
- earshot (MIT), onnxruntime (MIT), Silero VAD's model (MIT), and others; each package's license travels in its folder where
+ earshot (MIT), onnxruntime (MIT), Silero VAD's model (MIT), 3D-Speaker's CAM++ model
+ (Apache-2.0) and pyannote's segmentation-3.0 (MIT), and others; each package's license travels in its folder where
  the wheel ships it.
 
 Files: *

