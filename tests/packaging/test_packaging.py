@@ -176,7 +176,7 @@ def test_bundle_holds_what_the_app_needs_and_not_more(built):
     assert not (internal / "tests").exists() and not (internal / "bench").exists()
     mb = size_mb(built.bundle)
     print(f"bundle {mb:.0f} MB")
-    assert mb < 400, f"the bundle grew to {mb:.0f} MB"
+    assert mb < 440, f"the bundle grew to {mb:.0f} MB"  # ~390 + 34 MB of CAM++ and segmentation checkpoints
 
 
 def test_a_local_model_pair_makes_an_offline_bundle(built, tiny_model, tmp_path):

@@ -13,7 +13,7 @@ from app.library import Library
 from app.media import campp
 from app.media import diarize as dz
 from app.pipeline.speakers import diarize_session, save_voice, session_embedder
-from tests.support.der import der
+from tests.support.der import der, der_parts
 from tests.support.meetings import have_tools, make_meeting
 
 RATE = 16_000
@@ -100,6 +100,28 @@ def test_a_session_keeps_the_kind_it_started_with(tmp_path, monkeypatch, caplog)
             assert diarize_session(lib, mixed) == 2
         assert "two kinds of speaker embedding: 4 of 5" in caplog.text
         assert [g.speaker for g in lib.segments(mixed)] == ["S1", "S1", "S2", "S2", None]
+
+
+@needs_weights
+@needs_voices
+def test_a_transcription_resumed_under_another_setting_keeps_its_kind(engine, tmp_path, monkeypatch):
+    import threading
+
+    from app.pipeline.transcribe import TranscribeCancelled, TranscribeOptions, transcribe_file
+
+    m = make_meeting(tmp_path, 2, 10, seed=33, name="m.wav")
+    cancel = threading.Event()
+    monkeypatch.setenv(dz.EMBED_ENV, "mfcc")
+    with Library.open(tmp_path / "lib") as lib:
+        with pytest.raises(TranscribeCancelled):
+            transcribe_file(lib, engine, m.wav, TranscribeOptions(parallel=2), cancel=cancel,
+                            progress=lambda p: cancel.set() if p.done >= 2 else None)
+        monkeypatch.setenv(dz.EMBED_ENV, "campp")
+        sid = transcribe_file(lib, engine, m.wav, TranscribeOptions(parallel=2))
+        sizes = [len(r[3]) // 4 for r in lib.segment_embeddings(sid)]
+        assert len(sizes) > 2 and set(sizes) == {dz.N_DIMS}
+        hyp = [(g.start, g.end, g.speaker) for g in lib.segments(sid)]
+        assert der_parts(m.truth(), hyp).confusion <= 0.02  # (the tiny model leaves some text empty: missed)
 
 
 @needs_weights
