@@ -75,8 +75,9 @@ class _Words:
         return [SimpleNamespace(text="words", finish_reason="stop") for _ in convs]
 
 
-def stored_segments(wav: Path, k: int | None) -> list[tuple[float, float, str]]:
-    """(start, end, speaker) of the segments ``transcribe_file`` stores for ``wav``."""
+def stored_segments(wav: Path, k: int | None, marks: bool = False) -> list[tuple[float, float, str]]:
+    """(start, end, speaker) of the segments ``transcribe_file`` stores for ``wav``; ``marks``:
+    with its overlap marks (the second voice) as turns of their own."""
     from app.library import Library
     from app.media.audio import NoSpeech
     from app.pipeline.transcribe import TranscribeOptions, transcribe_file
@@ -86,12 +87,14 @@ def stored_segments(wav: Path, k: int | None) -> list[tuple[float, float, str]]:
             sid = transcribe_file(lib, _Words(), wav, TranscribeOptions(speakers=k))
         except NoSpeech:  # the VAD found nothing: all of the reference is missed
             return []
-        return [(g.start, g.end, g.speaker) for g in lib.segments(sid)]
+        out = [(g.start, g.end, g.speaker) for g in lib.segments(sid)]
+        return out + ([(o.start, o.end, o.speaker) for o in lib.overlaps(sid)] if marks else [])
 
 
-def pipeline(folder: Path) -> list[dict]:
+def pipeline(folder: Path, marks: bool = False) -> list[dict]:
     """What a transcript stores: ``transcribe_file`` on each real meeting (a stand-in model that
-    answers "words"), its segments' speakers scored like the above."""
+    answers "words"), its segments' speakers scored like the above; ``marks``: and its
+    overlap marks."""
     from tests.support.der import der_parts
 
     rows = []
@@ -100,7 +103,7 @@ def pipeline(folder: Path) -> list[dict]:
         n = len({s for *_, s in ref})
         row: dict = {"file": wav.stem, "speakers": n}
         for key, k in (("given", n), ("auto", None)):
-            p = der_parts(ref, stored_segments(wav, k))
+            p = der_parts(ref, stored_segments(wav, k, marks))
             row[key] = {"missed": p.missed, "fa": p.false_alarm, "confusion": p.confusion, "der": p.der}
         rows.append(row)
     return rows
@@ -126,8 +129,8 @@ def synthetic(outdir: Path, seeds=(10, 11, 12), speakers=(2, 3, 4), noises=(0.0,
                              "der_auto": der(m.truth(), hypothesis(auto)),
                              "der_given": der(m.truth(), hypothesis(speaker_segments(x, n)))})
                 if stored:
-                    rows[-1]["stored_given"] = der(m.truth(), stored_segments(m.wav, n))
-                    rows[-1]["stored_auto"] = der(m.truth(), stored_segments(m.wav, None))
+                    rows[-1]["stored_given"] = der(m.truth(), stored_segments(m.wav, n, marks=True))
+                    rows[-1]["stored_auto"] = der(m.truth(), stored_segments(m.wav, None, marks=True))
     return rows
 
 
@@ -163,12 +166,16 @@ def table(rows: list[dict]) -> None:
           f"{m['auto']['confusion']:>4.2f} {m['auto']['der']:>4.2f}")
 
 
-def report(rows: list[dict], per_hour: float, stored: list[dict], syn: list[dict], long: dict) -> None:
+def report(rows: list[dict], per_hour: float, stored: list[dict], syn: list[dict], long: dict,
+           marked: list[dict] | None = None) -> None:
     print("speaker_segments:")
     table(rows)
     if stored:
         print("stored segments (transcribe_file):")
         table(stored)
+    if marked:
+        print("stored segments and their overlap marks:")
+        table(marked)
     for noise in sorted({r["noise"] for r in syn}):
         rs = [r for r in syn if r["noise"] == noise]
         right = sum(r["found"] == r["speakers"] for r in rs)
@@ -216,13 +223,14 @@ def main(argv: list[str] | None = None) -> int:
                 os.environ["MINUTELY_VAD"] = kind
             rows, per_hour = real(args.folder)
             stored = pipeline(args.folder) if args.pipeline else []
+            marked = pipeline(args.folder, marks=True) if args.pipeline else []
             syn: list[dict] = []
             long: dict = {}
             if not args.no_synthetic:
                 syn = synthetic(args.keep or Path(tmp), stored=args.pipeline)
                 long = speed(args.keep or Path(tmp))
             results[kind or "default"] = {"files": rows, "seconds_per_hour": per_hour, "stored": stored,
-                                          "synthetic": syn, "long": long}
+                                          "marked": marked, "synthetic": syn, "long": long}
     if before is None:
         os.environ.pop("MINUTELY_VAD", None)
     else:
@@ -233,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind, r in results.items():
         if len(results) > 1:
             print(f"===== speech detection: {kind}")
-        report(r["files"], r["seconds_per_hour"], r["stored"], r["synthetic"], r["long"])
+        report(r["files"], r["seconds_per_hour"], r["stored"], r["synthetic"], r["long"], r["marked"])
     return 0
 
 

