@@ -222,7 +222,7 @@ def run(folder: Path, reference: Path | None, collar: float = COLLAR) -> dict:
                 same = dets[f"port {step:g} s"] == dets[f"pyannote {step:g} s"]
                 row[f"count_agree_{step:g}"] = float(same[scored].mean())
         t = time.perf_counter()
-        utts, _ = scan(wav)
+        utts = scan(wav).utterances
         secs["speech detector (scan)"] = time.perf_counter() - t
         dets["speech detector (scan)"] = spans_to_grid(utts, n)
         # no parameter: at least one voice wherever the speech detector hears speech

@@ -277,6 +277,14 @@ class Library:
                               (end_max, now_iso(), session_id))
         return ids
 
+    def replace_segment(self, segment_id: int, pieces: Iterable[dict[str, Any]]) -> list[int]:
+        """Put ``pieces`` (as ``add_segments`` takes them) in place of one segment, in one
+        transaction: a segment cut where its speaker changes."""
+        g = self.segment(segment_id)
+        with self.transaction():
+            self.conn.execute("DELETE FROM segments WHERE id = ?", (segment_id,))
+            return self.add_segments(g.session_id, pieces)
+
     def add_segment(self, session_id: int, start: float, end: float, text: str,
                     speaker: str | None = None, language: str | None = None) -> Segment:
         (sid,) = self.add_segments(session_id, [{"start": start, "end": end, "text": text,
@@ -314,11 +322,13 @@ class Library:
             "WHERE o.session_id = ? ORDER BY o.start, o.id", (session_id,))
         return [Overlap(*r) for r in rows]
 
-    def set_overlaps(self, session_id: int, marks: Iterable[tuple[float, float, int | None]]) -> int:
-        """Replace the session's overlap marks with ``marks`` ((start, end, second speaker's id))."""
+    def set_overlaps(self, session_id: int, marks: Iterable[tuple[float, float, int | None]],
+                     after: float = 0.0) -> int:
+        """Replace the session's overlap marks from ``after`` seconds on (a continued recording's
+        part) with ``marks`` ((start, end, second speaker's id))."""
         rows = [(session_id, float(a), float(b), sp) for a, b, sp in marks if b > a]
         with self.transaction():
-            self.conn.execute("DELETE FROM overlaps WHERE session_id = ?", (session_id,))
+            self.conn.execute("DELETE FROM overlaps WHERE session_id = ? AND start >= ?", (session_id, after))
             self.conn.executemany('INSERT INTO overlaps (session_id, start, "end", speaker_id) VALUES (?, ?, ?, ?)',
                                   rows)
         return len(rows)

@@ -5,10 +5,13 @@ meetings) gives, for each 10 s window, which of up to three local speakers talk,
 included. ``OverlapDetector`` runs it over a recording as the audio streams past (windows every
 ``STEP`` seconds, the last flush with the end; shorter audio padded with silence), averages the
 windows' per-frame speaker counts (rounded, as pyannote's own pipeline does) and returns the
-stretches where the count is two or more. ``second_voices`` then gives each stretch inside
-labelled speech a second speaker: the nearest other speaker within ``NEAR`` seconds -- two
-voices at once are mostly a turn's hand-over or an interjection. Transcription stores them
-as overlap marks beside the segments (``Library.overlaps``); the words stay with the segment.
+stretches where the count is two or more, and (``changes``) where the voice heard alone changes
+to another (local speakers followed from window to window), pause or not: transcription cuts
+its utterances there (``split_at``), so a hand-over without a pause gives each voice its own
+segment. ``second_voices`` gives the part of each labelled segment a stretch touches a second
+speaker: the nearest other speaker within ``NEAR`` seconds -- two voices at once are mostly a
+turn's hand-over or an interjection. Transcription stores them as overlap marks beside the
+segments (``Library.overlaps``); the words stay with the segment.
 
 Measured (bench/segcheck.py: the port equals pyannote.audio on the same checkpoint, same
 decision on every frame; bench/diarize_real.py --pipeline for DER): on the eight real AMI clips
@@ -16,12 +19,13 @@ the model finds overlap with precision 0.96 and recall 0.40-0.54; what it cannot
 faint in the speech band) it cannot mark. Marks are never made where nobody was labelled.
 
 Tried and not kept (branch wt-overlap, figures there): diarizing with the model's local
-speakers (pyannote's recipe with today's embeddings) and cutting utterances at its speaker
-changes -- neither beat clustering whole utterances on the real clips.
+speakers alone (pyannote's recipe with today's MFCC embeddings), which did not beat clustering
+utterances on the real clips.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
@@ -33,6 +37,7 @@ RATE = segmentation.RATE
 STEP = 5.0          # seconds between windows: each frame seen by two windows
 BATCH = 8           # windows per call
 NEAR = 5.0          # seconds to look for the second voice of an overlap
+MIN_PIECE = 0.6     # seconds: the shortest piece an utterance is cut into at a speaker change
 T = TypeVar("T")
 
 
@@ -106,6 +111,7 @@ class OverlapDetector:
         self.n = 0                              # samples pushed
         self.next = 0                           # start of the next window
         self.ran: list[int] = []                # starts of the windows run
+        self.acts: list[np.ndarray] = []        # their activity (frames, 3) as uint8: 1.8 kB each
         self.pending: list[tuple[int, np.ndarray]] = []
         self.count = np.zeros(_frames(0))
         self.views = np.zeros(_frames(0))
@@ -134,10 +140,12 @@ class OverlapDetector:
             self.count, self.views = np.pad(self.count, (0, grow)), np.pad(self.views, (0, grow))
         _add(self.count, self.views, starts, act)
         self.ran += starts
+        self.acts += list(act.astype(np.uint8))
         self.pending.clear()
 
     def finish(self) -> list[tuple[float, float]]:
-        """The stretches of everything pushed (the last window flush with its end)."""
+        """The stretches of everything pushed (the last window flush with its end); then
+        ``changes()`` gives the speaker changes."""
         if 0 < self.n < self.size:              # short audio: one window, padded with silence
             self.pending.append((0, np.pad(self.buf, (0, self.size - len(self.buf)))))
         elif self.n > self.size and max(self.ran + [s for s, _ in self.pending]) + self.size < self.n:
@@ -147,6 +155,13 @@ class OverlapDetector:
         n = _frames(self.n)
         count = np.round(self.count[:n] / np.maximum(self.views[:n], 1)).astype(int)
         return stretches(count, self.n)
+
+    def changes(self) -> list[float]:
+        """Seconds where the voice heard alone changes to another one (after ``finish``)."""
+        if not self.acts:
+            return []
+        order = np.argsort(self.ran, kind="stable")
+        return speaker_changes([self.ran[i] for i in order], np.stack([self.acts[i] for i in order]), self.n)
 
 
 def detect(blocks: Iterable[np.ndarray]) -> list[tuple[float, float]] | None:
@@ -160,21 +175,83 @@ def detect(blocks: Iterable[np.ndarray]) -> list[tuple[float, float]] | None:
     return d.finish()
 
 
+def _tracks(starts: list[int], act: np.ndarray) -> np.ndarray:
+    """A track id per (window, local speaker): a local speaker continues the previous window's
+    local speaker it co-speaks with most over their shared frames (the model kept them one
+    person there), else it starts a new track."""
+    fstep = segmentation.FRAME_STEP
+    track = np.full((len(starts), segmentation.LOCAL), -1)
+    track[0] = np.arange(segmentation.LOCAL)
+    nxt = segmentation.LOCAL
+    for c in range(1, len(starts)):
+        shift = int(round((starts[c] - starts[c - 1]) / RATE / fstep))
+        a = act[c - 1][shift:].astype(np.float32)
+        b = act[c][:len(a)].astype(np.float32)
+        co = a.T @ b                                          # previous local x this local
+        for j in np.argsort(-co.max(0)):
+            i = int(co[:, j].argmax())
+            if co[i, j] >= 10 and co[i, j] >= 0.5 * b[:, j].sum() and track[c - 1][i] not in track[c]:
+                track[c][j] = track[c - 1][i]
+            else:
+                track[c][j] = nxt
+                nxt += 1
+    return track
+
+
+def speaker_changes(starts: list[int], act: np.ndarray, n_samples: int) -> list[float]:
+    """Seconds where the voice heard alone changes: each frame is read from the window whose
+    centre is nearest (the model sees most context there), local speakers are followed from
+    window to window (``_tracks``), and a change lies midway between the last frame of one
+    voice alone and the first of the next (overlap and silence between are neither)."""
+    fstep, nf = segmentation.FRAME_STEP, act.shape[1]
+    n = _frames(n_samples)
+    offs = np.array([int(round(s / RATE / fstep)) for s in starts])
+    centres = offs + nf / 2
+    g = np.arange(n)
+    home = np.abs(g[:, None] - centres[None]).argmin(1)          # the window each frame is read from
+    local = act[home, np.clip(g - offs[home], 0, nf - 1)]        # (frames, 3)
+    inside = (g - offs[home] >= 0) & (g - offs[home] < nf)
+    track = _tracks(starts, act)
+    alone = inside & (local.sum(1) == 1)
+    solo = np.where(alone, track[home, local.argmax(1)], -1)
+    known = np.flatnonzero(solo >= 0)
+    offset = segmentation.FRAME_SIZE / 2 - fstep / 2
+    turn = np.flatnonzero(solo[known[1:]] != solo[known[:-1]]) if len(known) > 1 else np.zeros(0, int)
+    return [round(float((known[i] + known[i + 1] + 1) / 2 * fstep + offset), 3) for i in turn.tolist()]
+
+
+def split_at(utterances: Sequence[tuple[float, float]], changes: Sequence[float],
+             min_piece: float = MIN_PIECE) -> list[tuple[float, float]]:
+    """Utterances cut at the speaker changes inside them; a cut that would leave a piece shorter
+    than ``min_piece`` seconds is not made."""
+    out: list[tuple[float, float]] = []
+    ch = sorted(changes)
+    for a, b in utterances:
+        cuts = [a]
+        for c in ch:
+            if cuts[-1] + min_piece <= c <= b - min_piece:
+                cuts.append(c)
+        cuts.append(b)
+        out += list(itertools.pairwise(cuts))
+    return out
+
+
 def second_voices(segments: Sequence[tuple[float, float, T]],
                   found: Sequence[tuple[float, float]]) -> list[tuple[float, float, T]]:
-    """The second voice of each overlap stretch inside labelled speech, as (start, end,
-    speaker): the speaker of the nearest segment (within ``NEAR`` s) by someone other than
-    the one heard there. A stretch where nobody is labelled, or nobody else is near, is left."""
+    """The second voice over each labelled segment an overlap stretch touches, as (start, end,
+    speaker) over that part of the segment: the speaker of the nearest segment (within ``NEAR``
+    s, the stretch's other side included) by someone other than the segment's own. Where a
+    change of speaker was cut inside the stretch, each side gets the other; a stretch where
+    nobody is labelled, or nobody else is near, is left."""
     out = []
     for a, b in found:
-        inside = [s for s in segments if s[0] < b and s[1] > a]
-        if not inside:
-            continue
-        here = {s[2] for s in inside}
-        mid = (a + b) / 2
-        others = sorted((max(s[0] - mid, mid - s[1], 0.0), s[2]) for s in segments if s[2] not in here)
-        if others and others[0][0] <= NEAR:
-            lo, hi = max(a, min(s[0] for s in inside)), min(b, max(s[1] for s in inside))
-            if hi > lo:
-                out.append((lo, hi, others[0][1]))
+        for s in segments:
+            lo, hi = max(a, s[0]), min(b, s[1])
+            if hi <= lo:
+                continue
+            mid = (lo + hi) / 2
+            others = sorted(((max(o[0] - mid, mid - o[1], 0.0), i) for i, o in enumerate(segments)
+                             if o[2] != s[2]))
+            if others and others[0][0] <= NEAR:
+                out.append((lo, hi, segments[others[0][1]][2]))
     return out

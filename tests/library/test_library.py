@@ -313,5 +313,8 @@ def test_overlap_marks_follow_their_speaker_and_their_session(lib):
     assert lib.session_detail(s.id).to_dict()["overlaps"][0]["end"] == 4.0
     lib.set_overlaps(s.id, [(1.0, 2.0, None)])
     assert [(o.start, o.speaker) for o in lib.overlaps(s.id)] == [(1.0, None)]
+    lib.set_overlaps(s.id, [(7.0, 7.5, None)], after=5.0)   # a continued part's
+    lib.set_overlaps(s.id, [(8.0, 8.5, None)], after=5.0)                       # marks: replaced again
+    assert [o.start for o in lib.overlaps(s.id)] == [1.0, 8.0]                  # the first part's stay
     lib.delete_session(s.id)
     assert lib.conn.execute("SELECT count(*) FROM overlaps").fetchone()[0] == 0
