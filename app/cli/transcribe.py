@@ -98,7 +98,8 @@ def run(args) -> int:
         if args.json:
             d = lib.session_detail(sid)
             print(json.dumps({"session_id": sid, "segments": [
-                {"start": g.start, "end": g.end, "speaker": g.speaker, "text": g.text} for g in d.segments]},
+                {"start": g.start, "end": g.end, "speaker": g.speaker, "text": g.text} for g in d.segments],
+                "overlaps": [{"start": o.start, "end": o.end, "speaker": o.speaker} for o in d.overlaps]},
                 ensure_ascii=False, indent=2))
         else:
             print(sid)

@@ -289,6 +289,8 @@ class Edits:
                 "SELECT id FROM segments WHERE speaker_id = ?", (src.id,))])
             ch.touch("speakers", [src.id, dst.id])
             self.conn.execute("UPDATE segments SET speaker_id = ? WHERE speaker_id = ?", (dst.id, src.id))
+            # an overlap mark follows its speaker (undo leaves it with ``into``: marks are not history)
+            self.conn.execute("UPDATE overlaps SET speaker_id = ? WHERE speaker_id = ?", (dst.id, src.id))
             self.conn.execute("DELETE FROM speakers WHERE id = ?", (src.id,))
         return self._speaker(session_id, into)
 

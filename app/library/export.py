@@ -22,7 +22,7 @@ from typing import Any
 
 from app.errors import MinutelyError
 from app.fsutil import atomic_write_text
-from app.library.models import Segment, SessionDetail
+from app.library.models import Segment, SessionDetail, marks_on_segments
 
 FORMATS = ("md", "txt", "srt", "vtt", "json")
 LINE_WIDTH = 42        # subtitle characters per line
@@ -77,6 +77,15 @@ def _segments(detail: SessionDetail) -> list[tuple[Segment, str | None, str]]:
             name = _one_line(seg.speaker) or _one_line(names.get(seg.speaker_id))  # type: ignore[arg-type]
             out.append((seg, name or None, text))
     return out
+
+
+def _talking_over(detail: SessionDetail) -> dict[int, str]:
+    """Segment id -> who else speaks over it ("Bea", "Bea, S3"), from the overlap marks."""
+    names = {sp.id: sp.display for sp in detail.speakers}
+    segs = sorted(detail.segments, key=lambda s: (s.start, s.id))
+    return {gid: ", ".join(dict.fromkeys(_one_line(names.get(m.speaker_id or -1) or m.speaker) or "someone"
+                                         for m in marks))
+            for gid, marks in marks_on_segments(segs, detail.overlaps).items()}
 
 
 def _speaker_list(detail: SessionDetail) -> list[str]:
@@ -145,14 +154,16 @@ def to_markdown(detail: SessionDetail) -> str:
         parts += ["## Action items", "\n".join(items)]
     parts.append("## Transcript")
     groups: list[tuple[str | None, float, list[str]]] = []
-    for seg, name, text in _segments(detail):
+    over = _talking_over(detail)
+    for seg, name, words in _segments(detail):
+        text = _md(words) + (f" *({_md(over[seg.id])} talking over)*" if seg.id in over else "")
         if groups and groups[-1][0] == name:
             groups[-1][2].append(text)
         else:
             groups.append((name, seg.start, [text]))
     for name, start, texts in groups:
         head = f"**{_md(name)}** [{_clock(start, mm=True)}]" if name else f"[{_clock(start, mm=True)}]"
-        parts.append(f"{head}\n{_md(' '.join(texts))}")
+        parts.append(f"{head}\n{' '.join(texts)}")
     if not groups:
         parts.append("*No transcript.*")
     return "\n\n".join(parts) + "\n"
@@ -165,8 +176,11 @@ def to_text(detail: SessionDetail) -> str:
     if speakers:
         meta.append("Speakers: " + ", ".join(speakers))
     lines = [_one_line(s.title) or f"Session {s.id}", "   ".join(meta), ""]
+    over = _talking_over(detail)
     for seg, name, text in _segments(detail):
         clock = _clock(seg.start, mm=True)
+        if seg.id in over:
+            text += f" ({over[seg.id]} talking over)"
         lines.append(f"[{clock}] {name}: {text}" if name else f"[{clock}] {text}")
     return "\n".join(lines) + "\n"
 

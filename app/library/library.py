@@ -31,6 +31,7 @@ from .models import (
     ChatMessage,
     Event,
     Media,
+    Overlap,
     SearchHit,
     Segment,
     Session,
@@ -161,7 +162,8 @@ class Library:
         with self._store.snapshot():
             return SessionDetail(self.get_session(session_id), self.speakers(session_id),
                                  self.segments(session_id), self.summaries.for_session(session_id),
-                                 self.summaries.session_action_items(session_id), self.media(session_id))
+                                 self.summaries.session_action_items(session_id), self.media(session_id),
+                                 self.overlaps(session_id))
 
     # -- speakers and voice profiles ----------------------------------------
     def ensure_speaker(self, session_id: int, label: str) -> Speaker:
@@ -189,6 +191,7 @@ class Library:
         src, dst = self.speaker(session_id, label), self.speaker(session_id, into_label)
         with self.transaction():
             self.conn.execute("UPDATE segments SET speaker_id = ? WHERE speaker_id = ?", (dst.id, src.id))
+            self.conn.execute("UPDATE overlaps SET speaker_id = ? WHERE speaker_id = ?", (dst.id, src.id))
             self.conn.execute("DELETE FROM speakers WHERE id = ?", (src.id,))
         return dst
 
@@ -274,6 +277,14 @@ class Library:
                               (end_max, now_iso(), session_id))
         return ids
 
+    def replace_segment(self, segment_id: int, pieces: Iterable[dict[str, Any]]) -> list[int]:
+        """Put ``pieces`` (as ``add_segments`` takes them) in place of one segment, in one
+        transaction: a segment cut where its speaker changes."""
+        g = self.segment(segment_id)
+        with self.transaction():
+            self.conn.execute("DELETE FROM segments WHERE id = ?", (segment_id,))
+            return self.add_segments(g.session_id, pieces)
+
     def add_segment(self, session_id: int, start: float, end: float, text: str,
                     speaker: str | None = None, language: str | None = None) -> Segment:
         (sid,) = self.add_segments(session_id, [{"start": start, "end": end, "text": text,
@@ -302,6 +313,25 @@ class Library:
             sql += " AND g.start < ?"
             params.append(end)
         return [segment_of(row) for row in self.conn.execute(sql + " ORDER BY g.start, g.id", params)]
+
+    def overlaps(self, session_id: int) -> list[Overlap]:
+        """Where a second person speaks over a segment's speaker, in time order."""
+        rows = self.conn.execute(
+            'SELECT o.id, o.session_id, o.start, o."end", o.speaker_id, coalesce(s.name, s.label) '
+            "FROM overlaps o LEFT JOIN speakers s ON s.id = o.speaker_id "
+            "WHERE o.session_id = ? ORDER BY o.start, o.id", (session_id,))
+        return [Overlap(*r) for r in rows]
+
+    def set_overlaps(self, session_id: int, marks: Iterable[tuple[float, float, int | None]],
+                     after: float = 0.0) -> int:
+        """Replace the session's overlap marks from ``after`` seconds on (a continued recording's
+        part) with ``marks`` ((start, end, second speaker's id))."""
+        rows = [(session_id, float(a), float(b), sp) for a, b, sp in marks if b > a]
+        with self.transaction():
+            self.conn.execute("DELETE FROM overlaps WHERE session_id = ? AND start >= ?", (session_id, after))
+            self.conn.executemany('INSERT INTO overlaps (session_id, start, "end", speaker_id) VALUES (?, ?, ?, ?)',
+                                  rows)
+        return len(rows)
 
     def segment_count(self, session_id: int) -> int:
         return self.conn.execute("SELECT count(*) FROM segments WHERE session_id = ?", (session_id,)).fetchone()[0]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -263,6 +265,29 @@ class Event:
 
 
 @dataclass
+class Overlap:
+    """A stretch where a second person speaks over the segment's speaker (found by transcription)."""
+    id: int
+    session_id: int
+    start: float
+    end: float
+    speaker_id: int | None = None
+    speaker: str | None = None   # display name (or label) of the second speaker
+
+
+def marks_on_segments(segments: Sequence[Segment], marks: Sequence[Overlap]) -> dict[int, list[Overlap]]:
+    """Each overlap mark on the segment it lies in (``segments`` in time order): the one its
+    middle falls in, when someone other than the mark's speaker holds it. Segment id -> marks."""
+    starts = [g.start for g in segments]
+    out: dict[int, list[Overlap]] = {}
+    for m in marks:
+        r = bisect.bisect_right(starts, (m.start + m.end) / 2) - 1
+        if 0 <= r < len(segments) and segments[r].speaker_id != m.speaker_id and m.start < segments[r].end:
+            out.setdefault(segments[r].id, []).append(m)
+    return out
+
+
+@dataclass
 class SessionDetail:
     """Everything about one session, as exports and the session view need it."""
     session: Session
@@ -271,6 +296,7 @@ class SessionDetail:
     summaries: list[Summary] = field(default_factory=list)
     action_items: list[ActionItem] = field(default_factory=list)
     media: list[Media] = field(default_factory=list)
+    overlaps: list[Overlap] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -30,6 +30,9 @@ appended: a released step is never edited.
    ``history_speakers``), so undo and redo are SQL rather than JSON decoded in
    Python. Entries written as JSON before are moved into the rows (a Python
    step: SQL cannot decode their base64 embeddings) and stay undoable.
+8. Overlap marks: stretches where a second person speaks over a segment's
+   speaker (``overlaps``: the second speaker, found by transcription), kept
+   beside the segments so the words stay with the segment.
 
 A step is SQL, or a Python function given the connection when SQL alone
 cannot do it; either runs inside the step's transaction.
@@ -380,6 +383,17 @@ def step_7(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE segment_history DROP COLUMN after")
 
 
+STEP_8 = """
+CREATE TABLE overlaps (
+    id          INTEGER PRIMARY KEY,
+    session_id  INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    start       REAL NOT NULL,
+    "end"       REAL NOT NULL,
+    speaker_id  INTEGER REFERENCES speakers (id) ON DELETE SET NULL
+);
+CREATE INDEX overlaps_session ON overlaps (session_id, start);
+"""
+
 log = logging.getLogger("minutely.library")
 
 Step = str | Callable[[sqlite3.Connection], None]
@@ -392,6 +406,7 @@ MIGRATIONS: list[tuple[int, Step]] = [
     (5, STEP_5),
     (6, STEP_6),
     (7, step_7),
+    (8, STEP_8),
 ]
 
 LATEST = MIGRATIONS[-1][0]

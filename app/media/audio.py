@@ -171,3 +171,15 @@ def write_wav(path: str | os.PathLike, samples: np.ndarray, rate: int = SAMPLE_R
         w.setframerate(rate)
         w.writeframes(pcm.tobytes())
     return p
+
+
+def read_span(wav: str | os.PathLike, start: float, end: float) -> np.ndarray:
+    """Seconds ``start``..``end`` of a 16-bit mono WAV (a recording's mix), as float32; reads
+    only that part."""
+    import wave
+
+    with wave.open(str(wav), "rb") as w:
+        rate, n = w.getframerate(), w.getnframes()
+        a, b = min(n, int(start * rate)), min(n, int(end * rate))
+        w.setpos(a)
+        return np.frombuffer(w.readframes(b - a), "<i2").astype(np.float32) / 32768.0

@@ -54,7 +54,9 @@ for (``_cluster_cosine``): clusters merge greedily, the pair whose duration-weig
 have the highest cosine first, down to the count given or, automatically, while that cosine is
 at least ``MERGE_COS`` (0.8: 3D-Speaker's diarization recipe merges two speakers above it); then a
 speaker needs ``MIN_SPEAKER_S`` of speech (the recipe's 4 windows of 1.5 s every 0.75 s), smaller
-clusters join the nearest. Voice profiles of CAM++ compare centroids on the same scale
+clusters join the nearest. Only utterances of ``CAMPP_SHORT`` (the recipe's 1.5 s window) or more
+found clusters: a 0.9 s piece cut inside a turn stood alone as a "speaker" when the count was given,
+and two voices were merged instead (a synthetic meeting). Voice profiles of CAM++ compare centroids on the same scale
 (threshold ``MERGE_COS``); a profile of the other kind (another dimension) is not compared.
 Nothing here was fitted to data. On synthetic meetings (true turns as utterances, seeds 0-15)
 CAM++ finds the count of 1-3 clean voices always, 4 in 14/16, 5 in 12/16, but 6 in 1/16: two
@@ -92,6 +94,7 @@ DEFAULT_KIND = "campp"          # the embedding without ``EMBED_ENV`` (mfcc with
 CAMPP_DIMS = 192                # CAM++'s dimension (``campp.DIMS``): how ``cluster`` tells the kinds apart
 MERGE_COS = 0.8                 # CAM++: two clusters whose centroids' cosine is above this are one voice
 MIN_SPEAKER_S = 3.75            # CAM++, automatic count: seconds of speech a speaker has at least
+CAMPP_SHORT = 1.5               # CAM++: shorter utterances join the nearest speaker afterwards
 F0_SCALE_FLOOR = 0.06           # log-F0 spread of one voice across utterances, at least
 
 
@@ -373,12 +376,12 @@ def _merge_cosine(x: np.ndarray, w: np.ndarray, k: int | None) -> np.ndarray:
 
 
 def _cluster_cosine(x: np.ndarray, w: np.ndarray, n_speakers: int | None) -> np.ndarray:
-    """Labels of CAM++ embeddings ``x`` with durations ``w``: utterances of ``SHORT`` seconds or
-    more merged by ``_merge_cosine``; automatically, clusters under ``MIN_SPEAKER_S`` of speech
+    """Labels of CAM++ embeddings ``x`` with durations ``w``: utterances of ``CAMPP_SHORT`` seconds
+    or more merged by ``_merge_cosine``; automatically, clusters under ``MIN_SPEAKER_S`` of speech
     (when some cluster has that much) are no speaker; every utterance then goes to the nearest
     remaining centroid by cosine, and a few k-means rounds (none that empties a speaker)."""
     x = _unit(x)
-    long = w >= SHORT
+    long = w >= CAMPP_SHORT
     if long.sum() < max(2, n_speakers or 2):
         long = np.ones(len(x), bool)
     k = max(1, min(int(n_speakers), int(long.sum()))) if n_speakers else None

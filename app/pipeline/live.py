@@ -41,11 +41,12 @@ import numpy as np
 
 from app.engine.cancel import CancelToken
 from app.errors import one_line
-from app.media.audio import SAMPLE_RATE
+from app.media.audio import SAMPLE_RATE, read_span
 from app.media.diarize import cluster
 from app.media.vad import Segmenter
 from app.pipeline import utterances
-from app.pipeline.speakers import diarize_session, session_embedder
+from app.pipeline.changes import split_changes
+from app.pipeline.speakers import diarize_session, mark_overlaps, session_embedder
 from app.pipeline.two_tracks import (
     LOCAL_LABEL,
     MIC,
@@ -74,17 +75,6 @@ class Pending:
     ended_at: float = 0.0     # time.monotonic() when its last sample was recorded
     queued_at: float = 0.0    # time.monotonic() when the VAD put it in the queue
     track: str | None = None  # "mic" or "system" when the tracks are transcribed apart (else the mix)
-
-
-def read_span(wav: Path, start: float, end: float) -> np.ndarray:
-    """Seconds `start`..`end` of a 16-bit mono WAV, as float32 (reads only that part)."""
-    import wave
-
-    with wave.open(str(wav), "rb") as w:
-        rate, n = w.getframerate(), w.getnframes()
-        a, b = min(n, int(start * rate)), min(n, int(end * rate))
-        w.setpos(a)
-        return np.frombuffer(w.readframes(b - a), "<i2").astype(np.float32) / 32768.0
 
 
 class UtteranceQueue:
@@ -536,10 +526,26 @@ class LiveTranscriber:
                 if self.splitter is not None:
                     diarize_tracks(lib, self.session_id, speakers, self.opts.user_name)
                 else:
+                    found = self._split_changes(lib, mix)
                     diarize_session(lib, self.session_id, speakers)
+                    mark_overlaps(lib, self.session_id, mix, self._cancel, found=found, offset=self.offset)
             finally:
                 lib.close()
         return self.snapshot()
+
+    def _split_changes(self, lib, mix: Path | None) -> list[tuple[float, float]] | None:
+        """The part's segments cut where the voice changes, as a file transcription cuts them
+        (``changes.split_changes``); the overlap stretches it found (None: not read)."""
+        engine = self._get_engine() if mix is not None else None
+        if engine is None or mix is None:
+            return None
+
+        def ask(clips):
+            return utterances.ask(engine, clips, self.opts, self._cancel)
+
+        embed = self._embedder or session_embedder(lib, self.session_id)  # the session's kind
+        return split_changes(lib, self.session_id, Path(mix), ask, embed, offset=self.offset,
+                             parallel=self.opts.parallel, language=self.opts.text_language, cancel=self._cancel)
 
     def cancel(self) -> None:
         """Stop transcribing now: the batch in flight is cut short and not stored (its speech

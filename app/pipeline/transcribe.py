@@ -1,8 +1,10 @@
 """Transcribe an audio or video file into a session with speaker-labelled segments.
 
-1. Decode the file (streaming) and cut speech into utterances with the VAD. A
-   file that cannot be decoded, or holds no speech, fails here, before anything
-   is written.
+1. Decode the file (streaming) and cut speech into utterances with the VAD, and
+   cut those again where the voice changes without a pause; note where two
+   people speak at once (the speaker segmentation model, ``overlap``, in the same
+   read). A file that cannot be decoded, or holds no speech, fails here, before
+   anything is written.
 2. Create the session and a job whose resume state holds the utterance list.
 3. Decode again, utterance by utterance, and send them to the model in groups
    of ``parallel`` (one llama.cpp sequence each; ``utterances.ask``, as live
@@ -12,7 +14,8 @@
    killed, running the same command again continues after the last stored
    group.
 4. Cluster all segments' embeddings into speakers, match known voices, store
-   (``speakers.diarize_session``).
+   (``speakers.diarize_session``); then mark where a second person speaks over a
+   segment (``speakers.mark_overlaps``, from what step 1 found).
 
 No Qt here: the CLI and the app's job runner both call ``transcribe_file``.
 """
@@ -34,7 +37,7 @@ from app.library.models import JobKind, JobState, SessionState, TranscribeResume
 from app.media.audio import SAMPLE_RATE, NoSpeech, check_file, iter_audio
 from app.pipeline import two_tracks, utterances
 from app.pipeline.calendar import session_options
-from app.pipeline.speakers import diarize_session, session_embedder
+from app.pipeline.speakers import diarize_session, mark_overlaps, session_embedder
 from app.pipeline.utterances import TranscribeOptions
 
 __all__ = ["JOB_KIND", "Progress", "TranscribeCancelled", "TranscribeOptions", "cut", "fingerprint",
@@ -70,18 +73,36 @@ def fingerprint(path: Path) -> str:
     return h.hexdigest()
 
 
-def scan(path: Path) -> tuple[list[tuple[float, float]], float]:
-    """Utterances (start, end) and the duration of the audio, streaming."""
+@dataclass
+class Scan:
+    """What one read of a file finds before anything is transcribed."""
+    utterances: list[tuple[float, float]]   # cut at pauses, and where the voice changes without one
+    duration: float                          # seconds of audio
+    overlaps: list[tuple[float, float]] | None = None   # where two speak (None: no segmentation model)
+
+
+def scan(path: Path) -> Scan:
+    """Utterances (start, end), the duration and where two people speak, in one streaming read:
+    the VAD cuts utterances at pauses; the speaker segmentation model, when installed, finds
+    where the voice changes inside one (``overlap.split_at``) and where two speak at once."""
+    from app.media import overlap, segmentation
     from app.media.vad import Segmenter
 
     seg = Segmenter()
+    w = segmentation.load()
+    det = overlap.OverlapDetector(w) if w is not None else None
     utts: list[tuple[float, float]] = []
     total = 0
     for block in iter_audio(path, block_seconds=10.0):
         total += len(block)
         utts.extend((u.start, u.end) for u in seg.push(block))
+        if det is not None:
+            det.push(block)
     utts.extend((u.start, u.end) for u in seg.flush())
-    return utts, total / SAMPLE_RATE
+    if det is None:
+        return Scan(utts, total / SAMPLE_RATE)
+    found = det.finish()
+    return Scan(overlap.split_at(utts, det.changes()), total / SAMPLE_RATE, found)
 
 
 def cut(path: Path, utts: list[tuple[float, float]], start_index: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -148,11 +169,14 @@ def prepare_file(lib, path: str | Path, opts: TranscribeOptions | None = None, *
     extra: dict = {}
     tracks = two_tracks.recording_tracks(path)
     if tracks is not None:  # a recording with a mic and a system track: VAD per track, echo dropped
-        found, duration, _ = two_tracks.scan_tracks(tracks)
-        utts = [(u.start, u.end) for u in found]
-        extra = {"tracks": [u.track for u in found]}
+        on_tracks, duration, _ = two_tracks.scan_tracks(tracks)
+        utts = [(u.start, u.end) for u in on_tracks]
+        extra = {"tracks": [u.track for u in on_tracks]}
     else:
-        utts, duration = scan(path)  # MediaError here: nothing is written
+        read = scan(path)  # MediaError here: nothing is written
+        utts, duration = read.utterances, read.duration
+        if read.overlaps is not None:
+            extra = {"overlaps": [list(o) for o in read.overlaps]}
     if not utts:
         raise NoSpeech(given.name, duration)
     state = TranscribeResume(file=str(path), fingerprint=fp, options=opts.key(),
@@ -191,6 +215,9 @@ def transcribe_file(lib, engine: EngineSource | None, path: str | Path,
             two_tracks.diarize_tracks(lib, session_id, opts.speakers, opts.user_name)
         else:
             diarize_session(lib, session_id, opts.speakers)
+            known = state.extra.get("overlaps")   # found by the scan (a job from before: read again)
+            mark_overlaps(lib, session_id, path, cancel,
+                          found=[(a, b) for a, b in known] if known is not None else None)
     lib.update_session(session_id, status=SessionState.READY)
     return session_id
 

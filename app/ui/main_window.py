@@ -31,9 +31,10 @@ from PySide6.QtWidgets import (
 from app import __version__
 from app.fmt import clock
 
+from .delegates import TwoLineDelegate
 from .imports import Importer
 from .jobs_panel import JobsPanel
-from .qmodels import IdRole, SessionListModel, TwoLineDelegate
+from .qmodels import IdRole, SessionListModel
 from .search_view import SearchResults
 from .session_view import SessionView
 

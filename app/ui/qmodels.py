@@ -2,27 +2,25 @@
 
 Both hold plain records (app.library.models) read on the main thread's
 connection; reading a 1,000-session list or a 3-hour transcript takes a few
-milliseconds. Delegates paint two-line rows (title over date, duration and
-kind; speaker and time over wrapped text) so the lists stay fast however long
-they get.
+milliseconds. ``delegates`` paints their rows. A segment also carries who else
+speaks over it (the session's overlap marks, ``OverlapRole``).
 """
 
 from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 from operator import attrgetter
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPalette
-from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QColor
 
 from app.fmt import clock
-from app.library.models import Segment, Session, SessionState, Speaker
+from app.library.models import Overlap, Segment, Session, SessionState, Speaker, marks_on_segments
 
 IdRole = Qt.ItemDataRole.UserRole + 1
 SecondaryRole = Qt.ItemDataRole.UserRole + 2
@@ -32,6 +30,7 @@ ColorRole = Qt.ItemDataRole.UserRole + 5
 RecordRole = Qt.ItemDataRole.UserRole + 6
 EditedRole = Qt.ItemDataRole.UserRole + 7     # the user changed the segment's words or bounds
 PlayingRole = Qt.ItemDataRole.UserRole + 8    # the segment being played now
+OverlapRole = Qt.ItemDataRole.UserRole + 9    # who else speaks over the segment (names)
 
 # Distinct on light and dark backgrounds (Okabe-Ito, colour-blind safe).
 SPEAKER_COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8C6D31", "#999999"]
@@ -163,6 +162,8 @@ class SegmentModel(QAbstractListModel):
         self._starts: list[float] = []
         self._speakers: dict[int, Speaker] = {}
         self._order: dict[int, int] = {}
+        self._marks: list[Overlap] = []               # the session's overlap marks
+        self._over: dict[int, list[Overlap]] = {}     # segment id -> the marks over it
         self.playing_row = -1
         self.loading = False   # rows being read on a worker (``begin_load``)
         self.version = 0       # counts changes of the rows (a worker's ``diff`` is for one version)
@@ -194,15 +195,41 @@ class SegmentModel(QAbstractListModel):
         self._rows, self._starts, self.loading = rows, starts, False
         self.version += 1
         self._set_speakers(speakers)
+        self._marks = self.library.overlaps(self.session_id) if self.session_id is not None else []
+        self._map_marks()
         self.endResetModel()
 
     def _read(self) -> None:
         if self.session_id is None:
             self._rows, self._speakers, self._order, self._starts = [], {}, {}, []
+            self._marks, self._over = [], {}
             return
         self._rows = self.library.segments(self.session_id)
         self._starts = [g.start for g in self._rows]
         self._set_speakers(self.library.speakers(self.session_id))
+        self._marks = self.library.overlaps(self.session_id)
+        self._map_marks()
+
+    def _map_marks(self) -> None:
+        """Each overlap mark on the segment it lies in (``marks_on_segments``)."""
+        self._over = marks_on_segments(self._rows, self._marks)
+
+    def _refresh_marks(self) -> bool:
+        """Re-read the overlap marks (transcription writes them last); repaint the rows they
+        touch. Returns True if they changed."""
+        marks = self.library.overlaps(self.session_id) if self.session_id is not None else []
+        if marks == self._marks:
+            if self._marks:
+                self._map_marks()   # rows moved: the marks may sit on others now
+            return False
+        touched = set(self._over)
+        self._marks = marks
+        self._map_marks()
+        touched |= set(self._over)
+        for r, g in enumerate(self._rows):
+            if g.id in touched:
+                self.dataChanged.emit(self.index(r), self.index(r))
+        return True
 
     def _set_speakers(self, sp: list[Speaker]) -> None:
         self._speakers = {s.id: s for s in sp}
@@ -217,6 +244,11 @@ class SegmentModel(QAbstractListModel):
         same for a three-hour meeting as for a short one; anything else is applied as a diff."""
         if self.session_id is None or self.loading:
             return False
+        rows = self._refresh_rows()
+        return self._refresh_marks() or rows
+
+    def _refresh_rows(self) -> bool:
+        assert self.session_id is not None
         sp = self.library.speakers(self.session_id)
         same_speakers = {s.id: (s.name, s.label) for s in sp} == {
             s.id: (s.name, s.label) for s in self._speakers.values()}
@@ -283,6 +315,7 @@ class SegmentModel(QAbstractListModel):
                 self._rows[i1:i1] = rows[j1:j2]
                 self.endInsertRows()
         self._starts = diff.starts
+        self._map_marks()
         where = diff.changed   # the model shows ``rows`` now, so their rows are these
         if len(where) > 50:  # a find-and-replace: one signal over the span, one relayout
             self.dataChanged.emit(self.index(where[0]), self.index(where[-1]))
@@ -310,6 +343,8 @@ class SegmentModel(QAbstractListModel):
         if changed:
             self.version += 1
             changed.sort()
+            if self._marks:
+                self._map_marks()
         if len(changed) > 50:  # an undone find-and-replace: one signal over the span, one relayout
             self.dataChanged.emit(self.index(changed[0]), self.index(changed[-1]))
         for r in changed if len(changed) <= 50 else ():
@@ -402,165 +437,26 @@ class SegmentModel(QAbstractListModel):
             return bool(g.edited or g.original_text is not None)
         if role == PlayingRole:
             return index.row() == self.playing_row
+        if role == OverlapRole:
+            return self._over_names(g)
         if role == Qt.ItemDataRole.AccessibleTextRole:
-            return f"{clock(g.start)} {name}{' (edited)' if g.edited else ''}: {g.text}"
+            over = self._over_names(g)
+            return (f"{clock(g.start)} {name}{' (edited)' if g.edited else ''}"
+                    f"{f' ({over} talking over)' if over else ''}: {g.text}")
         if role == Qt.ItemDataRole.ToolTipRole:
             tip = f"{clock(g.start)}–{clock(g.end)} · click to play from here · double-click or F2 to correct"
+            for m in self._over.get(g.id, ()):
+                tip += f"\n{self._mark_name(m)} talks over at {clock(m.start)} ({m.end - m.start:.1f} s)"
             if g.original_text is not None:
                 tip += f"\nThe model heard: {g.original_text}"
             return tip
         return None
 
 
-class TwoLineDelegate(QStyledItemDelegate):
-    """Title (bold) over a secondary line; used for sessions and search hits."""
+    def _mark_name(self, m: Overlap) -> str:
+        sp = self._speakers.get(m.speaker_id) if m.speaker_id is not None else None
+        return sp.display if sp else (m.speaker or "Someone")
 
-    def paint(self, painter, option, index) -> None:
-        opt = QStyleOptionViewItem(option)
-        self.initStyleOption(opt, index)
-        style = opt.widget.style() if opt.widget else QApplication.style()
-        text = opt.text
-        opt.text = ""
-        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
-        r = opt.rect.adjusted(8, 4, -8, -4)
-        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
-        pal = opt.palette
-        fg = pal.color(QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text)
-        bold = QFontMetrics(opt.font)
-        painter.save()
-        f = painter.font()
-        f.setBold(True)
-        painter.setFont(f)
-        painter.setPen(fg)
-        painter.drawText(QRect(r.left(), r.top(), r.width(), bold.height()),
-                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                         QFontMetrics(f).elidedText(text, Qt.TextElideMode.ElideRight, r.width()))
-        f.setBold(False)
-        painter.setFont(f)
-        sec = index.data(SecondaryRole) or ""
-        dim = QColor(fg)
-        dim.setAlphaF(0.7)
-        painter.setPen(dim)
-        painter.drawText(QRect(r.left(), r.top() + bold.height() + 2, r.width(), bold.height()),
-                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                         QFontMetrics(f).elidedText(sec, Qt.TextElideMode.ElideRight, r.width()))
-        painter.restore()
-
-    def sizeHint(self, option, index) -> QSize:  # noqa: N802
-        h = QFontMetrics(option.font).height()
-        return QSize(200, 2 * h + 10)
-
-
-class SegmentDelegate(QStyledItemDelegate):
-    """Speaker dot + name + time (+ "edited") over the wrapped text; the segment being played
-    has a tinted background. Heights are cached by text and width, so laying out a 4,000-row
-    transcript again (after an edit changes a row's height) costs little."""
-
-    PAD = 6
-
-    def __init__(self, view):
-        super().__init__(view)
-        self._view = view
-        self._heights: dict[tuple[str, int, int], int] = {}
-        self._laid_out: dict[int, int] = {}   # row -> the height the view last asked for
-
-    def _text_rect(self, rect: QRect, fm: QFontMetrics) -> QRect:
-        return QRect(rect.left() + 20, rect.top() + fm.height() + self.PAD + 2,
-                     max(40, rect.width() - 28), 10_000)
-
-    def paint(self, painter, option, index) -> None:
-        opt = QStyleOptionViewItem(option)
-        self.initStyleOption(opt, index)
-        style = opt.widget.style() if opt.widget else QApplication.style()
-        opt.text = ""
-        r = opt.rect
-        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
-        colour = index.data(ColorRole) or QColor("#888")
-        if index.data(PlayingRole) and not selected:
-            tint = QColor(colour)
-            tint.setAlphaF(0.16)
-            painter.fillRect(r, tint)
-            painter.fillRect(QRect(r.left(), r.top(), 3, r.height()), colour)
-        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
-        fm = QFontMetrics(opt.font)
-        fg = opt.palette.color(QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text)
-        painter.save()
-        painter.setRenderHint(painter.RenderHint.Antialiasing)
-        painter.setBrush(colour)
-        painter.setPen(Qt.PenStyle.NoPen)
-        d = max(8, fm.height() // 2)
-        painter.drawEllipse(r.left() + 6, r.top() + self.PAD + (fm.height() - d) // 2, d, d)
-        f = painter.font()
-        f.setBold(True)
-        painter.setFont(f)
-        painter.setPen(colour if not selected else fg)
-        name = index.data(SpeakerRole) or ""
-        painter.drawText(QRect(r.left() + 20, r.top() + self.PAD, r.width() - 28, fm.height()),
-                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, name)
-        name_w = QFontMetrics(f).horizontalAdvance(name) + 10
-        f.setBold(False)
-        painter.setFont(f)
-        dim = QColor(fg)
-        dim.setAlphaF(0.65)
-        painter.setPen(dim)
-        when = index.data(SecondaryRole) or ""
-        if index.data(EditedRole):
-            when += "  ✎ edited"
-        painter.drawText(QRect(r.left() + 20 + name_w, r.top() + self.PAD, 200, fm.height()),
-                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, when)
-        painter.setPen(fg)
-        tr = self._text_rect(r, fm)
-        tr.setHeight(r.bottom() - tr.top())
-        painter.drawText(tr, Qt.TextFlag.TextWordWrap, index.data() or "")
-        painter.restore()
-
-    def rows_changed(self, first: QModelIndex, last: QModelIndex) -> None:
-        """Rows' data changed: lay the list out again only if one of them needs another height
-        (a 4,000-row relayout is tens of milliseconds, a repaint is nothing). Heights come from a
-        cache keyed by text, so a find-and-replace that keeps every line count costs no relayout."""
-        opt = QStyleOptionViewItem()
-        opt.font = self._view.font()
-        for r in range(first.row(), last.row() + 1):
-            idx = first.siblingAtRow(r)
-            before = self._laid_out.get(r)
-            if before is None or self.sizeHint(opt, idx).height() != before:
-                self.sizeHintChanged.emit(idx)
-                return
-
-    def sizeHint(self, option, index) -> QSize:  # noqa: N802
-        width = self._view.viewport().width() or 600
-        text = index.data() or " "
-        key = (text, width, option.font.pointSize())
-        h = self._heights.get(key)
-        if h is None:
-            h = self._height(QFontMetrics(option.font), width, text)
-            if len(self._heights) > 50_000:
-                self._heights.clear()
-            self._heights[key] = h
-        self._laid_out[index.row()] = h
-        return QSize(width, h)
-
-    @classmethod
-    def _height(cls, fm: QFontMetrics, width: int, text: str) -> int:
-        text_w = max(40, width - 28)   # as ``_text_rect``
-        text_h = fm.boundingRect(QRect(0, 0, text_w, 10_000), Qt.TextFlag.TextWordWrap, text).height()
-        return fm.height() + text_h + 2 * cls.PAD + 4
-
-    def measurer(self) -> Callable[[Iterable[str]], dict[tuple[str, int, int], int]]:
-        """``sizeHint``'s heights for texts, as a function a worker runs (it holds a copy of the
-        font and the width): a find-and-replace's 2,900 new texts are measured there rather than
-        in the window's relayout (~40 us each, ~120 ms in all, on the UI thread)."""
-        font, width = QFont(self._view.font()), self._view.viewport().width() or 600
-        known, size = self._heights, font.pointSize()
-
-        def measure(texts: Iterable[str]) -> dict[tuple[str, int, int], int]:
-            fm = QFontMetrics(font)   # texts measured before (an undo puts them back) are not again
-            todo = {t or " " for t in texts}
-            return {(t, width, size): self._height(fm, width, t) for t in todo if (t, width, size) not in known}
-        return measure
-
-    def prime(self, heights: dict[tuple[str, int, int], int]) -> None:
-        """Heights a ``measurer`` found, for the layout to come."""
-        if len(self._heights) + len(heights) > 50_000:
-            self._heights.clear()
-        self._heights.update(heights)
+    def _over_names(self, g: Segment) -> str:
+        """Who speaks over the segment: their names, once each, in time order."""
+        return ", ".join(dict.fromkeys(self._mark_name(m) for m in self._over.get(g.id, ())))

@@ -8,7 +8,8 @@ from PySide6.QtWidgets import QLabel, QListView, QStackedWidget
 
 from app.fmt import clock
 
-from .qmodels import IdRole, SecondaryRole, StartRole, TwoLineDelegate
+from .delegates import TwoLineDelegate
+from .qmodels import IdRole, SecondaryRole, StartRole
 
 HIGHLIGHT = ("«", "»")
 

@@ -46,7 +46,8 @@ from PySide6.QtWidgets import (
 from app.fmt import clock, fine_clock, parse_clock
 from app.library.edits import find_pattern, word_cut
 
-from .qmodels import IdRole, SegmentDelegate, SegmentModel
+from .delegates import SegmentDelegate
+from .qmodels import IdRole, SegmentModel
 from .widgets import LANGUAGES
 
 log = logging.getLogger("minutely.ui.edit")

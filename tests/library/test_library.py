@@ -286,3 +286,35 @@ def test_writer_and_reader_threads_never_block_long_or_see_half_a_write(tmp_path
     assert len(lib.segments(sid)) == 2 * n_batches
     assert len(waits) > 5 and max(waits) < 0.5  # reads are never stuck behind the writer
     lib.close()
+
+
+def test_overlap_marks_follow_their_speaker_and_their_session(lib):
+    """Marks of a second voice are kept beside the segments: replaced as a whole, named by their
+    speaker, moved when that speaker is merged (directly or as an undoable edit), gone with the
+    session, and shown in the session's detail (what exports read)."""
+    s = lib.create_session("Standup", "file")
+    lib.add_segments(s.id, [{"start": 0.0, "end": 4.0, "text": "a", "speaker": "S1"},
+                            {"start": 4.0, "end": 8.0, "text": "b", "speaker": "S2"},
+                            {"start": 8.0, "end": 9.0, "text": "c", "speaker": "S3"}])
+    s2, s3 = lib.speaker(s.id, "S2"), lib.speaker(s.id, "S3")
+    assert lib.set_overlaps(s.id, [(3.0, 4.0, s2.id), (5.0, 5.0, s3.id), (6.0, 6.5, s3.id)]) == 2
+    lib.rename_speaker(s.id, "S2", "Ana")
+    assert [(o.start, o.end, o.speaker) for o in lib.overlaps(s.id)] == [(3.0, 4.0, "Ana"), (6.0, 6.5, "S3")]
+    from app.library.export import render
+
+    md, txt = render(lib.session_detail(s.id), "md"), render(lib.session_detail(s.id), "txt")
+    assert "a *(Ana talking over)*" in md and "b *(S3 talking over)*" in md
+    assert "S1: a (Ana talking over)" in txt and "Ana: b (S3 talking over)" in txt and "c (" not in txt
+    lib.edits.merge_speakers(s.id, "S3", "S1")
+    assert [o.speaker for o in lib.overlaps(s.id)] == ["Ana", "S1"]
+    lib.merge_speakers(s.id, "S2", "S1")
+    assert [o.speaker for o in lib.overlaps(s.id)] == ["S1", "S1"]
+    assert [(o.start, o.speaker) for o in lib.session_detail(s.id).overlaps] == [(3.0, "S1"), (6.0, "S1")]
+    assert lib.session_detail(s.id).to_dict()["overlaps"][0]["end"] == 4.0
+    lib.set_overlaps(s.id, [(1.0, 2.0, None)])
+    assert [(o.start, o.speaker) for o in lib.overlaps(s.id)] == [(1.0, None)]
+    lib.set_overlaps(s.id, [(7.0, 7.5, None)], after=5.0)   # a continued part's
+    lib.set_overlaps(s.id, [(8.0, 8.5, None)], after=5.0)                       # marks: replaced again
+    assert [o.start for o in lib.overlaps(s.id)] == [1.0, 8.0]                  # the first part's stay
+    lib.delete_session(s.id)
+    assert lib.conn.execute("SELECT count(*) FROM overlaps").fetchone()[0] == 0

@@ -354,3 +354,34 @@ def test_meeting_pause_resume_and_system_audio_notice(tmp_path, pulse):
         bad.start()
     assert [x.id for x in lib.sessions()] == [sid]  # a failed start leaves no session behind
     lib.close()
+
+
+def test_live_marks_a_voice_talking_over_like_a_file_transcription(tmp_path, engine):
+    """Transcribed live, the final pass after stop cuts the utterance where B takes over inside
+    it and marks the overlap, just as a file transcription of the same audio does."""
+    from app.media import segmentation
+    from app.media.audio import write_wav
+    from app.pipeline.transcribe import transcribe_file
+    from tests.support.meetings import have_tools, talk_over
+
+    if not have_tools() or segmentation.checkpoint_path() is None:
+        pytest.skip("needs espeak-ng, sox and the segmentation checkpoint")
+    x, truth = talk_over(tmp_path)
+    wav = write_wav(tmp_path / "mix.wav", x)
+    lib = Library.open(tmp_path / "lib")
+    sid = lib.create_session("live", "recording", status="recording").id
+    live = LiveTranscriber(lib, sid, engine, TranscribeOptions(parallel=2))
+    live.set_tracks(["mic"])
+    live.start()
+    feed_all(live, x)
+    wait_for(lambda: live.snapshot().segments >= 3, 60, "the live segments")
+    assert len(lib.segments(sid)) == 3                     # live: whole utterances, A's holds B's start
+    live.finish(wav, speakers=2, timeout=120)
+    segs = lib.segments(sid)
+    assert len(segs) == 4                                  # A's utterance cut where B goes on alone
+    marks = [(m.start, m.end) for m in lib.overlaps(sid)]
+    assert marks and marks[0][0] > truth[0] - 0.3 and marks[-1][1] < truth[1] + 0.3
+    filed = transcribe_file(lib, engine, wav, TranscribeOptions(speakers=2, title="file"))
+    assert [(g.start, g.end) for g in lib.segments(filed)] == [(g.start, g.end) for g in segs]
+    assert [(m.start, m.end) for m in lib.overlaps(filed)] == marks
+    lib.close()

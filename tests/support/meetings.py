@@ -179,3 +179,17 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def talk_over(cache: Path) -> tuple[np.ndarray, tuple[float, float]]:
+    """Voice A speaks two sentences and voice B cuts in halfway through the second, then B and
+    A each speak alone (pauses of 0.9 s between): the audio and the truth of the overlap."""
+    a1, a2, a3 = (speak(SENTENCES[i], VOICES[0], cache) for i in (0, 1, 4))
+    b1, b2 = (speak(SENTENCES[i], VOICES[1], cache) for i in (2, 3))
+    gap = np.zeros(int(0.9 * RATE), np.float32)
+    b_at = len(a1) + len(a2) - len(b1) // 2                  # B's first half over A's end
+    first = np.zeros(b_at + len(b1), np.float32)
+    first[:len(a1) + len(a2)] += np.concatenate([a1, a2])
+    first[b_at:b_at + len(b1)] += b1
+    x = np.concatenate([gap, first, gap, b2, gap, a3, gap])
+    return x, ((len(gap) + b_at) / RATE, (len(gap) + len(a1) + len(a2)) / RATE)

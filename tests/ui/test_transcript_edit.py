@@ -588,3 +588,27 @@ def test_citations_and_search_hits_play_from_their_time(window, qtbot):
     window.results.choose(row)
     assert bar.playing
     qtbot.waitUntil(lambda: view.segments.playing_row == 10, timeout=10_000)
+
+
+def test_a_second_voice_is_shown_on_the_segment_it_talks_over(window, qtbot):
+    """Overlap marks stored by transcription show on the row they fall in (the header, the
+    tooltip, the accessible text), follow a rename, and appear when a job writes them later."""
+    from app.ui.qmodels import OverlapRole
+
+    view, lib = window.session_view, window.services.library
+    sid = meeting(window, n=6)
+    s1, s2 = lib.speaker(sid, "S1"), lib.speaker(sid, "S2")
+    assert not any(view.segments.index(r).data(OverlapRole) for r in range(6))
+    # a job writes the marks after the rows: row 2 (S1, 6.0-8.5) has S2 over it; a mark by the
+    # row's own speaker, and one in a pause, are not shown
+    lib.set_overlaps(sid, [(7.0, 7.8, s2.id), (12.2, 12.9, s1.id), (8.6, 8.9, s2.id)])
+    view.refresh_soon(sid)                    # as when the job that wrote them ends
+    qtbot.waitUntil(lambda: bool(view.segments.index(2).data(OverlapRole)), timeout=10_000)
+    assert view.segments.index(2).data(OverlapRole) == "S2"
+    assert [r for r in range(6) if view.segments.index(r).data(OverlapRole)] == [2]
+    assert "S2 talks over at 00:07 (0.8 s)" in view.segments.index(2).data(Qt.ItemDataRole.ToolTipRole)
+    assert "(S2 talking over)" in view.segments.index(2).data(Qt.ItemDataRole.AccessibleTextRole)
+    lib.edits.rename_speaker(sid, "S2", "Bea")
+    window.open_session(sid)
+    assert view.segments.index(2).data(OverlapRole) == "Bea"
+    view.transcript.viewport().repaint()      # the delegate paints the mark without error
