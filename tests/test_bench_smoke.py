@@ -168,3 +168,14 @@ def test_segcheck_bench_runs(tmp_path):
     port = r["pooled"]["port 1 s"]
     assert 0.5 < port["speech_recall"] <= 1.0 and 0.0 <= port["count_floor"] < 0.5
     assert "speech detector (scan)" in r["methods"]
+
+
+@pytest.mark.slow
+def test_diarize_time_bench_runs():
+    from tests.support.meetings import have_tools
+
+    if not have_tools():
+        pytest.skip("needs espeak-ng and sox")
+    r = _run("diarize_time.py", "--minutes", "1")
+    assert r["utterances"] > 0 and r["scan_pct"] >= r["vad_pct"] * 0.5
+    assert r["mfcc"]["dims"] == 12 and r["mfcc"]["found"] >= 1
