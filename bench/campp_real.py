@@ -228,6 +228,8 @@ def main() -> int:
     model.embed(np.zeros(RATE, np.float32))   # build/warm the session outside the timings
     methods = {"mfcc": lambda clips: np.array([diarize.embed(c) for c in clips]),
                "campp": model.embed_many}
+    if not args.folder.is_dir():
+        raise SystemExit(f"no real meetings at {args.folder} (--folder)")
     real = [(w.stem, read_wav(w), read_rttm(w.with_suffix(".rttm"))) for w in sorted(args.folder.glob("*.wav"))]
     results = {"real": compare(real, methods, args.short)}
     turns = {"real": whole_turns(real)}
