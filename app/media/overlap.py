@@ -160,8 +160,7 @@ class OverlapDetector:
         """Seconds where the voice heard alone changes to another one (after ``finish``)."""
         if not self.acts:
             return []
-        order = np.argsort(self.ran, kind="stable")
-        return speaker_changes([self.ran[i] for i in order], np.stack([self.acts[i] for i in order]), self.n)
+        return speaker_changes(self.ran, np.stack(self.acts), self.n)   # windows run in time order
 
 
 def detect(blocks: Iterable[np.ndarray]) -> list[tuple[float, float]] | None:
@@ -208,7 +207,11 @@ def speaker_changes(starts: list[int], act: np.ndarray, n_samples: int) -> list[
     offs = np.array([int(round(s / RATE / fstep)) for s in starts])
     centres = offs + nf / 2
     g = np.arange(n)
-    home = np.abs(g[:, None] - centres[None]).argmin(1)          # the window each frame is read from
+    # the window each frame is read from: the nearer of the two centres around it (the earlier on
+    # a tie); centres rise with the windows, so a search, not a frames x windows table
+    right = np.clip(np.searchsorted(centres, g), 1, max(len(centres) - 1, 1))
+    home = np.where(np.abs(g - centres[right - 1]) <= np.abs(centres[right] - g), right - 1, right) \
+        if len(centres) > 1 else np.zeros(n, int)
     local = act[home, np.clip(g - offs[home], 0, nf - 1)]        # (frames, 3)
     inside = (g - offs[home] >= 0) & (g - offs[home] < nf)
     track = _tracks(starts, act)

@@ -122,3 +122,27 @@ def test_frame_count_averages_the_windows_that_see_a_frame():
     assert set(count[nf:nf + shift - 10].tolist()) == {1}         # window 1 alone
     assert set(count[nf + shift - 10:nf + shift].tolist()) == {2}
     assert count[nf + shift:].sum() == 0                           # no window: nobody
+
+
+def test_the_speaker_changes_of_three_hours_take_little_memory():
+    """Every frame is read from the window centred nearest it, found by a search: a 3-hour
+    recording (2,159 windows, 640,000 frames) needs tens of MB, not a frames x windows table
+    (11 GB), and a voice that changes once is found changing once."""
+    import tracemalloc
+
+    n = 3 * 3600 * RATE
+    starts = overlap._starts(n)
+    act = np.zeros((len(starts), segmentation.FRAMES, segmentation.LOCAL), np.uint8)
+    change = n / 2 / RATE                      # one voice for the first half, another after,
+    rng = np.random.default_rng(5)             # each window naming its local speakers its own way
+    for c, s in enumerate(starts):
+        t = s / RATE + np.arange(segmentation.FRAMES) * segmentation.FRAME_STEP
+        first, second = rng.permutation(segmentation.LOCAL)[:2]
+        act[c, t < change, first] = 1
+        act[c, t >= change, second] = 1
+    tracemalloc.start()
+    changes = overlap.speaker_changes(starts, act, n)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 200e6, peak
+    assert len(changes) == 1 and abs(changes[0] - change) < 0.1
