@@ -81,10 +81,8 @@ def _segments(detail: SessionDetail) -> list[tuple[Segment, str | None, str]]:
 
 def _talking_over(detail: SessionDetail) -> dict[int, str]:
     """Segment id -> who else speaks over it ("Bea", "Bea, S3"), from the overlap marks."""
-    names = {sp.id: sp.display for sp in detail.speakers}
     segs = sorted(detail.segments, key=lambda s: (s.start, s.id))
-    return {gid: ", ".join(dict.fromkeys(_one_line(names.get(m.speaker_id or -1) or m.speaker) or "someone"
-                                         for m in marks))
+    return {gid: ", ".join(dict.fromkeys(_one_line(m.speaker) or "someone" for m in marks))
             for gid, marks in marks_on_segments(segs, detail.overlaps).items()}
 
 

@@ -66,10 +66,10 @@ def split_changes(lib, session_id: int, mix: Path, ask: Ask, embed: Callable[[np
         if len(pieces) > 1:
             todo.append((g, pieces))
     for k in range(0, len(todo), max(1, parallel)):
-        group = todo[k:k + max(1, parallel)]
-        clips = [read_span(mix, a, b) for _, pieces in group for a, b in pieces]
         if cancel is not None and cancel.is_set():
             break
+        group = todo[k:k + max(1, parallel)]
+        clips = [read_span(mix, a, b) for _, pieces in group for a, b in pieces]
         texts = list(ask(clips))
         if any(t is None for t in texts):     # stopped mid-answer: these stay whole
             break

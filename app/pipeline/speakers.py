@@ -93,38 +93,19 @@ def mark_overlaps(lib, session_id: int, audio: Path | None, cancel: threading.Ev
                   found: list[tuple[float, float]] | None = None, offset: float = 0.0) -> int:
     """Mark where a second person speaks over the session's labelled segments: the stretches
     ``found`` where two speak (when a scan found them already), else found now by reading
-    ``audio`` with the segmentation model (``overlap``); each gets the nearest other speaker
-    (``overlap.second_voices``) and the session's marks are replaced. Returns how many were
-    marked; 0, leaving the marks as they were, when the model is not installed, the audio is
+    ``audio`` with the segmentation model (``changes.read_changes``); each gets the nearest other
+    speaker (``overlap.second_voices``) and the session's marks are replaced. Returns how many
+    were marked; 0, leaving the marks as they were, when the model is not installed, the audio is
     missing or cannot be read again (the transcript is never touched), or ``cancel`` is set.
     ``offset``: where ``audio`` starts in the session (a continued recording's part: only the
     marks from there on are replaced); ``found`` is on the session's timeline."""
     from app.media import overlap
-    from app.media.audio import MediaError, iter_audio
+    from app.pipeline.changes import read_changes
 
     if found is None:
-        if audio is None or not Path(audio).is_file():
+        read = read_changes(audio, cancel) if audio is not None else None
+        if read is None:
             return 0
-
-        def blocks():
-            for b in iter_audio(audio, block_seconds=10.0):
-                if cancel is not None and cancel.is_set():
-                    raise _Cancelled
-                yield b
-
-        try:
-            found = overlap.detect(blocks())
-        except _Cancelled:
-            return 0
-        except MediaError as e:
-            log.warning("overlap not marked: %s", e)
-            return 0
-        if found is None:
-            return 0
-        found = [(a + offset, b + offset) for a, b in found]
+        found = [(a + offset, b + offset) for a, b in read[0]]
     segs = [(g.start, g.end, g.speaker_id) for g in lib.segments(session_id) if g.speaker_id is not None]
     return lib.set_overlaps(session_id, overlap.second_voices(segs, found), after=offset)
-
-
-class _Cancelled(Exception):
-    pass

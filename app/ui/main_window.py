@@ -43,8 +43,6 @@ log = logging.getLogger("minutely.ui")
 MEDIA_FILTER = ("Audio and video (*.wav *.mp3 *.m4a *.aac *.flac *.ogg *.opus *.wma *.mp4 *.mkv *.mov "
                 "*.webm *.avi *.m4v);;All files (*)")
 
-
-
 WARM_UP_AFTER_MS = 1000  # after start-up, so loading the speech detectors never delays the window
 
 
@@ -351,15 +349,23 @@ class MainWindow(QMainWindow):
             self.serving.apply()  # says where it serves (or that it stopped), after "Settings saved"
 
     def _warm_up(self) -> None:
-        """Load the speech detectors on the pool once the window has settled: onnxruntime's first
-        import holds the interpreter lock for tens of milliseconds, which would otherwise stall the
-        window while the first dropped file is read."""
+        """Load the speech detectors and the speaker segmentation model on the pool once the
+        window has settled: onnxruntime's first import holds the interpreter lock for tens of
+        milliseconds, and reading the segmentation checkpoint and building its session take
+        ~0.4 s of Python, which would otherwise run while the first dropped file is read."""
+        import numpy as np
+
+        from app.media import overlap
         from app.media.vad import warm_up
 
         if self._closed:
             return
 
-        self.services.runner.run("Getting speech detection ready", lambda ctx: warm_up(), kind="warm-up",
+        def work(_ctx) -> None:
+            warm_up()
+            overlap.detect([np.zeros(overlap.RATE, np.float32)])
+
+        self.services.runner.run("Getting speech detection ready", work, kind="warm-up",
                                  on_done=self._warmed_up, on_failed=self._warmed_up)
 
     def _warmed_up(self, *_: object) -> None:

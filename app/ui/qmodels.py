@@ -212,15 +212,13 @@ class SegmentModel(QAbstractListModel):
 
     def _map_marks(self) -> None:
         """Each overlap mark on the segment it lies in (``marks_on_segments``)."""
-        self._over = marks_on_segments(self._rows, self._marks)
+        self._over = marks_on_segments(self._rows, self._marks) if self._marks else {}
 
     def _refresh_marks(self) -> bool:
         """Re-read the overlap marks (transcription writes them last); repaint the rows they
         touch. Returns True if they changed."""
         marks = self.library.overlaps(self.session_id) if self.session_id is not None else []
-        if marks == self._marks:
-            if self._marks:
-                self._map_marks()   # rows moved: the marks may sit on others now
+        if marks == self._marks:   # rows that moved were mapped again where they changed (apply)
             return False
         touched = set(self._over)
         self._marks = marks
@@ -265,6 +263,8 @@ class SegmentModel(QAbstractListModel):
                 self.beginInsertRows(QModelIndex(), len(old), len(old) + len(fresh) - 1)
                 self._rows = old + fresh
                 self._starts += [g.start for g in fresh]
+                if self._marks:
+                    self._map_marks()
                 self.endInsertRows()
                 return True
             if not changed and not fresh and len(old) == self.library.segment_count(self.session_id):
